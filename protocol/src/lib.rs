@@ -1,0 +1,53 @@
+//! # chorus-protocol
+//!
+//! The wire protocol of Chorus, shared by the server (`chorus-server`) and the browser client
+//! (`chorus-client`). It knows nothing of sockets.
+//!
+//! Every WebSocket **binary** message holds exactly one postcard-encoded value: a
+//! [`ClientMessage`] from client to server, a [`ServerMessage`] from server to client.
+//!
+//! ## Layout
+//! - [`message`]: the two enums and the types they carry ([`Position`], [`Body`], ...).
+//! - [`codes`]: stable [`ErrorCode`] numbers and [`DisconnectReason`] close codes.
+//! - [`codec`]: [`encode`] and [`decode`] with a maximum frame size; decoding never panics.
+//! - [`validate`]: room and user naming rules and the body limit, used by both sides.
+//!
+//! ## Compatibility
+//! [`PROTOCOL_VERSION`] travels in [`ServerMessage::Welcome`]. Variants and fields are only
+//! ever appended. Golden byte vectors in `tests/golden.rs` fail on any accidental change.
+//!
+//! ## Example
+//! ```
+//! use chorus_protocol::{Body, ClientMessage, DEFAULT_MAX_FRAME};
+//!
+//! let publish = ClientMessage::Publish {
+//!     room: "lobby".into(),
+//!     id: 7,
+//!     body: Body::Text("hello".into()),
+//! };
+//! let frame = publish.encode(DEFAULT_MAX_FRAME).unwrap();
+//! assert_eq!(ClientMessage::decode(&frame, DEFAULT_MAX_FRAME).unwrap(), publish);
+//! // Garbage is an error, never a panic.
+//! assert!(ClientMessage::decode(&[0xff, 0xff], DEFAULT_MAX_FRAME).is_err());
+//! ```
+
+pub mod codec;
+pub mod codes;
+pub mod message;
+pub mod validate;
+
+pub use codec::{CodecError, DEFAULT_MAX_FRAME, FRAME_OVERHEAD, decode, encode};
+pub use codes::{DisconnectReason, ErrorCode};
+pub use message::{Body, ClientMessage, Limits, Position, Reconnect, Recovery, ServerMessage};
+
+/// Version of this protocol, sent in [`ServerMessage::Welcome`]. Bumped only for a change an
+/// older peer cannot decode.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// The WebSocket subprotocol a client offers and the server selects.
+pub const SUBPROTOCOL: &str = "chorus.v1";
+
+/// Prefix of the second subprotocol a browser offers to carry its token
+/// (`chorus.auth.<token>`), since browsers cannot set headers on a WebSocket. The server
+/// never echoes it.
+pub const AUTH_SUBPROTOCOL_PREFIX: &str = "chorus.auth.";

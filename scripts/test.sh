@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every check CI runs, in order, stopping at the first failure.
+# To add a check, add a `step` line below.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+export CI=true
+
+step() {
+  local name=$1
+  shift
+  printf '\n==> %s: %s\n' "$name" "$*"
+  if ! "$@"; then
+    printf '\ntest.sh: step "%s" FAILED (%s)\n' "$name" "$*" >&2
+    exit 1
+  fi
+}
+
+step setup bash scripts/setup.sh
+step fmt cargo fmt --all --check
+step clippy cargo clippy --workspace --all-targets -- -D warnings
+step test cargo test --workspace
+
+printf '\ntest.sh: all steps passed\n'

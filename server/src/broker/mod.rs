@@ -1,0 +1,89 @@
+//! The broker: what must be shared between server instances. Sequence numbers and history,
+//! delivery of room frames to every instance with local members, and presence.
+//!
+//! [`MemoryBroker`] is the in-process implementation (the default, one instance). A Redis
+//! implementation sits behind the same trait for many instances. An instance subscribes to
+//! a room only while it has local members; the broker delivers to the local [`Hub`].
+//!
+//! [`Hub`]: crate::hub::Hub
+
+mod memory;
+
+pub use memory::MemoryBroker;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chorus_protocol::{Body, Position};
+
+use crate::history::{HistoryPolicy, Replay};
+
+/// Why a broker operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BrokerError {
+    /// The backing store cannot be reached; the request may be retried.
+    #[error("broker unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A message to publish; the broker gives it its sequence number.
+#[derive(Debug, Clone)]
+pub struct Publication {
+    /// Publisher's message id.
+    pub id: u64,
+    /// Publisher's user name.
+    pub sender: String,
+    /// Server time, milliseconds since the Unix epoch.
+    pub ts: u64,
+    /// The payload.
+    pub body: Body,
+}
+
+/// A frame that is delivered but never stored (presence and typing events).
+#[derive(Debug, Clone)]
+pub struct Ephemeral {
+    /// The encoded frame.
+    pub frame: Bytes,
+    /// Skip this user's connections (a typing user does not see their own indicator).
+    pub except_user: Option<String>,
+}
+
+/// Shared state behind every instance. Implementations never block: they are called from
+/// connection tasks.
+#[async_trait]
+pub trait Broker: Send + Sync + 'static {
+    /// Start delivering `room`'s frames to this instance (its first local member joined).
+    async fn subscribe(&self, room: &str) -> Result<(), BrokerError>;
+
+    /// Stop delivering `room`'s frames to this instance (its last local member left).
+    async fn unsubscribe(&self, room: &str) -> Result<(), BrokerError>;
+
+    /// Give the message the room's next sequence number, keep it in the history under
+    /// `policy`, and deliver it to every subscribed instance. Returns its sequence.
+    async fn publish(
+        &self,
+        room: &str,
+        publication: Publication,
+        policy: HistoryPolicy,
+    ) -> Result<u64, BrokerError>;
+
+    /// Deliver an ephemeral frame to every subscribed instance.
+    async fn broadcast(&self, room: &str, event: Ephemeral) -> Result<(), BrokerError>;
+
+    /// The room's position and the messages after `since` still in its history.
+    async fn replay(
+        &self,
+        room: &str,
+        since: Option<Position>,
+        policy: HistoryPolicy,
+    ) -> Result<Replay, BrokerError>;
+
+    /// Count one more connection of `user` in `room`. Returns whether the user was absent.
+    async fn presence_add(&self, room: &str, user: &str) -> Result<bool, BrokerError>;
+
+    /// Count one connection of `user` fewer in `room`. Returns whether the user is now
+    /// absent.
+    async fn presence_remove(&self, room: &str, user: &str) -> Result<bool, BrokerError>;
+
+    /// Users present in `room`, each once, sorted.
+    async fn presence(&self, room: &str) -> Result<Vec<String>, BrokerError>;
+}

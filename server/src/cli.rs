@@ -1,0 +1,108 @@
+//! The `chorus-server` command line.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::auth::Auth;
+use crate::config::{HumanDuration, Settings};
+use crate::{Config, Error, Result};
+
+/// Chorus real-time messaging server.
+#[derive(Debug, Parser)]
+#[command(
+    name = "chorus-server",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    /// What to do; `serve` if omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// `serve` options, when the subcommand is omitted.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve(ServeArgs),
+    /// Print a signed token for a user.
+    Token(TokenArgs),
+}
+
+/// Options of `chorus-server serve`.
+#[derive(Debug, Default, Args)]
+pub struct ServeArgs {
+    /// TOML config file; flags and CHORUS_* variables override it.
+    #[arg(long, env = "CHORUS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Development mode: a random secret unless one is given, POST /api/dev/token, and
+    /// localhost origins allowed.
+    #[arg(long, env = "CHORUS_DEV")]
+    pub dev: bool,
+    /// Every other setting.
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+impl ServeArgs {
+    /// Merge flags and environment over the config file, apply defaults, validate.
+    pub fn resolve(self) -> Result<Config> {
+        let file = match &self.config {
+            Some(path) => Settings::from_file(path)?,
+            None => Settings::default(),
+        };
+        Config::resolve(self.settings.or(file), self.dev)
+    }
+}
+
+/// Options of `chorus-server token`.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The user name (the token's subject).
+    #[arg(long)]
+    pub user: String,
+    /// How long the token is valid. Default: 1h.
+    #[arg(long, default_value = "1h")]
+    pub ttl: HumanDuration,
+    /// Room patterns the user may join and publish to (`*` is a wildcard). Repeatable.
+    /// Default: `*`.
+    #[arg(long = "rooms", num_args = 1.., default_value = "*")]
+    pub rooms: Vec<String>,
+    /// Allow the token to use the HTTP publish API.
+    #[arg(long)]
+    pub admin: bool,
+    /// The signing secret.
+    #[arg(long, env = "CHORUS_TOKEN_SECRET")]
+    pub token_secret: Option<String>,
+    /// Read the secret from this config file if not given otherwise.
+    #[arg(long, env = "CHORUS_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+impl TokenArgs {
+    /// Sign the token.
+    pub fn token(self) -> Result<String> {
+        if let Err(e) = chorus_protocol::validate::user(&self.user) {
+            return Err(Error::Config(format!("invalid user name: {e}")));
+        }
+        let secret = match (self.token_secret, &self.config) {
+            (Some(secret), _) => secret,
+            (None, Some(path)) => Settings::from_file(path)?
+                .token_secret
+                .ok_or_else(|| Error::Config(format!("{} sets no token_secret", path.display())))?,
+            (None, None) => {
+                return Err(Error::Config(
+                    "a token secret is required: --token-secret or CHORUS_TOKEN_SECRET".into(),
+                ));
+            }
+        };
+        let ttl: Duration = self.ttl.0;
+        Auth::new(&secret).issue(&self.user, ttl, self.rooms, self.admin)
+    }
+}

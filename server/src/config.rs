@@ -1,0 +1,461 @@
+//! Configuration: every setting comes from a flag, a `CHORUS_*` environment variable or the
+//! TOML file given with `--config`, in that order of precedence, then a default.
+//!
+//! [`Settings`] is what flags, environment and file may set (all optional); [`Config`] is the
+//! resolved, validated configuration the server runs with. Namespace policies
+//! ([`NamespacePolicy`]) come from the file only.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use chorus_protocol::{DEFAULT_MAX_FRAME, validate};
+use serde::{Deserialize, Deserializer};
+
+use crate::{Error, Result};
+
+/// A duration written the human way: `250ms`, `25s`, `5m`, `1h`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl FromStr for HumanDuration {
+    type Err = humantime::DurationError;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        humantime::parse_duration(s).map(HumanDuration)
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Declares [`Settings`] once for clap (flags and environment) and serde (the TOML file),
+/// and the field-by-field merge, so the three sources cannot drift apart.
+macro_rules! settings {
+    ($( $(#[$doc:meta])* $field:ident : $ty:ty, $env:literal; )*) => {
+        /// Settings of `chorus-server serve`, each optional: flags, `CHORUS_*` variables and
+        /// the config file fill them, and [`Config::resolve`] applies the defaults.
+        #[derive(Debug, Clone, Default, clap::Args, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Settings {
+            $(
+                $(#[$doc])*
+                #[arg(long, env = $env)]
+                #[serde(default)]
+                pub $field: Option<$ty>,
+            )*
+            /// Namespace policies (config file only): `[namespaces.NAME]` tables, and
+            /// `[namespaces.default]` for rooms without a configured namespace.
+            #[arg(skip)]
+            #[serde(default)]
+            pub namespaces: HashMap<String, NamespacePolicy>,
+        }
+
+        impl Settings {
+            /// Fill every field not set in `self` from `lower`.
+            pub fn or(self, lower: Settings) -> Settings {
+                let mut namespaces = lower.namespaces;
+                namespaces.extend(self.namespaces);
+                Settings {
+                    $( $field: self.$field.or(lower.$field), )*
+                    namespaces,
+                }
+            }
+        }
+    };
+}
+
+settings! {
+    /// Address to listen on. Default: 127.0.0.1:8080.
+    bind: SocketAddr, "CHORUS_BIND";
+    /// Secret that signs tokens (HMAC-SHA256). Required unless --dev.
+    token_secret: String, "CHORUS_TOKEN_SECRET";
+    /// Origins allowed to open a WebSocket, e.g. https://chat.example.com; `*` allows any.
+    /// Default: the server's own origin (plus localhost with --dev). Repeatable; in the
+    /// environment, comma-separated.
+    #[arg(value_delimiter = ',')]
+    allowed_origin: Vec<String>, "CHORUS_ALLOWED_ORIGIN";
+    /// Log format. Default: text.
+    #[arg(value_enum)]
+    log_format: LogFormat, "CHORUS_LOG_FORMAT";
+    /// How often the server pings each connection (and tells clients to ping). Default: 25s.
+    heartbeat_interval: HumanDuration, "CHORUS_HEARTBEAT_INTERVAL";
+    /// A connection silent this long is closed (code 4000). Default: 60s.
+    heartbeat_timeout: HumanDuration, "CHORUS_HEARTBEAT_TIMEOUT";
+    /// Largest frame accepted, in bytes; bodies may use this minus 1024. Default: 65536.
+    max_frame: usize, "CHORUS_MAX_FRAME";
+    /// Most rooms one connection may be in. Default: 64.
+    max_rooms_per_connection: usize, "CHORUS_MAX_ROOMS_PER_CONNECTION";
+    /// Most connections on this server. Default: 100000.
+    max_connections: usize, "CHORUS_MAX_CONNECTIONS";
+    /// Most connections of one user on this server. Default: 32.
+    max_connections_per_user: usize, "CHORUS_MAX_CONNECTIONS_PER_USER";
+    /// Most frames waiting to be sent to one connection before it is dropped as a slow
+    /// consumer. Default: 1024.
+    queue_max_messages: usize, "CHORUS_QUEUE_MAX_MESSAGES";
+    /// Most bytes waiting to be sent to one connection. Default: 4194304 (4 MiB).
+    queue_max_bytes: usize, "CHORUS_QUEUE_MAX_BYTES";
+    /// A write to a socket that takes longer than this drops it as a slow consumer.
+    /// Default: 10s.
+    write_timeout: HumanDuration, "CHORUS_WRITE_TIMEOUT";
+    /// Publishes per second per connection, sustained. Default: 50.
+    publish_rate: u32, "CHORUS_PUBLISH_RATE";
+    /// Publishes per connection in a burst. Default: 100.
+    publish_burst: u32, "CHORUS_PUBLISH_BURST";
+    /// Typing events per second per connection, sustained. Default: 5.
+    typing_rate: u32, "CHORUS_TYPING_RATE";
+    /// Typing events per connection in a burst. Default: 10.
+    typing_burst: u32, "CHORUS_TYPING_BURST";
+    /// Rejected requests (over a rate, or undecodable) tolerated in a burst before the
+    /// connection is closed for abuse (code 4003); they are forgiven at one per second.
+    /// Default: 30.
+    abuse_burst: u32, "CHORUS_ABUSE_BURST";
+    /// The server relays at most one "typing started" per user and room in this window.
+    /// Default: 1s.
+    typing_throttle: HumanDuration, "CHORUS_TYPING_THROTTLE";
+    /// A typing state not refreshed within this time expires. Default: 5s.
+    typing_ttl: HumanDuration, "CHORUS_TYPING_TTL";
+    /// How long shutdown waits for queues to drain. Default: 10s.
+    shutdown_timeout: HumanDuration, "CHORUS_SHUTDOWN_TIMEOUT";
+    /// Directory of static files served at / (the demo page). Default: none.
+    static_dir: PathBuf, "CHORUS_STATIC_DIR";
+    /// Directory of the built npm package, served at /pkg/. Default: none.
+    pkg_dir: PathBuf, "CHORUS_PKG_DIR";
+}
+
+impl Settings {
+    /// Read settings from a TOML file.
+    pub fn from_file(path: &Path) -> Result<Settings> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigFile {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+    }
+}
+
+/// Policy for the rooms of one namespace (the part of a room name before the first `:`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NamespacePolicy {
+    /// Whether clients may publish. When false, only the HTTP publish API can. Default: true.
+    pub client_publish: bool,
+    /// Whether members see who is present. Default: true.
+    pub presence: bool,
+    /// Whether typing indicators are relayed. Default: true.
+    pub typing: bool,
+    /// Most members (users) in one room; 0 means no limit. Default: 0.
+    pub max_members: usize,
+    /// Messages kept per room for resume and history. Default: 1000.
+    pub history_size: usize,
+    /// How long messages are kept. Default: 5m.
+    #[serde(deserialize_with = "duration_from_str")]
+    pub history_ttl: Duration,
+}
+
+fn duration_from_str<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Duration, D::Error> {
+    HumanDuration::deserialize(d).map(|h| h.0)
+}
+
+impl Default for NamespacePolicy {
+    fn default() -> Self {
+        NamespacePolicy {
+            client_publish: true,
+            presence: true,
+            typing: true,
+            max_members: 0,
+            history_size: 1000,
+            history_ttl: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The resolved configuration the server runs with. Construct it with [`Config::resolve`],
+/// or start from [`Config::default`] in tests and adjust fields.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address the binary listens on (the library takes a bound listener instead).
+    pub bind: SocketAddr,
+    /// Secret that signs and verifies tokens.
+    pub token_secret: String,
+    /// Development mode: enables `POST /api/dev/token` and allows localhost origins.
+    pub dev: bool,
+    /// Allowed browser origins; empty means the server's own origin only. `*` allows any.
+    pub allowed_origins: Vec<String>,
+    /// Log format (used by the binary).
+    pub log_format: LogFormat,
+    /// Server ping interval; also the client's.
+    pub heartbeat_interval: Duration,
+    /// Silence after which a connection is closed.
+    pub heartbeat_timeout: Duration,
+    /// Largest frame accepted.
+    pub max_frame: usize,
+    /// Most rooms per connection.
+    pub max_rooms_per_connection: usize,
+    /// Most connections on this server.
+    pub max_connections: usize,
+    /// Most connections per user.
+    pub max_connections_per_user: usize,
+    /// Outbound queue bound, in frames.
+    pub queue_max_messages: usize,
+    /// Outbound queue bound, in bytes.
+    pub queue_max_bytes: usize,
+    /// Longest a single socket write may take.
+    pub write_timeout: Duration,
+    /// Publish token bucket: sustained rate per second.
+    pub publish_rate: u32,
+    /// Publish token bucket: burst.
+    pub publish_burst: u32,
+    /// Typing token bucket: sustained rate per second.
+    pub typing_rate: u32,
+    /// Typing token bucket: burst.
+    pub typing_burst: u32,
+    /// Rejections tolerated in a burst before an abuse disconnect.
+    pub abuse_burst: u32,
+    /// Typing relay throttle per user and room.
+    pub typing_throttle: Duration,
+    /// Typing state expiry.
+    pub typing_ttl: Duration,
+    /// Deadline for draining queues at shutdown.
+    pub shutdown_timeout: Duration,
+    /// Static files served at `/`.
+    pub static_dir: Option<PathBuf>,
+    /// The npm package served at `/pkg/`.
+    pub pkg_dir: Option<PathBuf>,
+    /// Namespace policies by name; rooms without a namespace, or with one not listed, use
+    /// `default_namespace`.
+    pub namespaces: HashMap<String, NamespacePolicy>,
+    /// Policy for rooms whose namespace is not configured.
+    pub default_namespace: NamespacePolicy,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            token_secret: String::new(),
+            dev: false,
+            allowed_origins: Vec::new(),
+            log_format: LogFormat::Text,
+            heartbeat_interval: Duration::from_secs(25),
+            heartbeat_timeout: Duration::from_secs(60),
+            max_frame: DEFAULT_MAX_FRAME,
+            max_rooms_per_connection: 64,
+            max_connections: 100_000,
+            max_connections_per_user: 32,
+            queue_max_messages: 1024,
+            queue_max_bytes: 4 * 1024 * 1024,
+            write_timeout: Duration::from_secs(10),
+            publish_rate: 50,
+            publish_burst: 100,
+            typing_rate: 5,
+            typing_burst: 10,
+            abuse_burst: 30,
+            typing_throttle: Duration::from_secs(1),
+            typing_ttl: Duration::from_secs(5),
+            shutdown_timeout: Duration::from_secs(10),
+            static_dir: None,
+            pkg_dir: None,
+            namespaces: HashMap::new(),
+            default_namespace: NamespacePolicy::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Apply defaults to `settings` and check the result. With `dev` and no secret, a random
+    /// secret is generated.
+    pub fn resolve(settings: Settings, dev: bool) -> Result<Config> {
+        let d = Config::default();
+        let mut namespaces = settings.namespaces;
+        let default_namespace = namespaces.remove("default").unwrap_or_default();
+        let token_secret = match settings.token_secret {
+            Some(secret) => secret,
+            None if dev => random_secret(),
+            None => {
+                return Err(Error::Config(
+                    "a token secret is required: --token-secret or CHORUS_TOKEN_SECRET \
+                     (or --dev for a random one)"
+                        .into(),
+                ));
+            }
+        };
+        let dur = |v: Option<HumanDuration>, default: Duration| v.map_or(default, |h| h.0);
+        let config = Config {
+            bind: settings.bind.unwrap_or(d.bind),
+            token_secret,
+            dev,
+            allowed_origins: settings.allowed_origin.unwrap_or_default(),
+            log_format: settings.log_format.unwrap_or_default(),
+            heartbeat_interval: dur(settings.heartbeat_interval, d.heartbeat_interval),
+            heartbeat_timeout: dur(settings.heartbeat_timeout, d.heartbeat_timeout),
+            max_frame: settings.max_frame.unwrap_or(d.max_frame),
+            max_rooms_per_connection: settings
+                .max_rooms_per_connection
+                .unwrap_or(d.max_rooms_per_connection),
+            max_connections: settings.max_connections.unwrap_or(d.max_connections),
+            max_connections_per_user: settings
+                .max_connections_per_user
+                .unwrap_or(d.max_connections_per_user),
+            queue_max_messages: settings.queue_max_messages.unwrap_or(d.queue_max_messages),
+            queue_max_bytes: settings.queue_max_bytes.unwrap_or(d.queue_max_bytes),
+            write_timeout: dur(settings.write_timeout, d.write_timeout),
+            publish_rate: settings.publish_rate.unwrap_or(d.publish_rate),
+            publish_burst: settings.publish_burst.unwrap_or(d.publish_burst),
+            typing_rate: settings.typing_rate.unwrap_or(d.typing_rate),
+            typing_burst: settings.typing_burst.unwrap_or(d.typing_burst),
+            abuse_burst: settings.abuse_burst.unwrap_or(d.abuse_burst),
+            typing_throttle: dur(settings.typing_throttle, d.typing_throttle),
+            typing_ttl: dur(settings.typing_ttl, d.typing_ttl),
+            shutdown_timeout: dur(settings.shutdown_timeout, d.shutdown_timeout),
+            static_dir: settings.static_dir,
+            pkg_dir: settings.pkg_dir,
+            namespaces,
+            default_namespace,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Check that the settings make sense together.
+    pub fn validate(&self) -> Result<()> {
+        let fail = |msg: &str| Err(Error::Config(msg.to_owned()));
+        if self.token_secret.len() < 16 {
+            return fail("the token secret must be at least 16 bytes");
+        }
+        if self.max_frame < 2 * chorus_protocol::FRAME_OVERHEAD {
+            return fail("max_frame must be at least 2048 bytes");
+        }
+        if self.heartbeat_interval.is_zero() || self.heartbeat_timeout <= self.heartbeat_interval {
+            return fail("heartbeat_timeout must be longer than a non-zero heartbeat_interval");
+        }
+        let positive = [
+            ("max_rooms_per_connection", self.max_rooms_per_connection),
+            ("max_connections", self.max_connections),
+            ("max_connections_per_user", self.max_connections_per_user),
+            ("queue_max_messages", self.queue_max_messages),
+            ("publish_rate", self.publish_rate as usize),
+            ("publish_burst", self.publish_burst as usize),
+            ("typing_rate", self.typing_rate as usize),
+            ("typing_burst", self.typing_burst as usize),
+            ("abuse_burst", self.abuse_burst as usize),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(Error::Config(format!("{name} must be greater than 0")));
+        }
+        if self.queue_max_bytes < self.max_frame {
+            return fail("queue_max_bytes must be at least max_frame");
+        }
+        if self.typing_ttl.is_zero() {
+            return fail("typing_ttl must be greater than 0");
+        }
+        for name in self.namespaces.keys() {
+            if validate::room(name).is_err() || name.contains(':') {
+                return Err(Error::Config(format!("invalid namespace name {name:?}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The policy for a room, by its namespace.
+    pub fn policy(&self, room: &str) -> &NamespacePolicy {
+        validate::namespace(room)
+            .and_then(|ns| self.namespaces.get(ns))
+            .unwrap_or(&self.default_namespace)
+    }
+
+    /// The largest publish body.
+    pub fn max_body(&self) -> usize {
+        validate::max_body(self.max_frame)
+    }
+}
+
+fn random_secret() -> String {
+    let bytes: [u8; 32] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_and_file_overrides_defaults() {
+        let file: Settings = toml::from_str(
+            r#"
+            token_secret = "file-secret-0123456789"
+            max_frame = 4096
+            heartbeat_interval = "5s"
+            [namespaces.news]
+            client_publish = false
+            history_ttl = "1m"
+            [namespaces.default]
+            typing = false
+            "#,
+        )
+        .unwrap();
+        let flags = Settings {
+            max_frame: Some(8192),
+            ..Settings::default()
+        };
+        let config = Config::resolve(flags.or(file), false).unwrap();
+        assert_eq!(config.max_frame, 8192);
+        assert_eq!(config.heartbeat_interval, Duration::from_secs(5));
+        assert_eq!(config.token_secret, "file-secret-0123456789");
+        assert!(!config.policy("news:tech").client_publish);
+        assert_eq!(
+            config.policy("news:tech").history_ttl,
+            Duration::from_secs(60)
+        );
+        assert!(!config.policy("lobby").typing);
+        assert!(config.policy("other:x").client_publish);
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_rejected() {
+        assert!(toml::from_str::<Settings>("max_frames = 1").is_err());
+    }
+
+    #[test]
+    fn a_secret_is_required_outside_dev() {
+        assert!(Config::resolve(Settings::default(), false).is_err());
+        let dev = Config::resolve(Settings::default(), true).unwrap();
+        assert_eq!(dev.token_secret.len(), 64);
+    }
+
+    #[test]
+    fn inconsistent_settings_are_rejected() {
+        let base = Settings {
+            token_secret: Some("0123456789abcdef".into()),
+            ..Settings::default()
+        };
+        let bad = Settings {
+            heartbeat_timeout: Some(HumanDuration(Duration::from_secs(1))),
+            ..base.clone()
+        };
+        assert!(Config::resolve(bad, false).is_err());
+        let bad = Settings {
+            publish_rate: Some(0),
+            ..base.clone()
+        };
+        assert!(Config::resolve(bad, false).is_err());
+        assert!(Config::resolve(base, false).is_ok());
+    }
+}

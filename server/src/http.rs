@@ -1,0 +1,334 @@
+//! HTTP routes: the WebSocket handshake (with auth and origin checks before the upgrade),
+//! health, metrics, the publish API, the dev token endpoint and static files.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use chorus_protocol::{AUTH_SUBPROTOCOL_PREFIX, Body, ErrorCode, SUBPROTOCOL, validate};
+use serde::Deserialize;
+use serde_json::json;
+use tower_http::services::ServeDir;
+
+use crate::auth::AuthError;
+use crate::connection;
+use crate::node::{Node, Refusal};
+
+/// WebSocket read buffer per connection. tungstenite's default (128 KiB) would cost that
+/// much per idle connection; frames larger than this are read in several steps.
+const READ_BUFFER: usize = 4 * 1024;
+/// Outgoing bytes gathered before a socket write; flushes write out the rest.
+const WRITE_BUFFER: usize = 16 * 1024;
+
+/// The server's routes.
+pub(crate) fn router(node: Arc<Node>) -> Router {
+    let mut app = Router::new()
+        .route("/ws", get(websocket))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/api/publish", post(publish));
+    if node.config.dev {
+        app = app.route("/api/dev/token", post(dev_token));
+    }
+    if let Some(dir) = &node.config.pkg_dir {
+        app = app.nest_service("/pkg", ServeDir::new(dir));
+    }
+    if let Some(dir) = &node.config.static_dir {
+        app = app.fallback_service(ServeDir::new(dir));
+    }
+    app.with_state(node)
+}
+
+/// An HTTP error with a JSON body: `{"code": <ErrorCode or 0>, "error": "..."}`.
+fn error(status: StatusCode, code: Option<ErrorCode>, message: &str) -> Response {
+    let code = code.map_or(0, ErrorCode::as_u16);
+    (
+        status,
+        axum::Json(json!({ "code": code, "error": message })),
+    )
+        .into_response()
+}
+
+fn status_for(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::Forbidden | ErrorCode::PublishDisabled => StatusCode::FORBIDDEN,
+        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        error(status_for(self.code), Some(self.code), &self.message)
+    }
+}
+
+/// The subprotocols a client offered, in order.
+fn offered_protocols(headers: &HeaderMap) -> Vec<&str> {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// Whether a browser at `origin` may connect. Requests without an Origin header come from
+/// non-browser clients, which the token alone governs.
+fn origin_allowed(node: &Node, headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let origin = origin.trim_end_matches('/');
+    let allowed = &node.config.allowed_origins;
+    if allowed
+        .iter()
+        .any(|a| a == "*" || a.trim_end_matches('/').eq_ignore_ascii_case(origin))
+    {
+        return true;
+    }
+    let authority = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    let same_origin = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|host| host.eq_ignore_ascii_case(authority));
+    if allowed.is_empty() && same_origin {
+        return true;
+    }
+    if node.config.dev {
+        let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+        return matches!(host, "localhost" | "127.0.0.1" | "[::1]");
+    }
+    false
+}
+
+async fn websocket(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    if !origin_allowed(&node, &headers) {
+        return error(StatusCode::FORBIDDEN, None, "origin not allowed");
+    }
+    let offered = offered_protocols(&headers);
+    if !offered.is_empty() && !offered.contains(&SUBPROTOCOL) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            None,
+            &format!("unsupported subprotocol; offer {SUBPROTOCOL}"),
+        );
+    }
+    // The token is checked before the upgrade: a refused client gets 401 and no socket.
+    let token = offered
+        .iter()
+        .find_map(|p| p.strip_prefix(AUTH_SUBPROTOCOL_PREFIX))
+        .or(query.get("token").map(String::as_str));
+    let verified = match token {
+        Some(token) => node.auth.verify(token),
+        None => Err(AuthError::Missing),
+    };
+    let claims = match verified {
+        Ok(claims) => claims,
+        Err(e) => {
+            node.metrics.auth_failures.inc();
+            tracing::debug!(error = %e, "upgrade refused");
+            return error(StatusCode::UNAUTHORIZED, None, &e.to_string());
+        }
+    };
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
+    // Past the limits, the socket still opens, only to say why it closes at once: browsers
+    // cannot read the status of a refused upgrade, but they can read a close code.
+    let slot = node.reserve(&claims.sub);
+    let max_frame = node.config.max_frame;
+    upgrade
+        .protocols([SUBPROTOCOL])
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(node.config.queue_max_bytes + WRITE_BUFFER)
+        .max_message_size(max_frame)
+        .max_frame_size(max_frame)
+        .on_upgrade(move |socket| {
+            let tasks = node.tasks.clone();
+            tasks.track_future(connection::serve(node, socket, claims, slot))
+        })
+}
+
+async fn healthz() -> Response {
+    axum::Json(json!({ "status": "ok" })).into_response()
+}
+
+async fn metrics(State(node): State<Arc<Node>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        node.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Body of `POST /api/publish`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublishRequest {
+    room: String,
+    /// A text body.
+    text: Option<String>,
+    /// A binary body, base64-encoded (standard alphabet, padded).
+    binary: Option<String>,
+    /// Message id; a random one if absent.
+    id: Option<u64>,
+    /// Sender name shown to clients. Default: the admin token's user, or "server".
+    sender: Option<String>,
+}
+
+/// Who may use the publish API: the holder of the token secret, or of an admin token.
+fn api_caller(node: &Node, headers: &HeaderMap) -> Result<Option<String>, Response> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let unauthorized = |message: &str| {
+        node.metrics.auth_failures.inc();
+        Err(error(StatusCode::UNAUTHORIZED, None, message))
+    };
+    let Some(bearer) = bearer else {
+        return unauthorized("missing bearer token");
+    };
+    if constant_time_eq(bearer.as_bytes(), node.config.token_secret.as_bytes()) {
+        return Ok(None);
+    }
+    match node.auth.verify(bearer) {
+        Ok(claims) if claims.admin => Ok(Some(claims.sub)),
+        Ok(_) => Err(error(
+            StatusCode::FORBIDDEN,
+            Some(ErrorCode::Forbidden),
+            "token is not an admin token",
+        )),
+        Err(e) => unauthorized(&e.to_string()),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn publish(State(node): State<Arc<Node>>, headers: HeaderMap, body: Bytes) -> Response {
+    let caller = match api_caller(&node, &headers) {
+        Ok(caller) => caller,
+        Err(response) => return response,
+    };
+    let request: PublishRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                Some(ErrorCode::InvalidRequest),
+                &format!("invalid JSON: {e}"),
+            );
+        }
+    };
+    if let Err(e) = validate::room(&request.room) {
+        return Refusal::new(ErrorCode::InvalidRoom, format!("invalid room name: {e}"))
+            .into_response();
+    }
+    let body = match (request.text, request.binary) {
+        (Some(text), None) => Body::Text(text),
+        (None, Some(encoded)) => match base64::engine::general_purpose::STANDARD.decode(encoded) {
+            Ok(bytes) => Body::Binary(bytes),
+            Err(e) => {
+                return Refusal::new(ErrorCode::InvalidRequest, format!("invalid base64: {e}"))
+                    .into_response();
+            }
+        },
+        _ => {
+            return Refusal::new(
+                ErrorCode::InvalidRequest,
+                "give exactly one of \"text\" and \"binary\"",
+            )
+            .into_response();
+        }
+    };
+    let sender = request
+        .sender
+        .or(caller)
+        .unwrap_or_else(|| "server".to_owned());
+    if let Err(e) = validate::user(&sender) {
+        return Refusal::new(ErrorCode::InvalidRequest, format!("invalid sender: {e}"))
+            .into_response();
+    }
+    let id = request.id.unwrap_or_else(|| rand::random::<u64>() >> 11);
+    match node.publish(&request.room, &sender, id, body).await {
+        Ok(seq) => {
+            axum::Json(json!({ "room": request.room, "id": id, "seq": seq })).into_response()
+        }
+        Err(refusal) => {
+            node.metrics.error(refusal.code);
+            refusal.into_response()
+        }
+    }
+}
+
+/// Body of `POST /api/dev/token`.
+#[derive(Debug, Deserialize)]
+struct DevTokenRequest {
+    user: String,
+}
+
+/// Lifetime of dev tokens.
+const DEV_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+
+async fn dev_token(State(node): State<Arc<Node>>, body: Bytes) -> Response {
+    let request: DevTokenRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                Some(ErrorCode::InvalidRequest),
+                &format!("invalid JSON: {e}"),
+            );
+        }
+    };
+    if let Err(e) = validate::user(&request.user) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            Some(ErrorCode::InvalidRequest),
+            &format!("invalid user name: {e}"),
+        );
+    }
+    match node
+        .auth
+        .issue(&request.user, DEV_TOKEN_TTL, vec!["*".to_owned()], false)
+    {
+        Ok(token) => axum::Json(json!({
+            "token": token,
+            "user": request.user,
+            "expires_in": DEV_TOKEN_TTL.as_secs(),
+        }))
+        .into_response(),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Some(ErrorCode::Internal),
+            &e.to_string(),
+        ),
+    }
+}

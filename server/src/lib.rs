@@ -1,0 +1,104 @@
+//! # chorus-server
+//!
+//! The Chorus real-time server: WebSocket connections authenticated before the upgrade,
+//! rooms with per-room sequence numbers and history, presence, typing indicators,
+//! heartbeats, backpressure, rate limits, an HTTP publish API and Prometheus metrics.
+//! It speaks [`chorus_protocol`].
+//!
+//! ## Layout
+//! - [`run`] (here): serve a bound listener until a shutdown future completes.
+//! - [`config`]: [`Config`] and [`config::Settings`] (flags, `CHORUS_*` variables, TOML).
+//! - [`cli`]: the `chorus-server` command line (`serve`, `token`).
+//! - [`auth`]: JWT (HMAC-SHA256) tokens and room patterns.
+//! - `http`: routes; the WebSocket handshake checks origin and token before upgrading.
+//! - `connection`: one socket's task (reader, writer, heartbeat, limits).
+//! - `node`: room operations shared by connections and the HTTP API.
+//! - `hub`: local membership, fan-out and the bounded per-connection outbox.
+//! - [`broker`]: what instances share (sequences, history, presence, delivery), in memory
+//!   by default.
+//! - [`history`]: a room's bounded log.
+//! - `typing`: typing throttle and expiry.
+//! - [`metrics`]: the Prometheus registry.
+//!
+//! ## Example
+//! ```no_run
+//! # async fn example() -> chorus_server::Result<()> {
+//! use chorus_server::{Config, run};
+//!
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let config = Config {
+//!     token_secret: "a secret of at least 16 bytes".into(),
+//!     ..Config::default()
+//! };
+//! run(listener, config, async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! })
+//! .await
+//! # }
+//! ```
+
+pub mod auth;
+pub mod broker;
+pub mod cli;
+pub mod config;
+mod connection;
+mod error;
+pub mod history;
+mod http;
+mod hub;
+pub mod metrics;
+mod node;
+mod typing;
+
+use std::future::Future;
+
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+
+pub use config::Config;
+pub use error::{Error, Result};
+
+/// Serve on `listener` until `shutdown` completes, then shut down gracefully: stop
+/// accepting, send every client a disconnect notice with a reconnect hint, drain the queues
+/// (within `config.shutdown_timeout`), close with 1001, and return.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    config.validate()?;
+    let node = node::Node::new(config);
+    let app = http::router(node.clone());
+    tokio::spawn(node.clone().expire_typing());
+
+    let listener = listener.tap_io(|tcp| {
+        // Chat frames are small and latency matters more than packet count.
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
+    let token = node.shutdown.clone();
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down");
+        token.cancel();
+    };
+    axum::serve(listener, app)
+        .with_graceful_shutdown(signal)
+        .await?;
+
+    // Upgraded sockets are not tracked by the HTTP server; wait for their tasks, which
+    // drain and close on the cancelled token.
+    node.tasks.close();
+    let deadline = node.config.shutdown_timeout + node.config.write_timeout;
+    if tokio::time::timeout(deadline, node.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            remaining = node.tasks.len(),
+            "connections still open after the shutdown deadline"
+        );
+    }
+    Ok(())
+}

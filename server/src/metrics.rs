@@ -1,0 +1,144 @@
+//! Prometheus metrics, served as text at `GET /metrics`.
+//!
+//! Each server instance owns its own registry (rather than a process-global recorder), so
+//! several servers in one process, as in the tests, count separately.
+
+use chorus_protocol::{DisconnectReason, ErrorCode};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabel {
+    code: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+/// The server's counters and gauges.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Open WebSocket connections.
+    pub connections: Gauge,
+    /// Rooms with at least one local member.
+    pub rooms: Gauge,
+    /// Frames received from clients.
+    pub messages_in: Counter,
+    /// Frames sent to clients.
+    pub messages_out: Counter,
+    /// Bytes received from clients (frame payloads).
+    pub bytes_in: Counter,
+    /// Bytes sent to clients (frame payloads).
+    pub bytes_out: Counter,
+    /// Messages published (from clients and the HTTP API).
+    pub publishes: Counter,
+    /// Upgrade requests refused for a missing, bad or expired token.
+    pub auth_failures: Counter,
+    errors: Family<CodeLabel, Counter>,
+    disconnects: Family<ReasonLabel, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("chorus");
+        let m = Metrics {
+            registry: Registry::default(),
+            connections: Gauge::default(),
+            rooms: Gauge::default(),
+            messages_in: Counter::default(),
+            messages_out: Counter::default(),
+            bytes_in: Counter::default(),
+            bytes_out: Counter::default(),
+            publishes: Counter::default(),
+            auth_failures: Counter::default(),
+            errors: Family::default(),
+            disconnects: Family::default(),
+        };
+        registry.register(
+            "connections",
+            "Open WebSocket connections",
+            m.connections.clone(),
+        );
+        registry.register(
+            "rooms",
+            "Rooms with at least one local member",
+            m.rooms.clone(),
+        );
+        registry.register(
+            "messages_in",
+            "Frames received from clients",
+            m.messages_in.clone(),
+        );
+        registry.register(
+            "messages_out",
+            "Frames sent to clients",
+            m.messages_out.clone(),
+        );
+        registry.register(
+            "bytes_in",
+            "Bytes received from clients",
+            m.bytes_in.clone(),
+        );
+        registry.register("bytes_out", "Bytes sent to clients", m.bytes_out.clone());
+        registry.register("publishes", "Messages published", m.publishes.clone());
+        registry.register(
+            "auth_failures",
+            "Upgrade requests refused for a missing, bad or expired token",
+            m.auth_failures.clone(),
+        );
+        registry.register("errors", "Error replies by code", m.errors.clone());
+        registry.register(
+            "disconnects",
+            "Connections closed by the server, by reason",
+            m.disconnects.clone(),
+        );
+        // Make every label value visible from the start, so dashboards and alerts see zeros
+        // rather than missing series.
+        for code in ErrorCode::ALL {
+            let _ = m.errors.get_or_create(&CodeLabel { code: code.name() });
+        }
+        for reason in DisconnectReason::ALL {
+            let _ = m.disconnects.get_or_create(&ReasonLabel {
+                reason: reason.name(),
+            });
+        }
+        Metrics { registry, ..m }
+    }
+
+    /// Count an error reply.
+    pub fn error(&self, code: ErrorCode) {
+        self.errors
+            .get_or_create(&CodeLabel { code: code.name() })
+            .inc();
+    }
+
+    /// Count a server-side disconnect.
+    pub fn disconnect(&self, reason: DisconnectReason) {
+        self.disconnects
+            .get_or_create(&ReasonLabel {
+                reason: reason.name(),
+            })
+            .inc();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

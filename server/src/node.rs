@@ -1,0 +1,383 @@
+//! The node ties one server instance together: configuration, auth, metrics, the local
+//! [`Hub`], the [`Broker`] and typing state. Room operations shared by WebSocket connections
+//! and the HTTP API live here, so every rule is checked in one place.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use chorus_protocol::{Body, DisconnectReason, ErrorCode, Position, ServerMessage, validate};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::{Auth, Claims, unix_now};
+use crate::broker::{Broker, BrokerError, Ephemeral, MemoryBroker, Publication};
+use crate::config::Config;
+use crate::history::HistoryPolicy;
+use crate::hub::{ConnId, Hub, Outbox, frame};
+use crate::metrics::Metrics;
+use crate::typing::Typing;
+
+/// A request refused, with the code the client sees and text for humans.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    pub(crate) code: ErrorCode,
+    pub(crate) message: String,
+}
+
+impl Refusal {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Refusal {
+        Refusal {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<BrokerError> for Refusal {
+    fn from(err: BrokerError) -> Refusal {
+        Refusal::new(ErrorCode::Unavailable, err.to_string())
+    }
+}
+
+/// What a successful join gives the connection.
+#[derive(Debug)]
+pub(crate) struct Joined {
+    /// The hub's id for the room, which tags its message frames.
+    pub(crate) room_id: u64,
+    /// The room's position when the join took effect.
+    pub(crate) position: Position,
+    /// The encoded `Joined` reply.
+    pub(crate) reply: Bytes,
+    /// Encoded messages to replay after the reply, with their sequences.
+    pub(crate) replay: Vec<(u64, Bytes)>,
+}
+
+/// The connection doing a room operation.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Member<'a> {
+    pub(crate) conn: ConnId,
+    pub(crate) user: &'a Arc<str>,
+    pub(crate) outbox: &'a Arc<Outbox>,
+}
+
+#[derive(Debug, Default)]
+struct ConnCounts {
+    total: usize,
+    per_user: HashMap<String, usize>,
+}
+
+/// One server instance's shared state.
+pub(crate) struct Node {
+    pub(crate) config: Config,
+    pub(crate) auth: Auth,
+    pub(crate) metrics: Metrics,
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) broker: Arc<dyn Broker>,
+    pub(crate) typing: Typing,
+    /// Cancelled when the server begins to shut down.
+    pub(crate) shutdown: CancellationToken,
+    /// Every connection task, so shutdown can wait for them to drain.
+    pub(crate) tasks: TaskTracker,
+    // A std Mutex: taken once per connection open and close, never across an await.
+    counts: Mutex<ConnCounts>,
+    next_conn: AtomicU64,
+}
+
+/// A connection's place in the connection limits; released on drop.
+pub(crate) struct ConnSlot {
+    node: Arc<Node>,
+    user: String,
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        let mut counts = self.node.counts.lock().unwrap_or_else(|e| e.into_inner());
+        counts.total -= 1;
+        if let Some(n) = counts.per_user.get_mut(&self.user) {
+            *n -= 1;
+            if *n == 0 {
+                counts.per_user.remove(&self.user);
+            }
+        }
+        self.node.metrics.connections.dec();
+    }
+}
+
+impl Node {
+    pub(crate) fn new(config: Config) -> Arc<Node> {
+        let hub = Arc::new(Hub::default());
+        let broker = Arc::new(MemoryBroker::new(hub.clone()));
+        Arc::new(Node {
+            auth: Auth::new(&config.token_secret),
+            typing: Typing::new(config.typing_throttle, config.typing_ttl),
+            config,
+            metrics: Metrics::new(),
+            hub,
+            broker,
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            counts: Mutex::new(ConnCounts::default()),
+            next_conn: AtomicU64::new(1),
+        })
+    }
+
+    pub(crate) fn next_conn_id(&self) -> ConnId {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Take a connection slot for `user`, or say which limit is reached.
+    pub(crate) fn reserve(self: &Arc<Self>, user: &str) -> Result<ConnSlot, DisconnectReason> {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if counts.total >= self.config.max_connections {
+            return Err(DisconnectReason::ServerFull);
+        }
+        let per_user = counts.per_user.get(user).copied().unwrap_or(0);
+        if per_user >= self.config.max_connections_per_user {
+            return Err(DisconnectReason::TooManyConnections);
+        }
+        counts.total += 1;
+        *counts.per_user.entry(user.to_owned()).or_insert(0) += 1;
+        self.metrics.connections.inc();
+        Ok(ConnSlot {
+            node: self.clone(),
+            user: user.to_owned(),
+        })
+    }
+
+    fn history_policy(&self, room: &str) -> HistoryPolicy {
+        let policy = self.config.policy(room);
+        HistoryPolicy {
+            size: policy.history_size,
+            ttl: policy.history_ttl,
+        }
+    }
+
+    /// Join `room`. The caller has checked that the connection is not in it yet and has
+    /// room for one more.
+    pub(crate) async fn join(
+        &self,
+        member: Member<'_>,
+        claims: &Claims,
+        room: &str,
+        since: Option<Position>,
+    ) -> Result<Joined, Refusal> {
+        if let Err(e) = validate::room(room) {
+            return Err(Refusal::new(
+                ErrorCode::InvalidRoom,
+                format!("invalid room name: {e}"),
+            ));
+        }
+        if !claims.allows(room) {
+            return Err(Refusal::new(
+                ErrorCode::Forbidden,
+                format!("the token does not permit room {room:?}"),
+            ));
+        }
+        let policy = self.config.policy(room);
+        if policy.max_members > 0 {
+            let present = self.broker.presence(room).await?;
+            if present.len() >= policy.max_members && !present.iter().any(|u| **u == **member.user)
+            {
+                return Err(Refusal::new(
+                    ErrorCode::RoomFull,
+                    format!(
+                        "room {room:?} has its maximum of {} members",
+                        policy.max_members
+                    ),
+                ));
+            }
+        }
+        let (room_id, first_local) = self.hub.add(
+            room,
+            member.conn,
+            member.user.clone(),
+            member.outbox.clone(),
+        );
+        self.metrics.rooms.set(self.hub.room_count() as i64);
+        match self.join_shared(member, room, since, first_local).await {
+            Ok((position, reply, replay)) => Ok(Joined {
+                room_id,
+                position,
+                reply,
+                replay,
+            }),
+            Err(err) => {
+                self.hub.remove(room, member.conn);
+                self.metrics.rooms.set(self.hub.room_count() as i64);
+                Err(err.into())
+            }
+        }
+    }
+
+    /// The broker side of a join, after the connection is in the local hub (so nothing
+    /// published from now on can be missed).
+    async fn join_shared(
+        &self,
+        member: Member<'_>,
+        room: &str,
+        since: Option<Position>,
+        first_local: bool,
+    ) -> Result<(Position, Bytes, Vec<(u64, Bytes)>), BrokerError> {
+        if first_local {
+            self.broker.subscribe(room).await?;
+        }
+        let policy = self.config.policy(room);
+        let newcomer = self.broker.presence_add(room, member.user).await?;
+        let members = if policy.presence {
+            if newcomer {
+                let joined = frame(&ServerMessage::MemberJoined {
+                    room: room.to_owned(),
+                    user: member.user.to_string(),
+                });
+                self.broadcast(room, joined, Some(member.user)).await;
+            }
+            self.broker.presence(room).await?
+        } else {
+            Vec::new()
+        };
+        let replay = self
+            .broker
+            .replay(room, since, self.history_policy(room))
+            .await?;
+        let reply = frame(&ServerMessage::Joined {
+            room: room.to_owned(),
+            position: replay.position,
+            members,
+            recovery: replay.recovery,
+        });
+        Ok((replay.position, reply, replay.frames))
+    }
+
+    /// The `Joined` answer for a connection already in `room`.
+    pub(crate) async fn describe(&self, room: &str) -> Result<Bytes, Refusal> {
+        let members = if self.config.policy(room).presence {
+            self.broker.presence(room).await?
+        } else {
+            Vec::new()
+        };
+        let replay = self
+            .broker
+            .replay(room, None, self.history_policy(room))
+            .await?;
+        Ok(frame(&ServerMessage::Joined {
+            room: room.to_owned(),
+            position: replay.position,
+            members,
+            recovery: replay.recovery,
+        }))
+    }
+
+    /// Leave `room` (the connection is in it).
+    pub(crate) async fn leave(&self, member: Member<'_>, room: &str) {
+        if self.hub.remove(room, member.conn) {
+            self.metrics.rooms.set(self.hub.room_count() as i64);
+            if let Err(e) = self.broker.unsubscribe(room).await {
+                tracing::warn!(room, error = %e, "unsubscribe failed");
+            }
+        }
+        match self.broker.presence_remove(room, member.user).await {
+            Ok(true) => {
+                if self.typing.stopped(room, member.user) {
+                    self.relay_typing(room, member.user, false).await;
+                }
+                if self.config.policy(room).presence {
+                    let left = frame(&ServerMessage::MemberLeft {
+                        room: room.to_owned(),
+                        user: member.user.to_string(),
+                    });
+                    self.broadcast(room, left, None).await;
+                }
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(room, error = %e, "presence update failed"),
+        }
+    }
+
+    /// Publish a message. The caller has checked that the sender may publish to `room`.
+    pub(crate) async fn publish(
+        &self,
+        room: &str,
+        sender: &str,
+        id: u64,
+        body: Body,
+    ) -> Result<u64, Refusal> {
+        if body.len() > self.config.max_body() {
+            return Err(Refusal::new(
+                ErrorCode::BodyTooLarge,
+                format!(
+                    "body of {} bytes exceeds the limit of {} bytes",
+                    body.len(),
+                    self.config.max_body()
+                ),
+            ));
+        }
+        let publication = Publication {
+            id,
+            sender: sender.to_owned(),
+            ts: unix_now().as_millis() as u64,
+            body,
+        };
+        let seq = self
+            .broker
+            .publish(room, publication, self.history_policy(room))
+            .await?;
+        self.metrics.publishes.inc();
+        // Sending a message ends the sender's typing.
+        if self.typing.stopped(room, sender) {
+            self.relay_typing(room, sender, false).await;
+        }
+        Ok(seq)
+    }
+
+    /// `user` typed in `room`.
+    pub(crate) async fn typing_started(&self, room: &str, user: &str) {
+        if self.typing.started(room, user, Instant::now()) {
+            self.relay_typing(room, user, true).await;
+        }
+    }
+
+    /// `user` stopped typing in `room`.
+    pub(crate) async fn typing_stopped(&self, room: &str, user: &str) {
+        if self.typing.stopped(room, user) {
+            self.relay_typing(room, user, false).await;
+        }
+    }
+
+    /// Relay expired typing states, until shutdown.
+    pub(crate) async fn expire_typing(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.typing.sweep_interval());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                now = tick.tick() => {
+                    for (room, user) in self.typing.expire(now) {
+                        self.relay_typing(&room, &user, false).await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn relay_typing(&self, room: &str, user: &str, typing: bool) {
+        let event = frame(&ServerMessage::Typing {
+            room: room.to_owned(),
+            user: user.to_owned(),
+            typing,
+        });
+        self.broadcast(room, event, Some(user)).await;
+    }
+
+    async fn broadcast(&self, room: &str, frame: Bytes, except_user: Option<&str>) {
+        let event = Ephemeral {
+            frame,
+            except_user: except_user.map(str::to_owned),
+        };
+        if let Err(e) = self.broker.broadcast(room, event).await {
+            tracing::debug!(room, error = %e, "ephemeral broadcast failed");
+        }
+    }
+}
