@@ -1,0 +1,308 @@
+//! Shared test harness: a real chorus-server on 127.0.0.1:0 and a real WebSocket client
+//! (tokio-tungstenite) that speaks chorus-protocol.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chorus_protocol::{
+    AUTH_SUBPROTOCOL_PREFIX, Body, ClientMessage, DEFAULT_MAX_FRAME, Position, SUBPROTOCOL,
+    ServerMessage,
+};
+use chorus_server::auth::Auth;
+use chorus_server::{Config, run};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for an expected event before failing.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub const SECRET: &str = "test-secret-0123456789";
+
+/// The configuration tests start from: the defaults with a known secret.
+pub fn test_config() -> Config {
+    Config {
+        token_secret: SECRET.into(),
+        ..Config::default()
+    }
+}
+
+/// A running server.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub config: Config,
+    pub auth: Auth,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<chorus_server::Result<()>>>,
+}
+
+impl TestServer {
+    /// Start with the test defaults.
+    pub async fn start() -> TestServer {
+        TestServer::start_with(|_| {}).await
+    }
+
+    /// Start with the test defaults adjusted by `adjust`.
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let mut config = test_config();
+        adjust(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(run(listener, config.clone(), async {
+            let _ = rx.await;
+        }));
+        TestServer {
+            addr,
+            auth: Auth::new(&config.token_secret),
+            config,
+            shutdown: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    /// A token for `user` permitting every room.
+    pub fn token(&self, user: &str) -> String {
+        self.token_for(user, &["*"])
+    }
+
+    /// A token for `user` permitting the room patterns given.
+    pub fn token_for(&self, user: &str, rooms: &[&str]) -> String {
+        self.auth
+            .issue(
+                user,
+                Duration::from_secs(3600),
+                rooms.iter().map(|r| r.to_string()).collect(),
+                false,
+            )
+            .unwrap()
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Connect as `user` (token in the subprotocol, as browsers do) and read the welcome.
+    pub async fn connect(&self, user: &str) -> Client {
+        let token = self.token(user);
+        let mut client = self.connect_with_token(&token).await.expect("connect");
+        client.welcome().await;
+        client
+    }
+
+    /// Open a socket offering `chorus.v1` and `chorus.auth.<token>`; no message is read.
+    pub async fn connect_with_token(&self, token: &str) -> Result<Client, tungstenite::Error> {
+        let protocols = format!("{SUBPROTOCOL}, {AUTH_SUBPROTOCOL_PREFIX}{token}");
+        self.connect_with_protocols(Some(&protocols), None).await
+    }
+
+    /// Open a socket with the given `Sec-WebSocket-Protocol` header (if any) and query.
+    pub async fn connect_with_protocols(
+        &self,
+        protocols: Option<&str>,
+        query: Option<&str>,
+    ) -> Result<Client, tungstenite::Error> {
+        let url = match query {
+            Some(q) => format!("{}?{q}", self.ws_url()),
+            None => self.ws_url(),
+        };
+        let mut request = url.into_client_request().unwrap();
+        if let Some(protocols) = protocols {
+            request
+                .headers_mut()
+                .insert("sec-websocket-protocol", HeaderValue::from_str(protocols).unwrap());
+        }
+        let (ws, response) = tokio_tungstenite::connect_async(request).await?;
+        let protocol = response
+            .headers()
+            .get("sec-websocket-protocol")
+            .map(|v| v.to_str().unwrap().to_owned());
+        Ok(Client {
+            ws,
+            protocol,
+            max_frame: DEFAULT_MAX_FRAME,
+        })
+    }
+
+    /// Ask the server to shut down and wait for `run` to return.
+    pub async fn shutdown(&mut self) -> chorus_server::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let handle = self.handle.take().expect("already shut down");
+        tokio::time::timeout(Duration::from_secs(30), handle)
+            .await
+            .expect("shutdown timed out")
+            .expect("server task panicked")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A WebSocket client speaking chorus-protocol.
+pub struct Client {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// The subprotocol the server selected.
+    pub protocol: Option<String>,
+    pub max_frame: usize,
+}
+
+/// How a connection ended, as the client saw it.
+#[derive(Debug)]
+pub struct Closed {
+    /// The `Disconnect` notice, if one came first.
+    pub notice: Option<ServerMessage>,
+    /// The close frame, if any.
+    pub frame: Option<CloseFrame>,
+}
+
+impl Closed {
+    pub fn code(&self) -> Option<u16> {
+        self.frame.as_ref().map(|f| u16::from(f.code))
+    }
+}
+
+impl Client {
+    /// Send a protocol message.
+    pub async fn send(&mut self, message: ClientMessage) {
+        let frame = message.encode(usize::MAX).unwrap();
+        self.ws.send(Message::Binary(frame.into())).await.unwrap();
+    }
+
+    /// Send a raw WebSocket message.
+    pub async fn send_raw(&mut self, message: Message) {
+        self.ws.send(message).await.unwrap();
+    }
+
+    /// The next protocol message (pings and pongs skipped). Panics on close or timeout.
+    pub async fn recv(&mut self) -> ServerMessage {
+        match self.next().await {
+            Ok(message) => message,
+            Err(closed) => panic!("connection closed while waiting for a message: {closed:?}"),
+        }
+    }
+
+    /// The next protocol message, or how the connection ended.
+    pub async fn next(&mut self) -> Result<ServerMessage, Closed> {
+        let mut notice = None;
+        loop {
+            let incoming = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("timed out waiting for a server message");
+            match incoming {
+                Some(Ok(Message::Binary(frame))) => {
+                    let message = ServerMessage::decode(&frame, self.max_frame)
+                        .expect("server sent an undecodable frame");
+                    if matches!(message, ServerMessage::Disconnect { .. }) {
+                        notice = Some(message);
+                        continue;
+                    }
+                    if notice.is_some() {
+                        panic!("message after a disconnect notice: {message:?}");
+                    }
+                    return Ok(message);
+                }
+                Some(Ok(Message::Close(frame))) => return Err(Closed { notice, frame }),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(other)) => panic!("unexpected frame {other:?}"),
+                Some(Err(_)) | None => return Err(Closed { notice, frame: None }),
+            }
+        }
+    }
+
+    /// Read until the connection closes; fails on any protocol message but the notice.
+    pub async fn closed(&mut self) -> Closed {
+        match self.next().await {
+            Ok(message) => panic!("expected the connection to close, got {message:?}"),
+            Err(closed) => closed,
+        }
+    }
+
+    /// Skip messages until one matches `pred`; return it.
+    pub async fn recv_until(&mut self, mut pred: impl FnMut(&ServerMessage) -> bool) -> ServerMessage {
+        loop {
+            let message = self.recv().await;
+            if pred(&message) {
+                return message;
+            }
+        }
+    }
+
+    /// Read the welcome and adopt its frame limit.
+    pub async fn welcome(&mut self) -> ServerMessage {
+        let welcome = self.recv().await;
+        match &welcome {
+            ServerMessage::Welcome { limits, .. } => self.max_frame = limits.max_frame as usize,
+            other => panic!("expected a welcome, got {other:?}"),
+        }
+        welcome
+    }
+
+    /// Join `room` and return the `Joined` answer (panics on anything else).
+    pub async fn join(&mut self, room: &str) -> ServerMessage {
+        self.join_since(room, None).await
+    }
+
+    pub async fn join_since(&mut self, room: &str, since: Option<Position>) -> ServerMessage {
+        self.send(ClientMessage::Join {
+            room: room.into(),
+            since,
+        })
+        .await;
+        let answer = self
+            .recv_until(|m| !matches!(m, ServerMessage::MemberJoined { .. } | ServerMessage::MemberLeft { .. } | ServerMessage::Typing { .. }))
+            .await;
+        assert!(
+            matches!(&answer, ServerMessage::Joined { room: r, .. } if r == room),
+            "expected Joined for {room}, got {answer:?}"
+        );
+        answer
+    }
+
+    /// Publish text with `id`.
+    pub async fn publish(&mut self, room: &str, id: u64, text: &str) {
+        self.send(ClientMessage::Publish {
+            room: room.into(),
+            id,
+            body: Body::Text(text.into()),
+        })
+        .await;
+    }
+
+    /// Wait for the ack of publish `id` and return its sequence (other messages skipped).
+    pub async fn ack(&mut self, id: u64) -> u64 {
+        match self
+            .recv_until(|m| matches!(m, ServerMessage::PublishAck { id: i, .. } if *i == id) || matches!(m, ServerMessage::Error { id: Some(i), .. } if *i == id))
+            .await
+        {
+            ServerMessage::PublishAck { seq, .. } => seq,
+            other => panic!("publish {id} failed: {other:?}"),
+        }
+    }
+
+    /// Wait for an error reply and return (code, id, room).
+    pub async fn error(&mut self) -> (u16, Option<u64>, Option<String>) {
+        match self.recv_until(|m| matches!(m, ServerMessage::Error { .. })).await {
+            ServerMessage::Error { code, id, room, .. } => (code, id, room),
+            _ => unreachable!(),
+        }
+    }
+}
