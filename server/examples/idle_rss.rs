@@ -38,7 +38,12 @@ async fn main() {
         .map(|a| a.parse().expect("connection count"))
         .unwrap_or(5000);
     let exe = std::env::current_exe().unwrap();
-    let server_bin = exe.parent().unwrap().parent().unwrap().join("chorus-server");
+    let server_bin = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("chorus-server");
     let mut child = Command::new(&server_bin)
         .args(["serve", "--bind", "127.0.0.1:0", "--token-secret", SECRET])
         .args(["--max-connections-per-user", &n.to_string()])

@@ -111,6 +111,10 @@ pub(crate) async fn serve(
     };
     tracing::debug!(conn = conn.id, user = %conn.user, "connected");
     let reason = conn.run(stream, rx).await;
+    if reason.is_none() {
+        // The client closed (or vanished): complete the closing handshake if it is there.
+        let _ = timeout(node.config.write_timeout, conn.sink.close()).await;
+    }
     conn.leave_all().await;
     tracing::debug!(conn = conn.id, user = %conn.user, reason = reason.map(|r| r.name()), "disconnected");
 }

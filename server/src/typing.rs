@@ -97,7 +97,8 @@ mod tests {
         assert!(!typing.started("r", "alice", t0 + Duration::from_millis(500)));
         assert!(typing.started("r", "bob", t0 + Duration::from_millis(500)));
         assert!(typing.started("r", "alice", t0 + Duration::from_millis(1000)));
-        assert!(typing.expire(t0 + Duration::from_millis(5999)).is_empty());
+        // Bob's state, refreshed last at 500 ms, is the first to expire, at 5500 ms.
+        assert!(typing.expire(t0 + Duration::from_millis(5499)).is_empty());
         let mut gone = typing.expire(t0 + Duration::from_millis(6000));
         gone.sort();
         assert_eq!(

@@ -120,9 +120,10 @@ impl TestServer {
         };
         let mut request = url.into_client_request().unwrap();
         if let Some(protocols) = protocols {
-            request
-                .headers_mut()
-                .insert("sec-websocket-protocol", HeaderValue::from_str(protocols).unwrap());
+            request.headers_mut().insert(
+                "sec-websocket-protocol",
+                HeaderValue::from_str(protocols).unwrap(),
+            );
         }
         let (ws, response) = tokio_tungstenite::connect_async(request).await?;
         let protocol = response
@@ -134,6 +135,107 @@ impl TestServer {
             protocol,
             max_frame: DEFAULT_MAX_FRAME,
         })
+    }
+
+    /// A handshake request for `/ws` (plus `?query`) with the given extra headers.
+    pub fn ws_request(
+        &self,
+        query: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> tungstenite::handshake::client::Request {
+        let url = match query {
+            Some(q) => format!("{}?{q}", self.ws_url()),
+            None => self.ws_url(),
+        };
+        let mut request = url.into_client_request().unwrap();
+        for (name, value) in headers {
+            request.headers_mut().insert(
+                tungstenite::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        request
+    }
+
+    /// Open a socket with a prepared handshake request (see [`TestServer::ws_request`]); no
+    /// message is read.
+    pub async fn connect_request(
+        &self,
+        request: tungstenite::handshake::client::Request,
+    ) -> Result<Client, tungstenite::Error> {
+        let (ws, response) = tokio_tungstenite::connect_async(request).await?;
+        let protocol = response
+            .headers()
+            .get("sec-websocket-protocol")
+            .map(|v| v.to_str().unwrap().to_owned());
+        Ok(Client {
+            ws,
+            protocol,
+            max_frame: DEFAULT_MAX_FRAME,
+        })
+    }
+
+    /// Connect as `user` over a socket whose kernel receive buffer is about `bytes` (the
+    /// kernel rounds it, and it no longer grows), so that when the client stops reading the
+    /// server's writes block after little data. Reads the welcome.
+    pub async fn connect_with_receive_buffer(&self, user: &str, bytes: u32) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(bytes).unwrap();
+        let stream = socket.connect(self.addr).await.unwrap();
+        let protocols = format!(
+            "{SUBPROTOCOL}, {AUTH_SUBPROTOCOL_PREFIX}{}",
+            self.token(user)
+        );
+        let request = self.ws_request(None, &[("sec-websocket-protocol", &protocols)]);
+        let (ws, response) =
+            tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream))
+                .await
+                .unwrap();
+        let protocol = response
+            .headers()
+            .get("sec-websocket-protocol")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let mut client = Client {
+            ws,
+            protocol,
+            max_frame: DEFAULT_MAX_FRAME,
+        };
+        client.welcome().await;
+        client
+    }
+
+    /// The value of one sample in `GET /metrics`, e.g. `chorus_auth_failures_total`.
+    pub async fn metric(&self, sample: &str) -> f64 {
+        let text = reqwest::get(self.http_url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no sample {sample} in /metrics:\n{text}"))
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    /// Poll `GET /metrics` until `sample` satisfies `holds`, and return its value. Panics
+    /// after [`WAIT`]. For effects the server records after the client can see them (a
+    /// connection's slot is released when its task ends, after the close).
+    pub async fn wait_for_metric(&self, sample: &str, holds: impl Fn(f64) -> bool) -> f64 {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let value = self.metric(sample).await;
+            if holds(value) {
+                return value;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting on {sample}; last value {value}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// Ask the server to shut down and wait for `run` to return.
@@ -223,7 +325,12 @@ impl Client {
                 Some(Ok(Message::Close(frame))) => return Err(Closed { notice, frame }),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                 Some(Ok(other)) => panic!("unexpected frame {other:?}"),
-                Some(Err(_)) | None => return Err(Closed { notice, frame: None }),
+                Some(Err(_)) | None => {
+                    return Err(Closed {
+                        notice,
+                        frame: None,
+                    });
+                }
             }
         }
     }
@@ -237,7 +344,10 @@ impl Client {
     }
 
     /// Skip messages until one matches `pred`; return it.
-    pub async fn recv_until(&mut self, mut pred: impl FnMut(&ServerMessage) -> bool) -> ServerMessage {
+    pub async fn recv_until(
+        &mut self,
+        mut pred: impl FnMut(&ServerMessage) -> bool,
+    ) -> ServerMessage {
         loop {
             let message = self.recv().await;
             if pred(&message) {
@@ -268,7 +378,14 @@ impl Client {
         })
         .await;
         let answer = self
-            .recv_until(|m| !matches!(m, ServerMessage::MemberJoined { .. } | ServerMessage::MemberLeft { .. } | ServerMessage::Typing { .. }))
+            .recv_until(|m| {
+                !matches!(
+                    m,
+                    ServerMessage::MemberJoined { .. }
+                        | ServerMessage::MemberLeft { .. }
+                        | ServerMessage::Typing { .. }
+                )
+            })
             .await;
         assert!(
             matches!(&answer, ServerMessage::Joined { room: r, .. } if r == room),
@@ -290,7 +407,10 @@ impl Client {
     /// Wait for the ack of publish `id` and return its sequence (other messages skipped).
     pub async fn ack(&mut self, id: u64) -> u64 {
         match self
-            .recv_until(|m| matches!(m, ServerMessage::PublishAck { id: i, .. } if *i == id) || matches!(m, ServerMessage::Error { id: Some(i), .. } if *i == id))
+            .recv_until(|m| {
+                matches!(m, ServerMessage::PublishAck { id: i, .. } if *i == id)
+                    || matches!(m, ServerMessage::Error { id: Some(i), .. } if *i == id)
+            })
             .await
         {
             ServerMessage::PublishAck { seq, .. } => seq,
@@ -300,9 +420,56 @@ impl Client {
 
     /// Wait for an error reply and return (code, id, room).
     pub async fn error(&mut self) -> (u16, Option<u64>, Option<String>) {
-        match self.recv_until(|m| matches!(m, ServerMessage::Error { .. })).await {
+        match self
+            .recv_until(|m| matches!(m, ServerMessage::Error { .. }))
+            .await
+        {
             ServerMessage::Error { code, id, room, .. } => (code, id, room),
             _ => unreachable!(),
         }
     }
+
+    /// Send a `Ping` and wait for its `Pong` (other messages skipped): proof that the
+    /// connection is open and the server still serves it.
+    pub async fn ping(&mut self, nonce: u64) {
+        self.send(ClientMessage::Ping { nonce }).await;
+        self.recv_until(|m| matches!(m, ServerMessage::Pong { nonce: n } if *n == nonce))
+            .await;
+    }
+
+    /// Close cleanly and wait until the server has dropped its end of the TCP connection.
+    /// The server drops the socket only after leaving every room, so whatever it does on
+    /// close (presence updates) has happened when this returns.
+    pub async fn close_and_wait(mut self) {
+        let _ = self.ws.close(None).await;
+        loop {
+            let incoming = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("timed out waiting for the server to drop the connection");
+            match incoming {
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return,
+            }
+        }
+    }
+}
+
+/// Assert that an upgrade was refused with HTTP `status`, so no WebSocket was opened, and
+/// return the response.
+pub fn assert_refused(
+    result: Result<Client, tungstenite::Error>,
+    status: u16,
+) -> tungstenite::handshake::client::Response {
+    let response = match result {
+        Ok(_) => panic!("expected HTTP {status}, but the WebSocket was opened"),
+        Err(tungstenite::Error::Http(response)) => *response,
+        Err(other) => panic!("expected HTTP {status}, got {other:?}"),
+    };
+    assert_eq!(response.status().as_u16(), status, "{response:?}");
+    assert!(
+        response.headers().get("sec-websocket-accept").is_none()
+            && response.headers().get("upgrade").is_none(),
+        "a refused upgrade must not carry upgrade headers: {response:?}"
+    );
+    response
 }

@@ -1,0 +1,113 @@
+//! The token is checked before the upgrade: a good one opens a socket for its user, anything
+//! else gets HTTP 401 and no socket.
+
+mod common;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chorus_protocol::{PROTOCOL_VERSION, SUBPROTOCOL, ServerMessage};
+use chorus_server::auth::{Auth, Claims};
+use common::{TestServer, assert_refused};
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test]
+async fn a_valid_token_is_accepted_and_the_welcome_names_its_user() {
+    let server = TestServer::start().await;
+    let mut client = server
+        .connect_with_token(&server.token("alice"))
+        .await
+        .expect("a valid token must be accepted");
+    match client.welcome().await {
+        ServerMessage::Welcome { user, protocol, .. } => {
+            assert_eq!(user, "alice");
+            assert_eq!(protocol, PROTOCOL_VERSION);
+        }
+        _ => unreachable!(),
+    }
+    client.ping(1).await;
+}
+
+#[tokio::test]
+async fn a_missing_token_gets_401() {
+    let server = TestServer::start().await;
+    let result = server.connect_with_protocols(Some(SUBPROTOCOL), None).await;
+    assert_refused(result, 401);
+}
+
+#[tokio::test]
+async fn a_token_signed_with_another_secret_gets_401() {
+    let server = TestServer::start().await;
+    let forged = Auth::new("another-secret-0123456789")
+        .issue("alice", Duration::from_secs(3600), vec!["*".into()], false)
+        .unwrap();
+    assert_refused(server.connect_with_token(&forged).await, 401);
+}
+
+#[tokio::test]
+async fn a_garbage_token_gets_401() {
+    let server = TestServer::start().await;
+    assert_refused(server.connect_with_token("not-a-jwt").await, 401);
+    assert_refused(server.connect_with_token("a.b.c").await, 401);
+}
+
+#[tokio::test]
+async fn an_expired_token_gets_401() {
+    let server = TestServer::start().await;
+    let now = unix_now();
+    let expired = server
+        .auth
+        .sign(&Claims {
+            sub: "alice".into(),
+            exp: now - 10,
+            iat: now - 3600,
+            rooms: vec!["*".into()],
+            admin: false,
+        })
+        .unwrap();
+    assert_refused(server.connect_with_token(&expired).await, 401);
+}
+
+#[tokio::test]
+async fn the_token_may_come_in_the_query_from_a_client_offering_no_subprotocol() {
+    let server = TestServer::start().await;
+    let query = format!("token={}", server.token("bob"));
+    let mut client = server
+        .connect_with_protocols(None, Some(&query))
+        .await
+        .expect("the ?token= fallback must be accepted");
+    // Nothing was offered, so nothing may be selected.
+    assert_eq!(client.protocol, None);
+    match client.welcome().await {
+        ServerMessage::Welcome { user, .. } => assert_eq!(user, "bob"),
+        _ => unreachable!(),
+    }
+    client.ping(1).await;
+}
+
+#[tokio::test]
+async fn a_bad_token_in_the_query_gets_401() {
+    let server = TestServer::start().await;
+    let result = server
+        .connect_with_protocols(None, Some("token=not-a-jwt"))
+        .await;
+    assert_refused(result, 401);
+}
+
+#[tokio::test]
+async fn refused_upgrades_are_counted_and_open_no_connection() {
+    let server = TestServer::start().await;
+    assert_eq!(server.metric("chorus_auth_failures_total").await, 0.0);
+    assert_refused(server.connect_with_token("not-a-jwt").await, 401);
+    assert_refused(
+        server.connect_with_protocols(Some(SUBPROTOCOL), None).await,
+        401,
+    );
+    assert_eq!(server.metric("chorus_auth_failures_total").await, 2.0);
+    assert_eq!(server.metric("chorus_connections").await, 0.0);
+}
