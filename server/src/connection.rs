@@ -24,6 +24,9 @@ use crate::node::{ConnSlot, Member, Node, Refusal};
 /// Frames written per flush when draining the outbound queue.
 const WRITE_BATCH: usize = 64;
 
+/// How long a server-initiated close waits for the client's close frame.
+const CLOSE_REPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The reconnect hint sent with each reason: the one place reasons become advice.
 fn reconnect_hint(reason: DisconnectReason) -> Reconnect {
     let jitter = |lo: u32, hi: u32| Reconnect::RetryAfter(rand::random_range(lo..=hi));
@@ -86,7 +89,7 @@ pub(crate) async fn serve(
     claims: Claims,
     slot: Result<ConnSlot, DisconnectReason>,
 ) {
-    let (sink, stream) = socket.split();
+    let (sink, mut stream) = socket.split();
     let config = &node.config;
     let (outbox, rx) = Outbox::new(config.queue_max_messages, config.queue_max_bytes);
     let mut conn = Connection {
@@ -105,12 +108,12 @@ pub(crate) async fn serve(
         Ok(slot) => slot,
         Err(reason) => {
             tracing::debug!(user = %conn.user, reason = reason.name(), "connection refused");
-            conn.disconnect(reason, None).await;
+            conn.disconnect(&mut stream, reason, None).await;
             return;
         }
     };
     tracing::debug!(conn = conn.id, user = %conn.user, "connected");
-    let reason = conn.run(stream, rx).await;
+    let reason = conn.run(&mut stream, rx).await;
     if reason.is_none() {
         // The client closed (or vanished): complete the closing handshake if it is there.
         let _ = timeout(node.config.write_timeout, conn.sink.close()).await;
@@ -124,7 +127,7 @@ impl Connection {
     /// client left.
     async fn run(
         &mut self,
-        mut stream: SplitStream<WebSocket>,
+        stream: &mut SplitStream<WebSocket>,
         mut rx: mpsc::Receiver<Outgoing>,
     ) -> Option<DisconnectReason> {
         let node = self.node.clone();
@@ -185,7 +188,8 @@ impl Connection {
                     }
                 }
             }
-            self.disconnect(reason, Some(config.write_timeout)).await;
+            self.disconnect(stream, reason, Some(config.write_timeout))
+                .await;
         }
         reason
     }
@@ -415,7 +419,13 @@ impl Connection {
             room,
         });
         self.write(reply).await?;
-        if code != ErrorCode::Unavailable && self.abuse_limit.check().is_err() {
+        // Mistakes (a forbidden or unknown room) are the app's business; flooding and
+        // garbage are abuse, and persisting in them ends the connection.
+        let abusive = matches!(
+            code,
+            ErrorCode::RateLimited | ErrorCode::BadFrame | ErrorCode::TextFrame
+        );
+        if abusive && self.abuse_limit.check().is_err() {
             return Err(Ended::Reason(DisconnectReason::PolicyViolation));
         }
         Ok(())
@@ -431,7 +441,9 @@ impl Connection {
         let write_timeout = self.node.config.write_timeout;
         let mut next = Some(first);
         let mut fed = 0;
-        let result = timeout(write_timeout, async {
+        // A queue that fills up while a write is stuck ends the wait at once.
+        let outbox = self.outbox.clone();
+        let write = timeout(write_timeout, async {
             while let Some(out) = next.take() {
                 self.outbox.taken(out.frame.len());
                 if self.fresh(&out) {
@@ -447,23 +459,26 @@ impl Connection {
                 }
             }
             self.sink.flush().await.map_err(|_| WriteError::Closed)
-        })
-        .await;
-        result.unwrap_or(Err(WriteError::TimedOut))
+        });
+        tokio::select! {
+            result = write => result.unwrap_or(Err(WriteError::TimedOut)),
+            _ = outbox.closed() => Err(WriteError::TimedOut),
+        }
     }
 
-    /// Whether a queued frame should go out: room messages only while joined, and only
-    /// past what a replay already delivered.
+    /// Whether a queued frame should go out: only for rooms the connection is in, and for
+    /// room messages only past what a replay already delivered.
     fn fresh(&mut self, out: &Outgoing) -> bool {
-        let Some((room_id, seq)) = out.seq else {
-            return true;
+        let Some(room) = self.rooms.values_mut().find(|r| r.id == out.room) else {
+            return false;
         };
-        match self.rooms.values_mut().find(|r| r.id == room_id) {
-            Some(room) if seq > room.last_seq => {
+        match out.seq {
+            Some(seq) if seq <= room.last_seq => false,
+            Some(seq) => {
                 room.last_seq = seq;
                 true
             }
-            _ => false,
+            None => true,
         }
     }
 
@@ -488,7 +503,12 @@ impl Connection {
 
     /// Tell the client why, then close with the reason's code. `limit` bounds how long the
     /// goodbye may take (the default write timeout when `None`).
-    async fn disconnect(&mut self, reason: DisconnectReason, limit: Option<std::time::Duration>) {
+    async fn disconnect(
+        &mut self,
+        stream: &mut SplitStream<WebSocket>,
+        reason: DisconnectReason,
+        limit: Option<std::time::Duration>,
+    ) {
         self.node.metrics.disconnect(reason);
         let notice = frame(&ServerMessage::Disconnect {
             code: reason.close_code(),
@@ -506,11 +526,23 @@ impl Connection {
         } else {
             limit
         };
-        let _ = timeout(limit, async {
+        let sent = timeout(limit, async {
             self.sink.send(Message::Binary(notice)).await?;
             self.sink.send(close).await
         })
         .await;
+        if matches!(sent, Ok(Ok(()))) {
+            // Wait briefly for the client's close reply before dropping the TCP connection:
+            // closing at once can reset it and destroy the notice and close frame unread.
+            let _ = timeout(CLOSE_REPLY_WAIT.min(limit), async {
+                while let Some(Ok(message)) = stream.next().await {
+                    if matches!(message, Message::Close(_)) {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tower_http::services::ServeDir;
 
-use crate::auth::AuthError;
+use crate::auth::{AuthError, Claims};
 use crate::connection;
 use crate::node::{Node, Refusal};
 
@@ -200,11 +200,19 @@ struct PublishRequest {
     sender: Option<String>,
 }
 
+/// Who is calling the publish API.
+enum Caller {
+    /// The holder of the token secret: a trusted backend.
+    Secret,
+    /// The holder of an admin token: limited to its rooms, publishing as its user.
+    Admin(Claims),
+}
+
 /// Who may use the publish API: the holder of the token secret, or of an admin token.
 // The error is the finished response, returned once per refused request; boxing it would
 // only add an allocation.
 #[allow(clippy::result_large_err)]
-fn api_caller(node: &Node, headers: &HeaderMap) -> Result<Option<String>, Response> {
+fn api_caller(node: &Node, headers: &HeaderMap) -> Result<Caller, Response> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -218,10 +226,10 @@ fn api_caller(node: &Node, headers: &HeaderMap) -> Result<Option<String>, Respon
         return unauthorized("missing bearer token");
     };
     if constant_time_eq(bearer.as_bytes(), node.config.token_secret.as_bytes()) {
-        return Ok(None);
+        return Ok(Caller::Secret);
     }
     match node.auth.verify(bearer) {
-        Ok(claims) if claims.admin => Ok(Some(claims.sub)),
+        Ok(claims) if claims.admin => Ok(Caller::Admin(claims)),
         Ok(_) => Err(error(
             StatusCode::FORBIDDEN,
             Some(ErrorCode::Forbidden),
@@ -240,55 +248,64 @@ async fn publish(State(node): State<Arc<Node>>, headers: HeaderMap, body: Bytes)
         Ok(caller) => caller,
         Err(response) => return response,
     };
-    let request: PublishRequest = match serde_json::from_slice(&body) {
-        Ok(request) => request,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                Some(ErrorCode::InvalidRequest),
-                &format!("invalid JSON: {e}"),
-            );
-        }
-    };
-    if let Err(e) = validate::room(&request.room) {
-        return Refusal::new(ErrorCode::InvalidRoom, format!("invalid room name: {e}"))
-            .into_response();
-    }
-    let body = match (request.text, request.binary) {
-        (Some(text), None) => Body::Text(text),
-        (None, Some(encoded)) => match base64::engine::general_purpose::STANDARD.decode(encoded) {
-            Ok(bytes) => Body::Binary(bytes),
-            Err(e) => {
-                return Refusal::new(ErrorCode::InvalidRequest, format!("invalid base64: {e}"))
-                    .into_response();
-            }
-        },
-        _ => {
-            return Refusal::new(
-                ErrorCode::InvalidRequest,
-                "give exactly one of \"text\" and \"binary\"",
-            )
-            .into_response();
-        }
-    };
-    let sender = request
-        .sender
-        .or(caller)
-        .unwrap_or_else(|| "server".to_owned());
-    if let Err(e) = validate::user(&sender) {
-        return Refusal::new(ErrorCode::InvalidRequest, format!("invalid sender: {e}"))
-            .into_response();
-    }
-    let id = request.id.unwrap_or_else(|| rand::random::<u64>() >> 11);
-    match node.publish(&request.room, &sender, id, body).await {
-        Ok(seq) => {
-            axum::Json(json!({ "room": request.room, "id": id, "seq": seq })).into_response()
-        }
+    match publish_request(&node, caller, &body).await {
+        Ok(answer) => axum::Json(answer).into_response(),
         Err(refusal) => {
             node.metrics.error(refusal.code);
             refusal.into_response()
         }
     }
+}
+
+async fn publish_request(
+    node: &Node,
+    caller: Caller,
+    body: &[u8],
+) -> Result<serde_json::Value, Refusal> {
+    let request: PublishRequest = serde_json::from_slice(body)
+        .map_err(|e| Refusal::new(ErrorCode::InvalidRequest, format!("invalid JSON: {e}")))?;
+    let room = request.room;
+    validate::room(&room)
+        .map_err(|e| Refusal::new(ErrorCode::InvalidRoom, format!("invalid room name: {e}")))?;
+    let sender = match caller {
+        Caller::Secret => request.sender.unwrap_or_else(|| "server".to_owned()),
+        Caller::Admin(claims) => {
+            if !claims.allows(&room) {
+                return Err(Refusal::new(
+                    ErrorCode::Forbidden,
+                    format!("the token does not permit room {room:?}"),
+                ));
+            }
+            if request.sender.as_ref().is_some_and(|s| *s != claims.sub) {
+                return Err(Refusal::new(
+                    ErrorCode::Forbidden,
+                    "an admin token publishes as its own user; only the token secret may set sender",
+                ));
+            }
+            claims.sub
+        }
+    };
+    validate::user(&sender)
+        .map_err(|e| Refusal::new(ErrorCode::InvalidRequest, format!("invalid sender: {e}")))?;
+    let body = match (request.text, request.binary) {
+        (Some(text), None) => Body::Text(text),
+        (None, Some(encoded)) => Body::Binary(
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .map_err(|e| {
+                    Refusal::new(ErrorCode::InvalidRequest, format!("invalid base64: {e}"))
+                })?,
+        ),
+        _ => {
+            return Err(Refusal::new(
+                ErrorCode::InvalidRequest,
+                "give exactly one of \"text\" and \"binary\"",
+            ));
+        }
+    };
+    let id = request.id.unwrap_or_else(|| rand::random::<u64>() >> 11);
+    let seq = node.publish(&room, &sender, id, body).await?;
+    Ok(json!({ "room": room, "id": id, "seq": seq }))
 }
 
 /// Body of `POST /api/dev/token`.

@@ -20,9 +20,12 @@ pub(crate) type ConnId = u64;
 pub(crate) struct Outgoing {
     /// The encoded frame, shared with every other recipient.
     pub(crate) frame: Bytes,
-    /// For room messages: the local room id and the message's sequence, so the connection
-    /// can drop what a join's replay already delivered.
-    pub(crate) seq: Option<(u64, u64)>,
+    /// The hub's id for the room the frame belongs to: the connection drops frames of
+    /// rooms it is no longer in.
+    pub(crate) room: u64,
+    /// For room messages, the sequence number: the connection drops what a join's replay
+    /// already delivered.
+    pub(crate) seq: Option<u64>,
 }
 
 /// The sending side of one connection's bounded outbound queue, bounded by count (the
@@ -169,13 +172,13 @@ impl Hub {
         let Some(local) = rooms.get(room) else {
             return;
         };
-        let seq = seq.map(|s| (local.id, s));
         for member in local.members.values() {
             if except_user.is_some_and(|u| *member.user == *u) {
                 continue;
             }
             member.outbox.push(Outgoing {
                 frame: frame.clone(),
+                room: local.id,
                 seq,
             });
         }

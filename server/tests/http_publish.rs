@@ -234,3 +234,59 @@ async fn the_api_publishes_where_clients_may_not() {
     assert_eq!(sender, "server");
     assert_eq!(body, Body::Text("from the backend".into()));
 }
+
+#[tokio::test]
+async fn an_admin_token_is_limited_to_its_rooms_and_its_own_name() {
+    let server = TestServer::start().await;
+    let token = server
+        .auth
+        .issue("ops", Duration::from_secs(60), vec!["ops:*".into()], true)
+        .unwrap();
+    let (status, answer) = publish(
+        &server,
+        Some(&token),
+        &json!({ "room": "lobby", "text": "outside its rooms" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert_eq!(answer["code"], 104);
+
+    let (status, answer) = publish(
+        &server,
+        Some(&token),
+        &json!({ "room": "ops:alerts", "text": "spoofed", "sender": "alice" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert_eq!(answer["code"], 104);
+
+    let (status, answer) = publish(
+        &server,
+        Some(&token),
+        &json!({ "room": "ops:alerts", "text": "fine", "sender": "ops" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        server
+            .metric("chorus_errors_total{code=\"forbidden\"}")
+            .await,
+        2.0
+    );
+}
+
+#[tokio::test]
+async fn the_secret_holder_may_name_any_sender() {
+    let server = TestServer::start().await;
+    let mut member = server.connect("alice").await;
+    member.join("lobby").await;
+    let (status, answer) = publish(
+        &server,
+        Some(SECRET),
+        &json!({ "room": "lobby", "text": "hi", "sender": "billing bot" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (_, _, sender, _) = next_message(&mut member).await;
+    assert_eq!(sender, "billing bot");
+}

@@ -162,3 +162,15 @@ async fn persistent_bad_frames_end_with_close_code_4003() {
         "{closed:?}"
     );
 }
+
+#[tokio::test]
+async fn repeated_mistakes_that_are_not_abuse_do_not_disconnect() {
+    let server = TestServer::start_with(|c| c.abuse_burst = 3).await;
+    let mut alice = server.connect("alice").await;
+    // Ten publishes to a room not joined: each refused, none counted as abuse.
+    for id in 1..=10 {
+        alice.publish("elsewhere", id, "oops").await;
+        assert_eq!(alice.error().await.0, ErrorCode::NotJoined.as_u16());
+    }
+    alice.ping(7).await;
+}
