@@ -134,6 +134,9 @@ settings! {
     typing_ttl: HumanDuration, "CHORUS_TYPING_TTL";
     /// How long shutdown waits for queues to drain. Default: 10s.
     shutdown_timeout: HumanDuration, "CHORUS_SHUTDOWN_TIMEOUT";
+    /// How long a publish's (user, id) is remembered: a resend within it is answered with
+    /// the original ack instead of publishing twice. Default: 2m.
+    dedupe_window: HumanDuration, "CHORUS_DEDUPE_WINDOW";
     /// Directory of static files served at / (the demo page). Default: none.
     static_dir: PathBuf, "CHORUS_STATIC_DIR";
     /// Directory of the built npm package, served at /pkg/. Default: none.
@@ -235,6 +238,8 @@ pub struct Config {
     pub typing_ttl: Duration,
     /// Deadline for draining queues at shutdown.
     pub shutdown_timeout: Duration,
+    /// How long publish ids are remembered for deduplication.
+    pub dedupe_window: Duration,
     /// Static files served at `/`.
     pub static_dir: Option<PathBuf>,
     /// The npm package served at `/pkg/`.
@@ -271,6 +276,7 @@ impl Default for Config {
             typing_throttle: Duration::from_secs(1),
             typing_ttl: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(10),
+            dedupe_window: Duration::from_secs(120),
             static_dir: None,
             pkg_dir: None,
             namespaces: HashMap::new(),
@@ -325,6 +331,7 @@ impl Config {
             typing_throttle: dur(settings.typing_throttle, d.typing_throttle),
             typing_ttl: dur(settings.typing_ttl, d.typing_ttl),
             shutdown_timeout: dur(settings.shutdown_timeout, d.shutdown_timeout),
+            dedupe_window: dur(settings.dedupe_window, d.dedupe_window),
             static_dir: settings.static_dir,
             pkg_dir: settings.pkg_dir,
             namespaces,

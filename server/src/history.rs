@@ -1,20 +1,33 @@
 //! A room's bounded message log, in memory: sequence numbers, the epoch, and the recent
 //! messages (by count and by age) kept for resume.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use bytes::Bytes;
 use chorus_protocol::{Position, Recovery};
 use tokio::time::Instant;
 
-/// How much history a room keeps.
+/// How much a room's log keeps: recent messages, and recent publish ids for deduplication.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HistoryPolicy {
     /// Most messages kept.
     pub size: usize,
     /// Longest a message is kept.
     pub ttl: Duration,
+    /// How long a publish's (sender, id) is remembered, so a resend gets the original
+    /// sequence instead of a second message.
+    pub dedupe_window: Duration,
+}
+
+/// The outcome of appending a publish to a room's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// The message's sequence number.
+    pub seq: u64,
+    /// Whether the same (sender, id) was already published within the window: nothing was
+    /// appended and `seq` is the original's.
+    pub duplicate: bool,
 }
 
 #[derive(Debug)]
@@ -35,12 +48,16 @@ pub struct Replay {
     pub frames: Vec<(u64, Bytes)>,
 }
 
-/// One room's sequence counter and retained messages.
+/// One room's sequence counter, retained messages and recent publish ids.
 #[derive(Debug)]
 pub struct RoomLog {
     epoch: u64,
     seq: u64,
     entries: VecDeque<Entry>,
+    /// (sender, id) -> seq, for publishes within the dedupe window.
+    recent: HashMap<(String, u64), u64>,
+    /// The same keys in publication order, for expiry.
+    recent_order: VecDeque<(Instant, String, u64)>,
 }
 
 impl RoomLog {
@@ -50,6 +67,8 @@ impl RoomLog {
             epoch,
             seq: 0,
             entries: VecDeque::new(),
+            recent: HashMap::new(),
+            recent_order: VecDeque::new(),
         }
     }
 
@@ -66,9 +85,40 @@ impl RoomLog {
         self.seq + 1
     }
 
-    /// Append the frame of message `next_seq()`, then trim to the policy.
-    pub fn append(&mut self, frame: Bytes, now: Instant, policy: HistoryPolicy) -> u64 {
+    /// The sequence of an earlier publish of (`sender`, `id`) within the dedupe window.
+    pub fn duplicate_of(
+        &mut self,
+        sender: &str,
+        id: u64,
+        now: Instant,
+        policy: HistoryPolicy,
+    ) -> Option<u64> {
+        while let Some((at, _, _)) = self.recent_order.front() {
+            if now.saturating_duration_since(*at) <= policy.dedupe_window {
+                break;
+            }
+            if let Some((_, sender, id)) = self.recent_order.pop_front() {
+                self.recent.remove(&(sender, id));
+            }
+        }
+        self.recent.get(&(sender.to_owned(), id)).copied()
+    }
+
+    /// Append the frame of message `next_seq()`, published by `sender` with `id`, then trim
+    /// to the policy. The caller has checked [`RoomLog::duplicate_of`].
+    pub fn append(
+        &mut self,
+        sender: &str,
+        id: u64,
+        frame: Bytes,
+        now: Instant,
+        policy: HistoryPolicy,
+    ) -> u64 {
         self.seq += 1;
+        if !policy.dedupe_window.is_zero() {
+            self.recent.insert((sender.to_owned(), id), self.seq);
+            self.recent_order.push_back((now, sender.to_owned(), id));
+        }
         if policy.size > 0 && !policy.ttl.is_zero() {
             self.entries.push_back(Entry {
                 seq: self.seq,
@@ -151,12 +201,13 @@ mod tests {
     const POLICY: HistoryPolicy = HistoryPolicy {
         size: 3,
         ttl: Duration::from_secs(60),
+        dedupe_window: Duration::from_secs(120),
     };
 
     fn log_with(n: u64, now: Instant) -> RoomLog {
         let mut log = RoomLog::new(7);
         for i in 1..=n {
-            log.append(Bytes::from(vec![i as u8]), now, POLICY);
+            log.append("alice", i, Bytes::from(vec![i as u8]), now, POLICY);
         }
         log
     }
@@ -208,5 +259,16 @@ mod tests {
         // Nothing retained, but nothing missed either for a client that saw everything.
         let r = log.replay(Some(Position { epoch: 7, seq: 2 }), later, POLICY);
         assert_eq!(r.recovery, Recovery::Recovered);
+    }
+
+    #[test]
+    fn a_publish_id_is_remembered_for_the_dedupe_window() {
+        let now = Instant::now();
+        let mut log = log_with(2, now);
+        assert_eq!(log.duplicate_of("alice", 2, now, POLICY), Some(2));
+        assert_eq!(log.duplicate_of("bob", 2, now, POLICY), None);
+        assert_eq!(log.duplicate_of("alice", 3, now, POLICY), None);
+        let later = now + Duration::from_secs(121);
+        assert_eq!(log.duplicate_of("alice", 2, later, POLICY), None);
     }
 }

@@ -124,7 +124,26 @@ async fn websocket(
     if !origin_allowed(&node, &headers) {
         return error(StatusCode::FORBIDDEN, None, "origin not allowed");
     }
-    let offered = offered_protocols(&headers);
+    let mut response = handshake(node, &headers, &query, upgrade);
+    // A browser cannot read why an upgrade failed; the client asks again with a plain GET
+    // (`/ws?token=...`: 401 for a refused token, 4xx otherwise). Let allowed origins read
+    // that answer.
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let answer = response.headers_mut();
+        answer.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        answer.append(header::VARY, header::HeaderValue::from_static("origin"));
+    }
+    response
+}
+
+/// Check the subprotocols and the token, then upgrade.
+fn handshake(
+    node: Arc<Node>,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let offered = offered_protocols(headers);
     if !offered.is_empty() && !offered.contains(&SUBPROTOCOL) {
         return error(
             StatusCode::BAD_REQUEST,

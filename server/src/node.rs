@@ -152,6 +152,7 @@ impl Node {
         HistoryPolicy {
             size: policy.history_size,
             ttl: policy.history_ttl,
+            dedupe_window: self.config.dedupe_window,
         }
     }
 
@@ -320,10 +321,15 @@ impl Node {
             ts: unix_now().as_millis() as u64,
             body,
         };
-        let seq = self
+        let appended = self
             .broker
             .publish(room, publication, self.history_policy(room))
             .await?;
+        if appended.duplicate {
+            // A resend (the client lost the ack): answer with the original sequence.
+            return Ok(appended.seq);
+        }
+        let seq = appended.seq;
         self.metrics.publishes.inc();
         // Sending a message ends the sender's typing.
         if self.typing.stopped(room, sender) {

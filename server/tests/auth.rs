@@ -111,3 +111,30 @@ async fn refused_upgrades_are_counted_and_open_no_connection() {
     assert_eq!(server.metric("chorus_auth_failures_total").await, 2.0);
     assert_eq!(server.metric("chorus_connections").await, 0.0);
 }
+
+/// Browsers cannot read the status of a refused upgrade; the client probes with a plain GET.
+#[tokio::test]
+async fn a_plain_get_tells_a_refused_token_from_a_good_one_and_allowed_origins_may_read_it() {
+    let server =
+        TestServer::start_with(|c| c.allowed_origins = vec!["https://app.example".into()]).await;
+    let client = reqwest::Client::new();
+    let probe = |token: String| {
+        client
+            .get(server.http_url(&format!("/ws?token={token}")))
+            .header("origin", "https://app.example")
+            .send()
+    };
+    let refused = probe("garbage".into()).await.unwrap();
+    assert_eq!(refused.status(), reqwest::StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        refused.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let good = probe(server.token("alice")).await.unwrap();
+    assert!(good.status().is_client_error());
+    assert_ne!(good.status(), reqwest::StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        good.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+}

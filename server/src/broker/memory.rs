@@ -8,7 +8,7 @@ use chorus_protocol::{Position, ServerMessage};
 use tokio::time::Instant;
 
 use super::{Broker, BrokerError, Ephemeral, Publication};
-use crate::history::{HistoryPolicy, Replay, RoomLog};
+use crate::history::{Appended, HistoryPolicy, Replay, RoomLog};
 use crate::hub::{Hub, frame};
 
 /// State in this process: histories, sequence numbers and presence. Delivery is a direct
@@ -61,21 +61,37 @@ impl Broker for MemoryBroker {
         room: &str,
         publication: Publication,
         policy: HistoryPolicy,
-    ) -> Result<u64, BrokerError> {
+    ) -> Result<Appended, BrokerError> {
         let log = self.log(room);
         let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if let Some(seq) = log.duplicate_of(&publication.sender, publication.id, now, policy) {
+            return Ok(Appended {
+                seq,
+                duplicate: true,
+            });
+        }
         let seq = log.next_seq();
         let frame = frame(&ServerMessage::Message {
             room: room.to_owned(),
             seq,
             id: publication.id,
-            sender: publication.sender,
+            sender: publication.sender.clone(),
             ts: publication.ts,
             body: publication.body,
         });
-        log.append(frame.clone(), Instant::now(), policy);
+        log.append(
+            &publication.sender,
+            publication.id,
+            frame.clone(),
+            now,
+            policy,
+        );
         self.hub.broadcast(room, &frame, Some(seq), None);
-        Ok(seq)
+        Ok(Appended {
+            seq,
+            duplicate: false,
+        })
     }
 
     async fn broadcast(&self, room: &str, event: Ephemeral) -> Result<(), BrokerError> {

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chorus_protocol::{Body, Position};
 
-use crate::history::{HistoryPolicy, Replay};
+use crate::history::{Appended, HistoryPolicy, Replay};
 
 /// Why a broker operation failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -58,13 +58,15 @@ pub trait Broker: Send + Sync + 'static {
     async fn unsubscribe(&self, room: &str) -> Result<(), BrokerError>;
 
     /// Give the message the room's next sequence number, keep it in the history under
-    /// `policy`, and deliver it to every subscribed instance. Returns its sequence.
+    /// `policy`, and deliver it to every subscribed instance. A publish with the same
+    /// (sender, id) as one within the dedupe window is not appended again: the outcome
+    /// carries the original sequence.
     async fn publish(
         &self,
         room: &str,
         publication: Publication,
         policy: HistoryPolicy,
-    ) -> Result<u64, BrokerError>;
+    ) -> Result<Appended, BrokerError>;
 
     /// Deliver an ephemeral frame to every subscribed instance.
     async fn broadcast(&self, room: &str, event: Ephemeral) -> Result<(), BrokerError>;
