@@ -265,3 +265,26 @@ async fn a_dev_server_serves_dev_tokens_and_stops_cleanly_on_sigterm() {
     };
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn settings_come_from_the_environment_and_json_logs_are_json() {
+    let mut command = chorus(&["serve"]);
+    command
+        .env("CHORUS_TOKEN_SECRET", SECRET)
+        .env("CHORUS_BIND", "127.0.0.1:0")
+        .env("CHORUS_LOG_FORMAT", "json");
+    let mut server = Server(command.spawn().unwrap());
+    let stdout = server.0.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        if let Some(Ok(line)) = BufReader::new(stdout).lines().next() {
+            let _ = tx.send(line);
+        }
+    });
+    let line = rx.recv_timeout(WAIT).expect("no log line");
+    let record: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    assert_eq!(record["level"], "INFO", "{record}");
+    let address = record["fields"]["address"].as_str().expect("address field");
+    assert!(address.starts_with("127.0.0.1:"), "{address}");
+}
