@@ -161,11 +161,12 @@ impl RoomLog {
             };
         };
         if since.epoch != self.epoch || since.seq > self.seq {
-            // Another history, or a position this history never reached.
+            // Another history, or a position this history never reached: what came before
+            // is lost, but everything this history retains is new to the client.
             return Replay {
                 position,
                 recovery: Recovery::Missed,
-                frames: Vec::new(),
+                frames: self.entries.iter().map(|e| (e.seq, e.frame.clone())).collect(),
             };
         }
         // The oldest sequence still retained; with nothing retained, the next one.
@@ -244,6 +245,7 @@ mod tests {
         let mut log = log_with(2, now);
         let r = log.replay(Some(Position { epoch: 8, seq: 1 }), now, POLICY);
         assert_eq!(r.recovery, Recovery::Missed);
+        assert_eq!(seqs(&r), vec![1, 2], "the whole current history follows");
         let r = log.replay(Some(Position { epoch: 7, seq: 9 }), now, POLICY);
         assert_eq!(r.recovery, Recovery::Missed);
     }
