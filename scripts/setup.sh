@@ -60,7 +60,8 @@ else
 fi
 
 # (d) System packages: a browser and its driver for the browser tests, Redis for the broker
-# tests, binaryen's wasm-opt to shrink the client.
+# tests, and binaryen. The client build runs the wasm-opt of the npm package `binaryen`
+# (step (e)): Debian's (version 108) cannot read all the wasm that current rustc emits.
 missing=()
 for pair in chromium:chromium chromedriver:chromium-driver redis-server:redis-server \
   wasm-opt:binaryen; do

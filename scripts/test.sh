@@ -20,6 +20,9 @@ step() {
 step setup bash scripts/setup.sh
 step fmt cargo fmt --all --check
 step clippy cargo clippy --workspace --all-targets -- -D warnings
+step clippy-wasm cargo clippy -p chorus-client --target wasm32-unknown-unknown --all-targets -- -D warnings
 step test cargo test --workspace
+step build-client bash scripts/build-client.sh
+step browser bash scripts/test-browser.sh
 
 printf '\ntest.sh: all steps passed\n'

@@ -166,7 +166,11 @@ impl RoomLog {
             return Replay {
                 position,
                 recovery: Recovery::Missed,
-                frames: self.entries.iter().map(|e| (e.seq, e.frame.clone())).collect(),
+                frames: self
+                    .entries
+                    .iter()
+                    .map(|e| (e.seq, e.frame.clone()))
+                    .collect(),
             };
         }
         // The oldest sequence still retained; with nothing retained, the next one.

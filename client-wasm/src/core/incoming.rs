@@ -1,0 +1,204 @@
+//! What each server frame does.
+
+use chorus_protocol::{ErrorCode, ServerMessage};
+
+use super::connection::{Notice, Phase};
+use super::{Ack, Core, Event, Millis, PublishError};
+
+/// Refusals of a join that may pass: the join is sent again after a backoff delay.
+fn is_transient(code: u16) -> bool {
+    matches!(
+        ErrorCode::from_u16(code),
+        Some(ErrorCode::RateLimited | ErrorCode::Internal | ErrorCode::Unavailable)
+    )
+}
+
+impl Core {
+    /// A frame on a socket that is open or awaiting its welcome.
+    pub(super) fn on_frame(&mut self, frame: &[u8], now: Millis) {
+        let Ok(message) = ServerMessage::decode(frame, usize::MAX) else {
+            self.emit(Event::Error {
+                code: ErrorCode::BadFrame.as_u16(),
+                message: "undecodable frame from the server".to_owned(),
+                room: None,
+            });
+            return;
+        };
+        let open = self.is_open();
+        match message {
+            ServerMessage::Welcome {
+                session,
+                user,
+                heartbeat_ms,
+                heartbeat_timeout_ms,
+                limits,
+                ..
+            } if !open => self.welcome(
+                now,
+                session,
+                user,
+                heartbeat_ms,
+                heartbeat_timeout_ms,
+                limits,
+            ),
+            ServerMessage::Disconnect {
+                code,
+                reason,
+                reconnect,
+            } => {
+                self.notice = Some(Notice {
+                    code,
+                    reason,
+                    reconnect,
+                });
+            }
+            // Nothing but the welcome and a refusal precede the welcome.
+            _ if !open => {}
+            ServerMessage::Welcome { .. } => {}
+            ServerMessage::Joined {
+                room,
+                position,
+                members,
+                recovery,
+            } => {
+                if self.rooms.joined(&room, position) {
+                    self.emit(Event::Joined {
+                        room,
+                        members,
+                        position,
+                        recovery,
+                    });
+                }
+            }
+            ServerMessage::Left { room } => self.emit(Event::Left { room }),
+            ServerMessage::Message {
+                room,
+                seq,
+                id,
+                sender,
+                ts,
+                body,
+            } => {
+                if !self.rooms.accept(&room, seq) {
+                    return;
+                }
+                // Our own publish, echoed: proof the server has it, whether or not its ack
+                // ever arrives (it may have been lost with a connection).
+                if self.user.as_deref() == Some(sender.as_str())
+                    && self.outbox.is_pending(id, &room)
+                {
+                    self.outbox.take(id);
+                    let ack = Ack {
+                        room: room.clone(),
+                        id,
+                        seq,
+                    };
+                    self.settle(id, Ok(ack));
+                }
+                let typing_changed = self.remote_typing.stop(&room, &sender);
+                self.emit(Event::Message {
+                    room: room.clone(),
+                    seq,
+                    id,
+                    sender,
+                    ts,
+                    body,
+                });
+                if typing_changed {
+                    self.emit_typing(room);
+                }
+            }
+            ServerMessage::PublishAck { room, id, seq } => {
+                if self.outbox.take(id).is_some() {
+                    self.settle(id, Ok(Ack { room, id, seq }));
+                }
+            }
+            ServerMessage::MemberJoined { room, user } => {
+                if self.rooms.is_wanted(&room) {
+                    self.emit(Event::MemberJoined { room, user });
+                }
+            }
+            ServerMessage::MemberLeft { room, user } => {
+                if self.rooms.is_wanted(&room) {
+                    let typing_changed = self.remote_typing.stop(&room, &user);
+                    self.emit(Event::MemberLeft {
+                        room: room.clone(),
+                        user,
+                    });
+                    if typing_changed {
+                        self.emit_typing(room);
+                    }
+                }
+            }
+            ServerMessage::Typing { room, user, typing } => {
+                if !self.rooms.is_wanted(&room) {
+                    return;
+                }
+                let changed = if typing {
+                    let until = now.saturating_add(self.limits.typing_ttl);
+                    self.remote_typing.start(&room, &user, until)
+                } else {
+                    self.remote_typing.stop(&room, &user)
+                };
+                if changed {
+                    self.emit_typing(room);
+                }
+            }
+            ServerMessage::Pong { nonce } => {
+                if let Phase::Open(open) = &mut self.phase {
+                    if open.sync == Some(nonce) {
+                        open.sync = None;
+                        self.flush();
+                    }
+                }
+            }
+            ServerMessage::Error {
+                code,
+                message,
+                id,
+                room,
+            } => self.on_error(code, message, id, room, now),
+        }
+    }
+
+    fn on_error(
+        &mut self,
+        code: u16,
+        message: String,
+        id: Option<u64>,
+        room: Option<String>,
+        now: Millis,
+    ) {
+        if let Some(id) = id {
+            if self.outbox.take(id).is_some() {
+                self.settle(id, Err(PublishError::Rejected { code, message }));
+                return;
+            }
+        }
+        if let Some(name) = room.as_deref() {
+            if self.rooms.is_joining(name) {
+                if is_transient(code) {
+                    let (backoff, rng) = (&self.backoff, &mut self.rng);
+                    self.rooms
+                        .join_refused(name, |n| now.saturating_add(backoff.delay_for(n, rng)));
+                } else {
+                    // Refused for good (invalid, forbidden, too many rooms, full, or a code
+                    // this version does not know): stop wanting it.
+                    self.rooms.forget(name);
+                    self.local_typing.stop(name);
+                    self.remote_typing.forget(name);
+                    self.drop_unsent(name, code, &message);
+                }
+            } else if code == ErrorCode::TypingDisabled.as_u16() {
+                // Keystrokes would draw this error every throttle window; stop sending.
+                self.rooms.typing_refused(name);
+                self.local_typing.stop(name);
+            }
+        }
+        self.emit(Event::Error {
+            code,
+            message,
+            room,
+        });
+    }
+}

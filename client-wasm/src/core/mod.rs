@@ -1,0 +1,802 @@
+//! The sans-IO core: every decision of the client, with no socket, timer or browser in
+//! sight. The web shell feeds it inputs (user actions, socket events, the time) and carries
+//! out the [`Action`]s it returns. Time is an input (`now`, in milliseconds of a monotonic
+//! clock), so every behaviour is tested natively and deterministically.
+//!
+//! The shell's loop:
+//! 1. call an input method (`publish`, `socket_frame`, `tick`, ...) with the current time;
+//! 2. drain [`Core::poll_action`] and perform each action;
+//! 3. arm one timer for [`Core::next_deadline`] and call [`Core::tick`] when it fires.
+//!
+//! ## Layout
+//! - `connection.rs`: the connection's life: connect, welcome, loss, backoff, token refresh,
+//!   close.
+//! - `incoming.rs`: what each server frame does.
+//! - `backoff.rs`: reconnect delays (exponential, full jitter, the server's hint).
+//! - `heartbeat.rs`: pings and the dead-connection deadline.
+//! - `rooms.rs`: wanted rooms, positions to resume from, the duplicate guard.
+//! - `outbox.rs`: publishes awaiting their ack.
+//! - `typing.rs`: local throttle and idle stop, remote expiry.
+//! - `rng.rs`: the seeded PRNG behind jitter, ids and nonces.
+
+mod backoff;
+mod connection;
+mod heartbeat;
+mod incoming;
+mod outbox;
+mod rng;
+mod rooms;
+mod typing;
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use chorus_protocol::{Body, ClientMessage, ErrorCode, Position, Recovery, validate};
+
+use self::backoff::Backoff;
+use self::connection::{Next, Phase, ServerLimits};
+use self::outbox::{Outbox, Pending};
+use self::rng::Rng;
+use self::rooms::Rooms;
+use self::typing::{LocalTyping, RemoteTyping};
+
+/// Milliseconds on a monotonic clock (`performance.now()` in the browser).
+pub type Millis = u64;
+
+/// Tuning of the client. Every field has a default (see [`Options::default`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// First reconnect delay bound. Default: 500 ms.
+    pub initial_backoff: Duration,
+    /// Largest reconnect delay bound. Default: 30 s.
+    pub max_backoff: Duration,
+    /// A connection open this long resets the backoff. Default: 10 s.
+    pub stable_after: Duration,
+    /// The socket must open and the welcome arrive within this. Default: 10 s.
+    pub connect_timeout: Duration,
+    /// The connection is dead when nothing arrives within the heartbeat interval plus this.
+    /// Default: 10 s.
+    pub pong_timeout: Duration,
+    /// A publish not acknowledged within this is rejected with
+    /// [`PublishError::TimedOut`]. Default: 15 s.
+    pub publish_timeout: Duration,
+    /// Most publishes waiting (queued offline or awaiting their ack). Default: 256.
+    pub queue_max_messages: usize,
+    /// Most body bytes waiting. Default: 1 MiB.
+    pub queue_max_bytes: usize,
+    /// "Typing stopped" is sent after this long without a keystroke. Default: 3 s.
+    pub typing_idle: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+            stable_after: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+            pong_timeout: Duration::from_secs(10),
+            publish_timeout: Duration::from_secs(15),
+            queue_max_messages: 256,
+            queue_max_bytes: 1024 * 1024,
+            typing_idle: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Where the connection is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// A socket is opening (first connect, or an attempt after a delay).
+    Connecting,
+    /// The server welcomed this connection.
+    Open,
+    /// Waiting before the next attempt.
+    Reconnecting,
+    /// Closed for good: by `close()`, or a failure that retrying cannot fix.
+    Closed,
+}
+
+/// A publish acknowledged by the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ack {
+    /// Room name.
+    pub room: String,
+    /// The publish's message id.
+    pub id: u64,
+    /// The sequence number the message got in the room.
+    pub seq: u64,
+}
+
+/// Why a publish failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishError {
+    /// The offline queue is full (by count or by bytes).
+    QueueFull,
+    /// No ack within `publish_timeout`; the server may or may not have it.
+    TimedOut,
+    /// The body is larger than the server's `max_body`.
+    TooLarge {
+        /// Body size in bytes.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The server refused it (not joined, forbidden, publish disabled, rate limited...).
+    Rejected {
+        /// The [`chorus_protocol::ErrorCode`] number.
+        code: u16,
+        /// The server's text.
+        message: String,
+    },
+    /// The client was closed before the publish was acknowledged.
+    Closed,
+}
+
+/// Client-side error codes, in a range the server never uses (the server's are 100-599).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u16)]
+pub enum ClientErrorCode {
+    /// The server refused the token and no `getToken` can supply another.
+    Unauthorized = 1001,
+    /// `getToken` failed.
+    TokenUnavailable = 1002,
+    /// An argument is invalid (a room name, ...).
+    InvalidArgument = 1003,
+    /// The server closed the connection and asked not to reconnect.
+    DoNotRetry = 1004,
+}
+
+/// What the app hears about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The server welcomed a connection (first or after a reconnect).
+    Open {
+        /// The server's session id.
+        session: String,
+        /// The authenticated user.
+        user: String,
+    },
+    /// The client is closed for good.
+    Close {
+        /// WebSocket close code of the last socket (1000 after `close()`).
+        code: u16,
+        /// Why.
+        reason: String,
+    },
+    /// The connection was lost; the next attempt comes after `delay_ms`.
+    Reconnecting {
+        /// 1 for the first attempt after a loss, then 2, 3...
+        attempt: u32,
+        /// Delay before the attempt.
+        delay_ms: u64,
+    },
+    /// A room was joined (or rejoined after a reconnect).
+    Joined {
+        /// Room name.
+        room: String,
+        /// Users present.
+        members: Vec<String>,
+        /// The room's position.
+        position: Position,
+        /// What became of the resume request.
+        recovery: Recovery,
+    },
+    /// A room was left.
+    Left {
+        /// Room name.
+        room: String,
+    },
+    /// A message (each sequence at most once per room and epoch).
+    Message {
+        /// Room name.
+        room: String,
+        /// Per-room sequence.
+        seq: u64,
+        /// Publisher's message id.
+        id: u64,
+        /// Publisher.
+        sender: String,
+        /// Server timestamp, ms since the Unix epoch.
+        ts: u64,
+        /// Payload.
+        body: Body,
+    },
+    /// A user joined a room.
+    MemberJoined {
+        /// Room name.
+        room: String,
+        /// User.
+        user: String,
+    },
+    /// A user left a room.
+    MemberLeft {
+        /// Room name.
+        room: String,
+        /// User.
+        user: String,
+    },
+    /// Who is typing in a room changed. `users` is de-duplicated, excludes expired states,
+    /// and is sorted.
+    Typing {
+        /// Room name.
+        room: String,
+        /// Users typing now.
+        users: Vec<String>,
+    },
+    /// Something failed that no Promise reports: a join refused, the token refused, a
+    /// server error not tied to a publish.
+    Error {
+        /// A server [`chorus_protocol::ErrorCode`] number, or a [`ClientErrorCode`].
+        code: u16,
+        /// Human-readable text.
+        message: String,
+        /// The room concerned, if any.
+        room: Option<String>,
+    },
+}
+
+/// What the shell must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Open a socket to the server with this token (replacing any current socket).
+    Open {
+        /// The token to offer as `chorus.auth.<token>`.
+        token: String,
+    },
+    /// Send one binary frame on the current socket.
+    Send(Vec<u8>),
+    /// Close the current socket and stop listening to it; its later events are dropped.
+    Close {
+        /// Close code (1000, or 4000-4999).
+        code: u16,
+        /// Close reason.
+        reason: String,
+    },
+    /// Call the app's `getToken`, then [`Core::token_fetched`].
+    FetchToken,
+    /// Ask the server over plain HTTP whether it refuses this token (after a socket failed
+    /// before opening, which a browser cannot tell apart from a network failure), then
+    /// [`Core::auth_probed`].
+    ProbeAuth {
+        /// The token to check.
+        token: String,
+    },
+    /// Tell the app.
+    Emit(Event),
+    /// Settle the publish with this id: resolve its Promise or future with the ack, or
+    /// reject it.
+    Settle {
+        /// The message id [`Core::publish`] returned.
+        id: u64,
+        /// The outcome.
+        result: Result<Ack, PublishError>,
+    },
+}
+
+/// An argument the client refuses at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidArgument(pub String);
+
+/// Message ids stay below 2^53 so JavaScript holds them exactly (`Number.MAX_SAFE_INTEGER`).
+const ID_MASK: u64 = (1 << 53) - 1;
+
+/// Timing options in milliseconds, the unit of the clock.
+#[derive(Debug)]
+struct Timings {
+    connect_timeout: Millis,
+    pong_timeout: Millis,
+    publish_timeout: Millis,
+    typing_idle: Millis,
+}
+
+fn millis(d: Duration) -> Millis {
+    Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
+}
+
+/// Encode a request. Postcard cannot fail on these types, and the server enforces the
+/// frame limit itself.
+fn encode(message: &ClientMessage) -> Vec<u8> {
+    message.encode(usize::MAX).unwrap_or_default()
+}
+
+/// The client's state machine. See the module docs for how a shell drives it.
+#[derive(Debug)]
+pub struct Core {
+    timings: Timings,
+    rng: Rng,
+    phase: Phase,
+    token: Option<String>,
+    can_fetch_token: bool,
+    backoff: Backoff,
+    /// Token refreshes since the last stable connection: the first goes at once, later ones
+    /// wait their backoff, so a token the server keeps refusing cannot cause a storm.
+    token_refreshes: u32,
+    /// The server's `Disconnect` on the current socket, if it sent one.
+    notice: Option<connection::Notice>,
+    /// Close code of the last socket, for the final `Close` event.
+    last_close_code: u16,
+    limits: ServerLimits,
+    /// The user the server welcomed, to recognise the echo of our own publishes.
+    user: Option<String>,
+    next_id: u64,
+    next_nonce: u64,
+    rooms: Rooms,
+    outbox: Outbox,
+    local_typing: LocalTyping,
+    remote_typing: RemoteTyping,
+    actions: VecDeque<Action>,
+}
+
+impl Core {
+    /// A core that will connect with `token`, or fetch one first when `token` is `None`
+    /// (then `can_fetch_token` must be true). `seed` seeds the jitter and message ids;
+    /// pass a random one.
+    pub fn new(options: Options, token: Option<String>, can_fetch_token: bool, seed: u64) -> Core {
+        let mut rng = Rng::new(seed);
+        let next_id = rng.next_u64() & ID_MASK;
+        let next_nonce = rng.next_u64();
+        Core {
+            timings: Timings {
+                connect_timeout: millis(options.connect_timeout),
+                pong_timeout: millis(options.pong_timeout),
+                publish_timeout: millis(options.publish_timeout),
+                typing_idle: millis(options.typing_idle),
+            },
+            rng,
+            phase: Phase::Idle,
+            token,
+            can_fetch_token,
+            backoff: Backoff::new(
+                millis(options.initial_backoff),
+                millis(options.max_backoff),
+                millis(options.stable_after),
+            ),
+            token_refreshes: 0,
+            notice: None,
+            last_close_code: 1000,
+            limits: ServerLimits::default(),
+            user: None,
+            next_id,
+            next_nonce,
+            rooms: Rooms::default(),
+            outbox: Outbox::new(options.queue_max_messages, options.queue_max_bytes),
+            local_typing: LocalTyping::default(),
+            remote_typing: RemoteTyping::default(),
+            actions: VecDeque::new(),
+        }
+    }
+
+    /// Where the connection is. Before [`Core::connect`], and while a token is fetched or
+    /// checked, that is [`State::Connecting`].
+    pub fn state(&self) -> State {
+        match self.phase {
+            Phase::Idle
+            | Phase::FetchingToken
+            | Phase::Opening { .. }
+            | Phase::Handshake { .. }
+            | Phase::Probing => State::Connecting,
+            Phase::Open(_) => State::Open,
+            Phase::Waiting { .. } => State::Reconnecting,
+            Phase::Closed => State::Closed,
+        }
+    }
+
+    /// Start connecting (once, after `new`).
+    pub fn connect(&mut self, now: Millis) {
+        if matches!(self.phase, Phase::Idle) {
+            self.start(now);
+        }
+    }
+
+    /// Join `room` now, or as soon as connected; rejoined after every reconnect.
+    pub fn join(&mut self, room: &str, now: Millis) -> Result<(), InvalidArgument> {
+        let _ = now;
+        validate::room(room).map_err(|e| InvalidArgument(format!("invalid room name: {e}")))?;
+        if self.is_closed() || !self.rooms.want(room) {
+            return Ok(());
+        }
+        if self.is_open() {
+            let since = self.rooms.join_sent(room);
+            self.send(&ClientMessage::Join {
+                room: room.to_owned(),
+                since,
+            });
+        }
+        Ok(())
+    }
+
+    /// Leave `room`. Publishes to it that have not gone out are rejected.
+    pub fn leave(&mut self, room: &str, now: Millis) {
+        let _ = now;
+        if self.is_closed() || !self.rooms.forget(room) {
+            return;
+        }
+        self.local_typing.stop(room);
+        self.remote_typing.forget(room);
+        self.drop_unsent(
+            room,
+            ErrorCode::NotJoined.as_u16(),
+            "the room was left before the message was sent",
+        );
+        if self.is_open() {
+            self.send(&ClientMessage::Leave {
+                room: room.to_owned(),
+            });
+        }
+    }
+
+    /// Publish; returns the message id, settled later by [`Action::Settle`] (possibly at
+    /// once, e.g. when the queue is full).
+    pub fn publish(&mut self, room: &str, body: Body, now: Millis) -> u64 {
+        let id = self.next_id;
+        self.next_id = (self.next_id + 1) & ID_MASK;
+        if let Err(error) = self.admit(room, &body) {
+            self.settle(id, Err(error));
+            return id;
+        }
+        let size = body.len();
+        let frame = encode(&ClientMessage::Publish {
+            room: room.to_owned(),
+            id,
+            body,
+        });
+        self.outbox.push(Pending {
+            id,
+            room: room.to_owned(),
+            size,
+            frame,
+            deadline: now.saturating_add(self.timings.publish_timeout),
+            in_flight: false,
+            maybe_delivered: false,
+        });
+        // Sending ends typing; say so first, so no "typing" outlives the message.
+        if self.local_typing.stop(room) {
+            self.send(&ClientMessage::TypingStopped {
+                room: room.to_owned(),
+            });
+        }
+        self.flush();
+        id
+    }
+
+    /// Why a publish cannot even be queued, if it cannot.
+    fn admit(&self, room: &str, body: &Body) -> Result<(), PublishError> {
+        if self.is_closed() {
+            return Err(PublishError::Closed);
+        }
+        if let Err(e) = validate::room(room) {
+            return Err(PublishError::Rejected {
+                code: ErrorCode::InvalidRoom.as_u16(),
+                message: format!("invalid room name: {e}"),
+            });
+        }
+        // The server only accepts publishes in joined rooms; fail now rather than after a
+        // round trip (or, offline, after the reconnect).
+        if !self.rooms.is_wanted(room) {
+            return Err(PublishError::Rejected {
+                code: ErrorCode::NotJoined.as_u16(),
+                message: "not joined to this room; join it before publishing".to_owned(),
+            });
+        }
+        let size = body.len();
+        if size > self.limits.max_body {
+            return Err(PublishError::TooLarge {
+                size,
+                max: self.limits.max_body,
+            });
+        }
+        if !self.outbox.has_room_for(size) {
+            return Err(PublishError::QueueFull);
+        }
+        Ok(())
+    }
+
+    /// The user typed in `room` (call on every keystroke).
+    pub fn typing(&mut self, room: &str, now: Millis) {
+        if !self.is_open() || !self.rooms.typing_allowed(room) {
+            return;
+        }
+        if self
+            .local_typing
+            .keystroke(room, now, self.limits.typing_throttle)
+        {
+            self.send(&ClientMessage::TypingStarted {
+                room: room.to_owned(),
+            });
+        }
+    }
+
+    /// Close for good: pending publishes reject with [`PublishError::Closed`], no timer or
+    /// event follows but the final `Close` event.
+    pub fn close(&mut self, now: Millis) {
+        let _ = now;
+        if self.is_closed() {
+            return;
+        }
+        self.push(Action::Close {
+            code: 1000,
+            reason: "client closed".to_owned(),
+        });
+        self.shut(1000, "client closed", None);
+    }
+
+    /// The result of [`Action::FetchToken`].
+    pub fn token_fetched(&mut self, result: Result<String, String>, now: Millis) {
+        if !matches!(self.phase, Phase::FetchingToken) {
+            return;
+        }
+        match result {
+            Ok(token) => {
+                self.token = Some(token);
+                self.open_socket(now);
+            }
+            Err(message) => {
+                self.emit(Event::Error {
+                    code: ClientErrorCode::TokenUnavailable as u16,
+                    message,
+                    room: None,
+                });
+                self.backoff.failed();
+                let delay = self.backoff.delay(&mut self.rng);
+                self.wait(now, delay, Next::FetchToken, false);
+            }
+        }
+    }
+
+    /// The result of [`Action::ProbeAuth`]: whether the server answered 401.
+    pub fn auth_probed(&mut self, unauthorized: bool, now: Millis) {
+        if !matches!(self.phase, Phase::Probing) {
+            return;
+        }
+        if !unauthorized {
+            self.retry(now);
+        } else if self.can_fetch_token {
+            self.refresh_token(now);
+        } else {
+            // Retrying cannot help: the same token would be refused again.
+            self.shut(
+                self.last_close_code,
+                "unauthorized",
+                Some((
+                    ClientErrorCode::Unauthorized,
+                    "the server refused the token".to_owned(),
+                )),
+            );
+        }
+    }
+
+    /// The browser went online, or the page became visible: retry at once if waiting.
+    /// When open, check the connection with a ping: it is dead if nothing answers within
+    /// `pong_timeout`. A delay the server asked for (`RetryAfter`) is kept.
+    pub fn wake(&mut self, now: Millis) {
+        match &self.phase {
+            Phase::Waiting {
+                next, firm: false, ..
+            } => {
+                let next = *next;
+                self.proceed(next, now);
+            }
+            Phase::Open(_) => {
+                self.ping();
+                if let Phase::Open(open) = &mut self.phase {
+                    open.heartbeat.probe(now);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The socket opened.
+    pub fn socket_opened(&mut self, now: Millis) {
+        let _ = now;
+        if let Phase::Opening { deadline } = self.phase {
+            self.phase = Phase::Handshake { deadline };
+        }
+    }
+
+    /// A binary frame arrived.
+    pub fn socket_frame(&mut self, frame: &[u8], now: Millis) {
+        match &mut self.phase {
+            Phase::Handshake { .. } => {}
+            Phase::Open(open) => open.heartbeat.frame(now),
+            _ => return,
+        }
+        self.on_frame(frame, now);
+    }
+
+    /// The socket closed (or failed) with this close code (1006 for an abnormal close).
+    pub fn socket_closed(&mut self, code: u16, now: Millis) {
+        match &self.phase {
+            // Failed before opening: a network failure, or an HTTP 401 that the browser
+            // does not show. Ask before deciding.
+            Phase::Opening { .. } => {
+                self.last_close_code = code;
+                self.backoff.failed();
+                self.phase = Phase::Probing;
+                let token = self.token.clone().unwrap_or_default();
+                self.push(Action::ProbeAuth { token });
+            }
+            Phase::Handshake { .. } => self.connection_ended(now, code, None),
+            Phase::Open(open) => {
+                let since = open.since;
+                self.connection_ended(now, code, Some(since));
+            }
+            _ => {}
+        }
+    }
+
+    /// Time passed; call when the timer for [`Core::next_deadline`] fires.
+    pub fn tick(&mut self, now: Millis) {
+        match &mut self.phase {
+            Phase::Closed => return,
+            Phase::Opening { deadline } | Phase::Handshake { deadline } if now >= *deadline => {
+                self.push(Action::Close {
+                    code: 4000,
+                    reason: "connect timeout".to_owned(),
+                });
+                self.connection_ended(now, 4000, None);
+            }
+            Phase::Waiting { until, next, .. } if now >= *until => {
+                let next = *next;
+                self.proceed(next, now);
+            }
+            Phase::Open(open) => {
+                if open.heartbeat.is_dead(now) {
+                    let since = open.since;
+                    // The shell drops the old socket's events after this Close, so its
+                    // socket_closed never comes: reconnect now.
+                    self.push(Action::Close {
+                        code: 4000,
+                        reason: "heartbeat timeout".to_owned(),
+                    });
+                    self.connection_ended(now, 4000, Some(since));
+                } else if open.heartbeat.ping_due(now) {
+                    self.ping();
+                }
+            }
+            _ => {}
+        }
+        if self.is_closed() {
+            return;
+        }
+        for p in self.outbox.take_expired(now) {
+            self.settle(p.id, Err(PublishError::TimedOut));
+        }
+        if self.is_open() {
+            for room in self.local_typing.take_idle(now, self.timings.typing_idle) {
+                self.send(&ClientMessage::TypingStopped { room });
+            }
+            let due = self.rooms.retries_due(now);
+            if !due.is_empty() {
+                for room in due {
+                    let since = self.rooms.join_sent(&room);
+                    self.send(&ClientMessage::Join { room, since });
+                }
+                self.after_joins();
+            }
+        }
+        for room in self.remote_typing.expire(now) {
+            self.emit_typing(room);
+        }
+    }
+
+    /// When [`Core::tick`] must be called next, if ever.
+    pub fn next_deadline(&self) -> Option<Millis> {
+        let phase = match &self.phase {
+            Phase::Closed => return None,
+            Phase::Opening { deadline } | Phase::Handshake { deadline } => Some(*deadline),
+            Phase::Waiting { until, .. } => Some(*until),
+            Phase::Open(open) => Some(open.heartbeat.deadline()),
+            Phase::Idle | Phase::FetchingToken | Phase::Probing => None,
+        };
+        let (typing_idle, join_retry) = if self.is_open() {
+            (
+                self.local_typing.deadline(self.timings.typing_idle),
+                self.rooms.retry_deadline(),
+            )
+        } else {
+            (None, None)
+        };
+        [
+            phase,
+            self.outbox.deadline(),
+            self.remote_typing.deadline(),
+            typing_idle,
+            join_retry,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// The next action to perform.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    fn is_open(&self) -> bool {
+        matches!(self.phase, Phase::Open(_))
+    }
+
+    fn is_closed(&self) -> bool {
+        matches!(self.phase, Phase::Closed)
+    }
+
+    fn push(&mut self, action: Action) {
+        self.actions.push_back(action);
+    }
+
+    fn emit(&mut self, event: Event) {
+        self.push(Action::Emit(event));
+    }
+
+    fn send(&mut self, message: &ClientMessage) {
+        self.push(Action::Send(encode(message)));
+    }
+
+    fn settle(&mut self, id: u64, result: Result<Ack, PublishError>) {
+        self.push(Action::Settle { id, result });
+    }
+
+    fn emit_typing(&mut self, room: String) {
+        let users = self.remote_typing.users(&room);
+        self.emit(Event::Typing { room, users });
+    }
+
+    /// Send a ping; returns its nonce.
+    fn ping(&mut self) -> u64 {
+        let nonce = self.next_nonce;
+        self.next_nonce = self.next_nonce.wrapping_add(1);
+        self.send(&ClientMessage::Ping { nonce });
+        nonce
+    }
+
+    /// Send what the outbox holds for rooms whose join is on the wire, unless the
+    /// connection is still finding out what the server already has.
+    fn flush(&mut self) {
+        let Phase::Open(open) = &self.phase else {
+            return;
+        };
+        if open.sync.is_some() {
+            return;
+        }
+        let rooms = &self.rooms;
+        let actions = &mut self.actions;
+        self.outbox.flush(
+            |room| rooms.is_ready(room),
+            |frame| actions.push_back(Action::Send(frame)),
+        );
+    }
+
+    /// Joins just went out. Publishes sent on an earlier connection and never acknowledged
+    /// may have reached the server: before sending them again, let the joins' replays show
+    /// which did (their echo settles them, see `incoming.rs`). A ping after the joins marks
+    /// the end of the replays, since the server answers requests in order.
+    fn after_joins(&mut self) {
+        if self.outbox.any_maybe_delivered() {
+            let nonce = self.ping();
+            if let Phase::Open(open) = &mut self.phase {
+                open.sync = Some(nonce);
+            }
+        }
+        self.flush();
+    }
+
+    /// Settle the publishes of `room` that are not on the wire and now never will be:
+    /// rejected with `code` if never sent, timed out (outcome unknown) if sent on an
+    /// earlier connection.
+    fn drop_unsent(&mut self, room: &str, code: u16, message: &str) {
+        for p in self.outbox.take_room(room, |p| !p.in_flight) {
+            let error = if p.maybe_delivered {
+                PublishError::TimedOut
+            } else {
+                PublishError::Rejected {
+                    code,
+                    message: message.to_owned(),
+                }
+            };
+            self.settle(p.id, Err(error));
+        }
+    }
+}

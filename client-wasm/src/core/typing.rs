@@ -1,0 +1,138 @@
+//! Typing indicators. Local: the user's own keystrokes become a throttled `TypingStarted`
+//! and, after a pause, a `TypingStopped`. Remote: who else is typing, each state expiring
+//! unless the server refreshes it.
+
+use std::collections::BTreeMap;
+
+use super::Millis;
+
+/// A room where this user's `TypingStarted` went out and no `TypingStopped` yet.
+#[derive(Debug)]
+struct Local {
+    started_sent_at: Millis,
+    last_key: Millis,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct LocalTyping {
+    rooms: BTreeMap<String, Local>,
+}
+
+impl LocalTyping {
+    /// A keystroke in `room`. Returns whether to send `TypingStarted` (the first keystroke,
+    /// or the first after a `throttle` window).
+    pub(crate) fn keystroke(&mut self, room: &str, now: Millis, throttle: Millis) -> bool {
+        match self.rooms.get_mut(room) {
+            Some(local) => {
+                local.last_key = now;
+                if now.saturating_sub(local.started_sent_at) >= throttle {
+                    local.started_sent_at = now;
+                    return true;
+                }
+                false
+            }
+            None => {
+                self.rooms.insert(
+                    room.to_owned(),
+                    Local {
+                        started_sent_at: now,
+                        last_key: now,
+                    },
+                );
+                true
+            }
+        }
+    }
+
+    /// End typing in `room`. Returns whether "started" had been sent (so "stopped" is due).
+    pub(crate) fn stop(&mut self, room: &str) -> bool {
+        self.rooms.remove(room).is_some()
+    }
+
+    /// Rooms where no key was pressed for `idle`; their typing ends.
+    pub(crate) fn take_idle(&mut self, now: Millis, idle: Millis) -> Vec<String> {
+        let rooms: Vec<String> = self
+            .rooms
+            .iter()
+            .filter(|(_, l)| now >= l.last_key.saturating_add(idle))
+            .map(|(room, _)| room.clone())
+            .collect();
+        for room in &rooms {
+            self.rooms.remove(room);
+        }
+        rooms
+    }
+
+    pub(crate) fn deadline(&self, idle: Millis) -> Option<Millis> {
+        self.rooms
+            .values()
+            .map(|l| l.last_key.saturating_add(idle))
+            .min()
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.rooms.clear();
+    }
+}
+
+/// Who else is typing, per room: user → when their state expires.
+#[derive(Debug, Default)]
+pub(crate) struct RemoteTyping {
+    rooms: BTreeMap<String, BTreeMap<String, Millis>>,
+}
+
+impl RemoteTyping {
+    /// `user` is typing in `room` until `until`. Returns whether the set of typists changed.
+    pub(crate) fn start(&mut self, room: &str, user: &str, until: Millis) -> bool {
+        let users = self.rooms.entry(room.to_owned()).or_default();
+        users.insert(user.to_owned(), until).is_none()
+    }
+
+    /// `user` stopped typing in `room`. Returns whether the set changed.
+    pub(crate) fn stop(&mut self, room: &str, user: &str) -> bool {
+        let Some(users) = self.rooms.get_mut(room) else {
+            return false;
+        };
+        let changed = users.remove(user).is_some();
+        if users.is_empty() {
+            self.rooms.remove(room);
+        }
+        changed
+    }
+
+    /// Drop expired states; returns the rooms whose set changed.
+    pub(crate) fn expire(&mut self, now: Millis) -> Vec<String> {
+        let mut changed = Vec::new();
+        self.rooms.retain(|room, users| {
+            let before = users.len();
+            users.retain(|_, until| *until > now);
+            if users.len() != before {
+                changed.push(room.clone());
+            }
+            !users.is_empty()
+        });
+        changed
+    }
+
+    /// The users typing in `room`: sorted and unique, as the map keys are.
+    pub(crate) fn users(&self, room: &str) -> Vec<String> {
+        self.rooms
+            .get(room)
+            .map(|users| users.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn deadline(&self) -> Option<Millis> {
+        self.rooms.values().flat_map(|u| u.values()).copied().min()
+    }
+
+    /// Forget everyone; returns the rooms that had typists.
+    pub(crate) fn clear(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.rooms).into_keys().collect()
+    }
+
+    /// Forget one room without telling anyone (the app left it).
+    pub(crate) fn forget(&mut self, room: &str) {
+        self.rooms.remove(room);
+    }
+}

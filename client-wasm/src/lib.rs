@@ -1,0 +1,38 @@
+//! # chorus-client
+//!
+//! The Chorus browser client, for Rust front ends (Yew and others) and, through the npm
+//! package `chorus-client`, for JavaScript and TypeScript. It wraps the browser's native
+//! WebSocket and speaks [`chorus_protocol`].
+//!
+//! ## Layout
+//! - [`core`]: the sans-IO state machine: connection state, reconnect backoff with jitter,
+//!   heartbeat deadlines, typing (local throttle and idle, remote expiry), rooms to rejoin,
+//!   the offline publish queue. Plain Rust, tested natively.
+//! - `web` (wasm32 only): the shell that moves browser events into the core and its actions
+//!   out: a web-sys `WebSocket`, one gloo timer, `online` and `visibilitychange` listeners,
+//!   the Rust API ([`web::Client`]) and the JavaScript bindings (`web::js`).
+//!
+//! ## Example (Rust, in the browser)
+//! ```no_run
+//! # #[cfg(target_arch = "wasm32")] {
+//! use chorus_client::{Client, Config, Event};
+//!
+//! let client = Client::connect("wss://chat.example/ws", Config::with_token("eyJhbGciOi..."));
+//! client.join("lobby").unwrap();
+//! let _subscription = client.on_event(|event| {
+//!     if let Event::Message { sender, body, .. } = event {
+//!         // show it
+//!     }
+//! });
+//! let _ack = client.publish("lobby", "hello");
+//! # }
+//! ```
+
+pub mod core;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
+
+pub use crate::core::{Ack, Event, Options, PublishError, State};
+#[cfg(target_arch = "wasm32")]
+pub use crate::web::{Client, Config, Error, EventStream, PublishFuture, Subscription};
+pub use chorus_protocol::Body;

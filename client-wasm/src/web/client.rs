@@ -1,0 +1,366 @@
+//! The Rust API, for Yew and other Rust front ends.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::{Rc, Weak};
+use std::task::{Context, Poll};
+
+use chorus_protocol::Body;
+use futures_channel::{mpsc, oneshot};
+use futures_core::{FusedStream, Stream};
+
+use super::env::Endpoint;
+use super::shell::{self, Inner, Shared, Subscriber, TokenFn};
+use super::{Error, Result};
+use crate::core::{Ack, Event, Options, PublishError, State};
+
+/// How to connect: a token or a way to get one (or both), and tuning.
+///
+/// ```no_run
+/// use chorus_client::web::Config;
+///
+/// // A fixed token.
+/// let config = Config::with_token("eyJhbGciOi...");
+///
+/// // A token fetched from the app's backend, again whenever the server refuses the last one.
+/// let config = Config::with_get_token(|| async { token_from_backend().await });
+/// # async fn token_from_backend() -> Result<String, String> { unimplemented!() }
+/// ```
+#[derive(Clone, Default)]
+pub struct Config {
+    /// The token to connect with first. Default: none.
+    pub token: Option<String>,
+    /// Called when a token is needed: at the start when `token` is `None`, and whenever
+    /// the server refuses or expires the current one. `Err` carries a message for the
+    /// app's `Error` event. Default: none.
+    pub get_token: Option<TokenFn>,
+    /// Tuning; see [`Options`] for each default.
+    pub options: Options,
+}
+
+impl Config {
+    /// A config with a fixed token and default options.
+    pub fn with_token(token: impl Into<String>) -> Config {
+        Config {
+            token: Some(token.into()),
+            ..Config::default()
+        }
+    }
+
+    /// A config that fetches its tokens with `get_token`, and default options.
+    pub fn with_get_token<F, Fut>(get_token: F) -> Config
+    where
+        F: Fn() -> Fut + 'static,
+        Fut: Future<Output = Result<String, String>> + 'static,
+    {
+        Config::default().get_token(get_token)
+    }
+
+    /// Set the token source (see [`Config::get_token`](field@Config::get_token)).
+    pub fn get_token<F, Fut>(mut self, get_token: F) -> Config
+    where
+        F: Fn() -> Fut + 'static,
+        Fut: Future<Output = Result<String, String>> + 'static,
+    {
+        self.get_token = Some(Rc::new(move || Box::pin(get_token())));
+        self
+    }
+
+    /// Set the tuning.
+    pub fn options(mut self, options: Options) -> Config {
+        self.options = options;
+        self
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("get_token", &self.get_token.as_ref().map(|_| "<fn>"))
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+/// A connection to a Chorus server that reconnects by itself: heartbeat, backoff, rejoining
+/// rooms with recovery, an offline publish queue and typing indicators.
+///
+/// Cheap to clone (all clones are the same client). The client closes when [`close`]
+/// is called or the last clone is dropped. Events arrive through [`events`] (a stream) or
+/// [`on_event`] (a callback).
+///
+/// [`close`]: Client::close
+/// [`events`]: Client::events
+/// [`on_event`]: Client::on_event
+///
+/// # Example
+///
+/// ```no_run
+/// use chorus_client::web::{Client, Config};
+/// use chorus_client::Event;
+///
+/// let client = Client::connect("wss://chat.example/ws", Config::with_token("eyJhbGciOi..."));
+/// client.join("lobby").expect("a valid room name");
+///
+/// let subscription = client.on_event(|event| match event {
+///     Event::Message { room, sender, body, .. } => { /* show it */ }
+///     Event::Typing { room, users } => { /* "Ada is typing..." */ }
+///     _ => {}
+/// });
+///
+/// let publish = client.publish("lobby", "hello");
+/// wasm_bindgen_futures::spawn_local(async move {
+///     match publish.await {
+///         Ok(ack) => { /* stored as ack.seq */ }
+///         Err(error) => { /* queue full, timed out, rejected... */ }
+///     }
+/// });
+/// // Later: `drop(subscription)` stops the callback; `client.close()` ends it all.
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    handle: Rc<Handle>,
+}
+
+/// The shared part of every clone: closes the client when the last clone goes.
+struct Handle {
+    shared: Shared,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        close(&self.shared);
+    }
+}
+
+impl Client {
+    /// Connect to `url` (`wss://host/ws`; `ws:`, `http:`, `https:` and a URL relative to
+    /// the page work too).
+    ///
+    /// # Panics
+    /// If `url` is not a valid server URL, or `config` has neither a token nor a
+    /// `get_token`, or the token is not a valid subprotocol string. Use
+    /// [`Client::try_connect`] to handle these.
+    pub fn connect(url: &str, config: Config) -> Client {
+        match Client::try_connect(url, config) {
+            Ok(client) => client,
+            Err(error) => panic!("Client::connect: {error}"),
+        }
+    }
+
+    /// Like [`Client::connect`], but answers an error for a bad `url` or `config`.
+    pub fn try_connect(url: &str, config: Config) -> Result<Client> {
+        let endpoint = Endpoint::parse(url)?;
+        match &config.token {
+            Some(token) => check_token(token)?,
+            None if config.get_token.is_none() => return Err(Error::NoToken),
+            None => {}
+        }
+        let shared = shell::start(endpoint, config.token, config.get_token, config.options);
+        Ok(Client {
+            handle: Rc::new(Handle { shared }),
+        })
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.handle.shared
+    }
+
+    /// Join `room` now, or as soon as connected; the client rejoins it after every
+    /// reconnect, asking the server to replay what it missed. The outcome arrives as
+    /// [`Event::Joined`] or [`Event::Error`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `room` breaks the naming rules.
+    pub fn join(&self, room: &str) -> Result<()> {
+        shell::input(self.shared(), |inner, now| inner.core.join(room, now))?;
+        Ok(())
+    }
+
+    /// Leave `room` (and stop rejoining it).
+    pub fn leave(&self, room: &str) {
+        shell::input(self.shared(), |inner, now| inner.core.leave(room, now));
+    }
+
+    /// Publish `body` (a `&str`/`String` for text, a `Vec<u8>`/`&[u8]` for binary) to
+    /// `room`. While disconnected the message waits in the offline queue and goes out after
+    /// the reconnect.
+    ///
+    /// The future resolves with the server's [`Ack`], or a [`PublishError`]: the queue is
+    /// full, no ack came within `publish_timeout`, the body is too large, the server
+    /// refused it, or the client closed first. Dropping the future does not cancel the
+    /// publish.
+    pub fn publish(&self, room: &str, body: impl Into<Body>) -> PublishFuture {
+        let (settler, outcome) = oneshot::channel();
+        let body = body.into();
+        shell::input(self.shared(), move |inner, now| {
+            // After the teardown nothing would settle it; the dropped settler says `Closed`.
+            if !inner.is_finished() {
+                let id = inner.core.publish(room, body, now);
+                inner.add_pending(id, settler);
+            }
+        });
+        PublishFuture { outcome }
+    }
+
+    /// The user typed in `room`: call on every keystroke. The client throttles what it
+    /// sends and says "stopped" after `typing_idle` without a keystroke.
+    pub fn typing(&self, room: &str) {
+        shell::input(self.shared(), |inner, now| inner.core.typing(room, now));
+    }
+
+    /// Close for good: pending publishes fail with [`PublishError::Closed`], the last
+    /// event is [`Event::Close`], and no socket, timer or listener is left. Calling it
+    /// again does nothing.
+    ///
+    /// The `Close` event is delivered before this returns; when `close` is called from an
+    /// event callback, right after that callback returns (and no other event comes
+    /// between).
+    pub fn close(&self) {
+        close(self.shared());
+    }
+
+    /// Where the connection is.
+    pub fn state(&self) -> State {
+        self.shared().borrow().core.state()
+    }
+
+    /// A stream of every event from now on; each call makes its own stream. It ends after
+    /// [`Event::Close`]. Dropping it unsubscribes.
+    pub fn events(&self) -> EventStream {
+        let (sender, receiver) = mpsc::unbounded();
+        // After the close the sender is dropped at once, and the stream ends.
+        let _ = self
+            .shared()
+            .borrow_mut()
+            .subscribe(Subscriber::Stream(sender));
+        EventStream { receiver }
+    }
+
+    /// Call `callback` with every event from now on, until the [`Subscription`] is dropped
+    /// or the client closes. The callback may call back into the client (join a room in an
+    /// `Open` handler, say). A callback that holds a clone of this client keeps it alive:
+    /// close it explicitly then.
+    pub fn on_event(&self, callback: impl Fn(&Event) + 'static) -> Subscription {
+        let id = self
+            .shared()
+            .borrow_mut()
+            .subscribe(Subscriber::Callback(Rc::new(callback)));
+        Subscription {
+            shared: Rc::downgrade(self.shared()),
+            id,
+        }
+    }
+}
+
+fn close(shared: &Shared) {
+    shell::input(shared, |inner, now| {
+        if inner.core.state() != State::Closed {
+            inner.drop_queued_work();
+            inner.core.close(now);
+        }
+    });
+}
+
+/// A token travels as a WebSocket subprotocol, so it must be a non-empty HTTP token
+/// (RFC 9110 `tchar`s): a JWT always is.
+fn check_token(token: &str) -> Result<()> {
+    let valid = !token.is_empty()
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(String::from(
+            "the token must be a non-empty string of URL-safe characters (a JWT)",
+        )))
+    }
+}
+
+impl PartialEq for Client {
+    /// Whether both are handles to the same client (for Yew props).
+    fn eq(&self, other: &Client) -> bool {
+        Rc::ptr_eq(&self.handle, &other.handle)
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.shared().try_borrow().map(|inner| inner.core.state());
+        f.debug_struct("Client")
+            .field("state", &state.ok())
+            .finish()
+    }
+}
+
+/// The outcome of [`Client::publish`].
+#[derive(Debug)]
+pub struct PublishFuture {
+    outcome: oneshot::Receiver<Result<Ack, PublishError>>,
+}
+
+impl Future for PublishFuture {
+    type Output = Result<Ack, PublishError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.outcome)
+            .poll(cx)
+            .map(|outcome| outcome.unwrap_or(Err(PublishError::Closed)))
+    }
+}
+
+/// The stream of [`Client::events`].
+#[derive(Debug)]
+#[must_use = "a stream does nothing unless polled"]
+pub struct EventStream {
+    receiver: mpsc::UnboundedReceiver<Event>,
+}
+
+impl Stream for EventStream {
+    type Item = Event;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        Pin::new(&mut self.receiver).poll_next(cx)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.receiver.size_hint()
+    }
+}
+
+impl FusedStream for EventStream {
+    fn is_terminated(&self) -> bool {
+        self.receiver.is_terminated()
+    }
+}
+
+/// A callback registered with [`Client::on_event`]; dropping it unsubscribes.
+#[must_use = "dropping a Subscription unsubscribes its callback at once"]
+pub struct Subscription {
+    shared: Weak<std::cell::RefCell<Inner>>,
+    /// `None` when the client was already closed.
+    id: Option<u64>,
+}
+
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription")
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let (Some(shared), Some(id)) = (self.shared.upgrade(), self.id) else {
+            return;
+        };
+        let removed = shared.borrow_mut().unsubscribe(id);
+        // Dropped with the borrow released: the callback may own things whose drop calls
+        // into the client.
+        drop(removed);
+    }
+}

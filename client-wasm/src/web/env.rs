@@ -1,0 +1,143 @@
+//! What the shell takes from the browser besides the socket: the clock, randomness, `fetch`,
+//! error reporting and the server URL's parts.
+//!
+//! Everything is looked up on the global object rather than on `window`, so the client
+//! also runs in a Web Worker (which has no `document`: there, only `online` wakes it).
+
+use js_sys::{Promise, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Response, Url};
+
+use super::Error;
+use crate::core::Millis;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = performance, js_name = now)]
+    fn performance_now() -> f64;
+
+    #[wasm_bindgen(catch, js_namespace = crypto, js_name = getRandomValues)]
+    fn get_random_values(buf: &mut [u8]) -> Result<JsValue, JsValue>;
+
+    #[wasm_bindgen(catch, js_name = fetch)]
+    fn fetch(url: &str) -> Result<Promise, JsValue>;
+
+    #[wasm_bindgen(catch, js_name = reportError)]
+    fn report_error_global(error: &JsValue) -> Result<(), JsValue>;
+
+    #[wasm_bindgen(js_namespace = console, js_name = error)]
+    fn console_error(error: &JsValue);
+}
+
+/// Now, on the monotonic clock the core runs on.
+pub(crate) fn now() -> Millis {
+    performance_now() as Millis
+}
+
+/// A seed for the core's jitter and message ids, from `crypto.getRandomValues` (falling back
+/// to `Math.random` where there is no `crypto`): two tabs opened at the same instant must
+/// not pick the same ids or back off in lockstep.
+pub(crate) fn random_seed() -> u64 {
+    let mut bytes = [0u8; 8];
+    if get_random_values(&mut bytes).is_ok() {
+        return u64::from_le_bytes(bytes);
+    }
+    let half = || (js_sys::Math::random() * 4_294_967_296.0) as u64;
+    (half() << 32) | half()
+}
+
+/// Hand an exception thrown by an app's event handler to the browser's usual reporting
+/// (`reportError`: the console and `window.onerror`), without stopping the dispatch of
+/// other events.
+pub(crate) fn report_error(error: &JsValue) {
+    if report_error_global(error).is_err() {
+        console_error(error);
+    }
+}
+
+/// `GET url`; whether the server answered 401. A network failure (including a CORS refusal)
+/// is not a 401.
+pub(crate) async fn answers_unauthorized(url: &str) -> bool {
+    let Ok(promise) = fetch(url) else {
+        return false;
+    };
+    match JsFuture::from(promise).await {
+        Ok(response) => response.unchecked_into::<Response>().status() == 401,
+        Err(_) => false,
+    }
+}
+
+/// The server's addresses, from the URL the app passed to `connect`.
+#[derive(Debug)]
+pub(crate) struct Endpoint {
+    /// The WebSocket URL (`ws:` or `wss:`).
+    pub(crate) socket: String,
+    /// The same address over HTTP, for the auth probe.
+    http: String,
+}
+
+impl Endpoint {
+    /// Accepts `ws:`/`wss:` URLs, and `http:`/`https:` ones (turned into `ws:`/`wss:`, as
+    /// the WebSocket constructor itself does). A relative URL is resolved against the page.
+    pub(crate) fn parse(url: &str) -> Result<Endpoint, Error> {
+        let parsed = match Url::new(url) {
+            Ok(parsed) => parsed,
+            Err(_) => base_url()
+                .and_then(|base| Url::new_with_base(url, &base).ok())
+                .ok_or_else(|| Error::InvalidUrl(quoted(url, " cannot be parsed")))?,
+        };
+        let (socket_scheme, http_scheme) = match parsed.protocol().as_str() {
+            "ws:" | "http:" => ("ws:", "http:"),
+            "wss:" | "https:" => ("wss:", "https:"),
+            _ => {
+                return Err(Error::InvalidUrl(quoted(
+                    url,
+                    " must start with ws://, wss://, http:// or https://",
+                )));
+            }
+        };
+        // A WebSocket URL may not carry a fragment.
+        parsed.set_hash("");
+        parsed.set_protocol(socket_scheme);
+        let socket = parsed.href();
+        parsed.set_protocol(http_scheme);
+        Ok(Endpoint {
+            socket,
+            http: parsed.href(),
+        })
+    }
+
+    /// The URL of the auth probe: the WebSocket URL's address over HTTP (`GET /ws` without
+    /// an upgrade), with the token in the query, which the server checks before it looks for
+    /// an upgrade.
+    pub(crate) fn probe_url(&self, token: &str) -> String {
+        match Url::new(&self.http) {
+            Ok(url) => {
+                url.search_params().set("token", token);
+                url.href()
+            }
+            // Unreachable: `http` was produced by `Url::href`.
+            Err(_) => self.http.clone(),
+        }
+    }
+}
+
+/// `location.href` of the page or worker, to resolve a relative URL against.
+fn base_url() -> Option<String> {
+    let location = Reflect::get(&js_sys::global(), &JsValue::from_str("location")).ok()?;
+    Reflect::get(&location, &JsValue::from_str("href"))
+        .ok()?
+        .as_string()
+}
+
+/// `"<value>"<rest>`, built without `format!` (which would pull formatting code into the
+/// wasm for a message nobody reads twice).
+pub(crate) fn quoted(value: &str, rest: &str) -> String {
+    let mut text = String::with_capacity(value.len() + rest.len() + 2);
+    text.push('"');
+    text.push_str(value);
+    text.push('"');
+    text.push_str(rest);
+    text
+}

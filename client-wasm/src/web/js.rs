@@ -1,0 +1,782 @@
+//! The JavaScript API: the `ChorusClient` class of the npm package `chorus-client`, a thin
+//! layer over [`Client`] that speaks camelCase, plain objects, Promises and
+//! `Error`s. Rust code uses [`Client`] instead.
+//!
+//! The TypeScript types of options, events and errors are written out below
+//! (`typescript_custom_section`) and tied to the methods with `typescript_type`, so the
+//! package's `.d.ts` has no `any`.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use chorus_protocol::Body;
+use js_sys::{Function, Promise, Reflect, Uint8Array};
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+
+use super::client::{Client, Config, Subscription};
+use super::shell::TokenFn;
+use super::{Error, env};
+use crate::core::{Ack, Event, Options, PublishError, State};
+use chorus_protocol::Recovery;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &str = r#"
+/** How to connect. At least one of `token` and `getToken` is required. */
+export interface ConnectOptions {
+  /** The token (a JWT) to connect with first. */
+  token?: string;
+  /**
+   * Called for a token when there is none yet, and whenever the server refuses or expires
+   * the current one. A rejection is reported as an "error" event (code 1002).
+   */
+  getToken?: () => Promise<string>;
+  /** First reconnect delay bound, in ms. Default: 500. */
+  initialBackoffMs?: number;
+  /** Largest reconnect delay bound, in ms. Default: 30000. */
+  maxBackoffMs?: number;
+  /** A connection open this long resets the backoff, in ms. Default: 10000. */
+  stableAfterMs?: number;
+  /** The socket must open and the server's welcome arrive within this, in ms. Default: 10000. */
+  connectTimeoutMs?: number;
+  /** The connection is dead when nothing arrives within the heartbeat interval plus this, in ms. Default: 10000. */
+  pongTimeoutMs?: number;
+  /** A publish not acknowledged within this fails with code "timed_out", in ms. Default: 15000. */
+  publishTimeoutMs?: number;
+  /** Most publishes waiting (queued offline or awaiting their ack). Default: 256. */
+  queueMaxMessages?: number;
+  /** Most body bytes waiting. Default: 1048576 (1 MiB). */
+  queueMaxBytes?: number;
+  /** "Typing stopped" is sent after this long without a keystroke, in ms. Default: 3000. */
+  typingIdleMs?: number;
+}
+
+/** Where the connection is. */
+export type ChorusState = "connecting" | "open" | "reconnecting" | "closed";
+
+/** What a message carries: text, or bytes. */
+export type ChorusBody = string | Uint8Array;
+
+/** A publish acknowledged by the server. */
+export interface Ack {
+  room: string;
+  /** The publish's message id. */
+  id: number;
+  /** The sequence number the message got in the room. */
+  seq: number;
+}
+
+/** Why a publish failed: the `code` of a rejected publish Promise's error. */
+export type PublishErrorCode = "queue_full" | "timed_out" | "too_large" | "rejected" | "closed";
+
+/** The error a publish Promise rejects with. */
+export interface PublishError extends Error {
+  name: "PublishError";
+  code: PublishErrorCode;
+  /** For "rejected": the server's error code (see docs/PROTOCOL.md). */
+  serverCode?: number;
+  /** For "too_large": the body's size in bytes. */
+  size?: number;
+  /** For "too_large": the server's limit in bytes. */
+  max?: number;
+}
+
+/** "open": the server welcomed a connection (the first, or one after a reconnect). */
+export interface ChorusOpenEvent {
+  session: string;
+  user: string;
+}
+
+/** "close": the client is closed for good. */
+export interface ChorusCloseEvent {
+  /** The last socket's close code (1000 after close()). */
+  code: number;
+  reason: string;
+}
+
+/** "reconnecting": the connection was lost; the next attempt comes after `delayMs`. */
+export interface ChorusReconnectingEvent {
+  /** 1 for the first attempt after a loss, then 2, 3... */
+  attempt: number;
+  delayMs: number;
+}
+
+/** "joined": a room was joined, or rejoined after a reconnect. */
+export interface ChorusJoinedEvent {
+  room: string;
+  /** Users present. */
+  members: string[];
+  /** The room's position when the join took effect. */
+  position: { epoch: number; seq: number };
+  /** "missed": the server could not replay everything since the last connection; reload the room. */
+  recovery: "not_requested" | "recovered" | "missed";
+}
+
+/** "left": a room was left. */
+export interface ChorusLeftEvent {
+  room: string;
+}
+
+/** "message": a message published to a room (each at most once). */
+export interface ChorusMessageEvent {
+  room: string;
+  /** Per-room sequence number. */
+  seq: number;
+  /** The publisher's message id. */
+  id: number;
+  sender: string;
+  /** Server time of publication, ms since the Unix epoch. */
+  ts: number;
+  body: ChorusBody;
+}
+
+/** "presence": who is in a room: the whole list on every join, then each change. */
+export type ChorusPresenceEvent =
+  | { room: string; kind: "list"; members: string[] }
+  | { room: string; kind: "join"; user: string }
+  | { room: string; kind: "leave"; user: string };
+
+/** "typing": who is typing in a room changed (sorted, without expired states). */
+export interface ChorusTypingEvent {
+  room: string;
+  users: string[];
+}
+
+/**
+ * "error": something failed that no Promise reports: a join refused, the token refused, a
+ * server error. `code` is a server error code (100-599) or a client one: 1001 unauthorized,
+ * 1002 getToken failed, 1003 invalid argument, 1004 the server said not to reconnect.
+ */
+export interface ChorusErrorEvent {
+  code: number;
+  message: string;
+  room?: string;
+}
+
+/** Every event a ChorusClient emits, by name. */
+export interface ChorusEventMap {
+  open: ChorusOpenEvent;
+  close: ChorusCloseEvent;
+  reconnecting: ChorusReconnectingEvent;
+  joined: ChorusJoinedEvent;
+  left: ChorusLeftEvent;
+  message: ChorusMessageEvent;
+  presence: ChorusPresenceEvent;
+  typing: ChorusTypingEvent;
+  error: ChorusErrorEvent;
+}
+
+export interface ChorusClient {
+  /**
+   * Call `handler` with every `event` from now on. Adding the same handler twice for the
+   * same event has no effect. A handler may call back into the client.
+   */
+  on<K extends keyof ChorusEventMap>(event: K, handler: (event: ChorusEventMap[K]) => void): void;
+  /** Stop calling `handler` for `event`. */
+  off<K extends keyof ChorusEventMap>(event: K, handler: (event: ChorusEventMap[K]) => void): void;
+}
+"#;
+
+#[wasm_bindgen]
+extern "C" {
+    /// `ConnectOptions` in TypeScript.
+    #[wasm_bindgen(typescript_type = "ConnectOptions")]
+    pub type ConnectOptions;
+
+    /// `string | Uint8Array` in TypeScript.
+    #[wasm_bindgen(typescript_type = "ChorusBody")]
+    pub type ChorusBody;
+
+    /// `Promise<Ack>` in TypeScript.
+    #[wasm_bindgen(typescript_type = "Promise<Ack>")]
+    pub type AckPromise;
+
+    /// `ChorusState` in TypeScript.
+    #[wasm_bindgen(typescript_type = "ChorusState")]
+    pub type ChorusState;
+}
+
+/// The JavaScript client. Create it with `ChorusClient.connect(url, options)`.
+#[wasm_bindgen]
+pub struct ChorusClient {
+    client: Client,
+    handlers: Handlers,
+    _events: Subscription,
+}
+
+/// The app's handlers, by event.
+type Handlers = Rc<RefCell<Vec<(Kind, Function)>>>;
+
+#[wasm_bindgen]
+impl ChorusClient {
+    /// Connect to `url` (`wss://host/ws`; `ws:`, `http:`, `https:` and a URL relative to
+    /// the page work too) and keep the connection up until `close()`. Throws an `Error` for
+    /// a bad URL or options without a `token` or `getToken`.
+    pub fn connect(url: &str, options: ConnectOptions) -> Result<ChorusClient, JsValue> {
+        let config = read_config(&options)?;
+        let client = Client::try_connect(url, config).map_err(|e| rust_error(&e))?;
+        let handlers: Handlers = Rc::default();
+        let events = client.on_event({
+            let handlers = handlers.clone();
+            move |event| dispatch(&handlers, event)
+        });
+        Ok(ChorusClient {
+            client,
+            handlers,
+            _events: events,
+        })
+    }
+
+    /// Join `room` now, or as soon as connected; it is rejoined after every reconnect, with
+    /// what was missed replayed. Throws an `Error` (code "invalid_argument") for a room name
+    /// that breaks the naming rules; a refusal by the server arrives as an "error" event.
+    pub fn join(&self, room: &str) -> Result<(), JsValue> {
+        self.client.join(room).map_err(|e| rust_error(&e))
+    }
+
+    /// Leave `room` (and stop rejoining it).
+    pub fn leave(&self, room: &str) {
+        self.client.leave(room);
+    }
+
+    /// Publish `body` (a string, or bytes) to `room`; while disconnected it waits in the
+    /// offline queue. Resolves with the server's `Ack`; rejects with a `PublishError` whose
+    /// `code` is "queue_full", "timed_out", "too_large", "rejected" (with `serverCode`) or
+    /// "closed".
+    pub fn publish(&self, room: &str, body: ChorusBody) -> Result<AckPromise, JsValue> {
+        let body = read_body(&body)?;
+        let outcome = self.client.publish(room, body);
+        let promise = wasm_bindgen_futures::future_to_promise(async move {
+            match outcome.await {
+                Ok(ack) => Ok(ack_to_js(&ack)),
+                Err(error) => Err(publish_error(&error)),
+            }
+        });
+        Ok(promise.unchecked_into())
+    }
+
+    /// The user typed in `room`: call on every keystroke (throttled by the client).
+    pub fn typing(&self, room: &str) {
+        self.client.typing(room);
+    }
+
+    /// Close for good: pending publishes reject with "closed", the "close" event fires, and
+    /// nothing else follows. Calling it again does nothing. The "close" event fires before
+    /// this returns; when called from an event handler, right after that handler.
+    pub fn close(&self) {
+        self.client.close();
+    }
+
+    /// Where the connection is: "connecting", "open", "reconnecting" or "closed".
+    #[wasm_bindgen(getter)]
+    pub fn state(&self) -> ChorusState {
+        let name = match self.client.state() {
+            State::Connecting => "connecting",
+            State::Open => "open",
+            State::Reconnecting => "reconnecting",
+            State::Closed => "closed",
+        };
+        JsValue::from_str(name).unchecked_into()
+    }
+
+    /// Typed in the TypeScript section above.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn on(&self, event: &str, handler: Function) -> Result<(), JsValue> {
+        let kind = Kind::parse(event)?;
+        let mut handlers = self.handlers.borrow_mut();
+        if !handlers.iter().any(|(k, h)| *k == kind && *h == handler) {
+            handlers.push((kind, handler));
+        }
+        Ok(())
+    }
+
+    /// Typed in the TypeScript section above.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn off(&self, event: &str, handler: Function) -> Result<(), JsValue> {
+        let kind = Kind::parse(event)?;
+        let removed = {
+            let mut handlers = self.handlers.borrow_mut();
+            let index = handlers
+                .iter()
+                .position(|(k, h)| *k == kind && *h == handler);
+            index.map(|index| handlers.remove(index))
+        };
+        drop(removed);
+        Ok(())
+    }
+}
+
+/// The event names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Open,
+    Close,
+    Reconnecting,
+    Joined,
+    Left,
+    Message,
+    Presence,
+    Typing,
+    Error,
+}
+
+impl Kind {
+    const ALL: [(&'static str, Kind); 9] = [
+        ("open", Kind::Open),
+        ("close", Kind::Close),
+        ("reconnecting", Kind::Reconnecting),
+        ("joined", Kind::Joined),
+        ("left", Kind::Left),
+        ("message", Kind::Message),
+        ("presence", Kind::Presence),
+        ("typing", Kind::Typing),
+        ("error", Kind::Error),
+    ];
+
+    fn parse(name: &str) -> Result<Kind, JsValue> {
+        match Kind::ALL.iter().find(|(n, _)| *n == name) {
+            Some((_, kind)) => Ok(*kind),
+            None => Err(type_error(&env::quoted(
+                name,
+                " is not a ChorusClient event; expected open, close, reconnecting, joined, \
+                 left, message, presence, typing or error",
+            ))),
+        }
+    }
+}
+
+/// Call the app's handlers for `event`. Each handler runs even if an earlier one throws
+/// (the exception goes to `reportError`), and one removed by an earlier handler is skipped.
+fn dispatch(handlers: &Handlers, event: &Event) {
+    let kinds: &[Kind] = match event {
+        Event::Open { .. } => &[Kind::Open],
+        Event::Close { .. } => &[Kind::Close],
+        Event::Reconnecting { .. } => &[Kind::Reconnecting],
+        Event::Joined { .. } => &[Kind::Joined, Kind::Presence],
+        Event::Left { .. } => &[Kind::Left],
+        Event::Message { .. } => &[Kind::Message],
+        Event::MemberJoined { .. } | Event::MemberLeft { .. } => &[Kind::Presence],
+        Event::Typing { .. } => &[Kind::Typing],
+        Event::Error { .. } => &[Kind::Error],
+    };
+    for &kind in kinds {
+        let listening: Vec<Function> = handlers
+            .borrow()
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, h)| h.clone())
+            .collect();
+        if listening.is_empty() {
+            continue;
+        }
+        let value = event_to_js(event, kind);
+        for handler in listening {
+            let still_there = handlers
+                .borrow()
+                .iter()
+                .any(|(k, h)| *k == kind && *h == handler);
+            if still_there {
+                if let Err(exception) = handler.call1(&JsValue::UNDEFINED, &value) {
+                    env::report_error(&exception);
+                }
+            }
+        }
+    }
+}
+
+// The shapes of the events in JavaScript; numbers are `f64` because JavaScript numbers are
+// (the server keeps ids, epochs and sequences below 2^53).
+
+#[derive(Serialize)]
+struct OpenJs<'a> {
+    session: &'a str,
+    user: &'a str,
+}
+
+#[derive(Serialize)]
+struct CloseJs<'a> {
+    code: u16,
+    reason: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReconnectingJs {
+    attempt: u32,
+    delay_ms: f64,
+}
+
+#[derive(Serialize)]
+struct PositionJs {
+    epoch: f64,
+    seq: f64,
+}
+
+#[derive(Serialize)]
+struct JoinedJs<'a> {
+    room: &'a str,
+    members: &'a [String],
+    position: PositionJs,
+    recovery: &'static str,
+}
+
+#[derive(Serialize)]
+struct RoomJs<'a> {
+    room: &'a str,
+}
+
+#[derive(Serialize)]
+struct MessageJs<'a> {
+    room: &'a str,
+    seq: f64,
+    id: f64,
+    sender: &'a str,
+    ts: f64,
+    body: BodyJs<'a>,
+}
+
+/// Text as a string, bytes as a `Uint8Array`.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum BodyJs<'a> {
+    Text(&'a str),
+    Binary(#[serde(with = "serde_bytes")] &'a [u8]),
+}
+
+#[derive(Serialize)]
+struct PresenceJs<'a> {
+    room: &'a str,
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    members: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct TypingJs<'a> {
+    room: &'a str,
+    users: &'a [String],
+}
+
+#[derive(Serialize)]
+struct ErrorJs<'a> {
+    code: u16,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    room: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct AckJs<'a> {
+    room: &'a str,
+    id: f64,
+    seq: f64,
+}
+
+fn to_js<T: Serialize>(value: &T) -> JsValue {
+    // Only strings, numbers, arrays, byte arrays and plain objects: it cannot fail.
+    serde_wasm_bindgen::to_value(value).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// `event` as the object handlers of `kind` get.
+fn event_to_js(event: &Event, kind: Kind) -> JsValue {
+    match event {
+        Event::Open { session, user } => to_js(&OpenJs { session, user }),
+        Event::Close { code, reason } => to_js(&CloseJs {
+            code: *code,
+            reason,
+        }),
+        Event::Reconnecting { attempt, delay_ms } => to_js(&ReconnectingJs {
+            attempt: *attempt,
+            delay_ms: *delay_ms as f64,
+        }),
+        Event::Joined { room, members, .. } if kind == Kind::Presence => to_js(&PresenceJs {
+            room,
+            kind: "list",
+            members: Some(members),
+            user: None,
+        }),
+        Event::Joined {
+            room,
+            members,
+            position,
+            recovery,
+        } => to_js(&JoinedJs {
+            room,
+            members,
+            position: PositionJs {
+                epoch: position.epoch as f64,
+                seq: position.seq as f64,
+            },
+            recovery: match recovery {
+                Recovery::NotRequested => "not_requested",
+                Recovery::Recovered => "recovered",
+                Recovery::Missed => "missed",
+            },
+        }),
+        Event::Left { room } => to_js(&RoomJs { room }),
+        Event::Message {
+            room,
+            seq,
+            id,
+            sender,
+            ts,
+            body,
+        } => to_js(&MessageJs {
+            room,
+            seq: *seq as f64,
+            id: *id as f64,
+            sender,
+            ts: *ts as f64,
+            body: match body {
+                Body::Text(text) => BodyJs::Text(text),
+                Body::Binary(bytes) => BodyJs::Binary(bytes),
+            },
+        }),
+        Event::MemberJoined { room, user } => to_js(&PresenceJs {
+            room,
+            kind: "join",
+            members: None,
+            user: Some(user),
+        }),
+        Event::MemberLeft { room, user } => to_js(&PresenceJs {
+            room,
+            kind: "leave",
+            members: None,
+            user: Some(user),
+        }),
+        Event::Typing { room, users } => to_js(&TypingJs { room, users }),
+        Event::Error {
+            code,
+            message,
+            room,
+        } => to_js(&ErrorJs {
+            code: *code,
+            message,
+            room: room.as_deref(),
+        }),
+    }
+}
+
+fn ack_to_js(ack: &Ack) -> JsValue {
+    to_js(&AckJs {
+        room: &ack.room,
+        id: ack.id as f64,
+        seq: ack.seq as f64,
+    })
+}
+
+/// A `PublishError` in JavaScript: an `Error` named "PublishError" with a `code`.
+fn publish_error(error: &PublishError) -> JsValue {
+    let (code, message) = match error {
+        PublishError::QueueFull => (
+            "queue_full",
+            String::from("publish failed: the offline queue is full"),
+        ),
+        PublishError::TimedOut => (
+            "timed_out",
+            String::from(
+                "publish timed out: the server did not acknowledge it in time \
+                 (it may still have it)",
+            ),
+        ),
+        PublishError::TooLarge { size, max } => {
+            let mut message = String::from("publish failed: the body is ");
+            push_decimal(&mut message, *size as u64);
+            message.push_str(" bytes, over the server's limit of ");
+            push_decimal(&mut message, *max as u64);
+            ("too_large", message)
+        }
+        PublishError::Rejected {
+            code,
+            message: text,
+        } => {
+            let mut message = String::from("publish rejected by the server: ");
+            message.push_str(text);
+            message.push_str(" (code ");
+            push_decimal(&mut message, u64::from(*code));
+            message.push(')');
+            ("rejected", message)
+        }
+        PublishError::Closed => (
+            "closed",
+            String::from("publish failed: the client was closed before the server acknowledged it"),
+        ),
+    };
+    let js = js_sys::Error::new(&message);
+    js.set_name("PublishError");
+    set(&js, "code", &JsValue::from_str(code));
+    match error {
+        PublishError::TooLarge { size, max } => {
+            set(&js, "size", &JsValue::from_f64(*size as f64));
+            set(&js, "max", &JsValue::from_f64(*max as f64));
+        }
+        PublishError::Rejected { code, .. } => {
+            set(&js, "serverCode", &JsValue::from_f64(f64::from(*code)));
+        }
+        _ => {}
+    }
+    js.into()
+}
+
+fn set(target: &JsValue, key: &str, value: &JsValue) {
+    // Setting a property of a fresh object cannot fail.
+    let _ = Reflect::set(target, &JsValue::from_str(key), value);
+}
+
+/// Append `n` in decimal (without `format!`, which would pull number formatting into the
+/// wasm).
+fn push_decimal(text: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &digit in &digits[start..] {
+        text.push(char::from(digit));
+    }
+}
+
+/// An [`Error`] as a JavaScript `Error` with a `code`.
+fn rust_error(error: &Error) -> JsValue {
+    let (code, message) = match error {
+        Error::InvalidArgument(message) => ("invalid_argument", message.clone()),
+        Error::InvalidUrl(message) => {
+            let mut text = String::from("invalid server URL: ");
+            text.push_str(message);
+            ("invalid_url", text)
+        }
+        Error::NoToken => (
+            "no_token",
+            String::from("ConnectOptions needs a token or a getToken function"),
+        ),
+    };
+    let js = js_sys::Error::new(&message);
+    set(&js, "code", &JsValue::from_str(code));
+    js.into()
+}
+
+fn type_error(message: &str) -> JsValue {
+    js_sys::TypeError::new(message).into()
+}
+
+/// `ConnectOptions` as a [`Config`], checking every field's type.
+fn read_config(options: &JsValue) -> Result<Config, JsValue> {
+    if !options.is_object() {
+        return Err(type_error(
+            "ChorusClient.connect: options must be an object with a token or a getToken function",
+        ));
+    }
+    let get = |key: &str| Reflect::get(options, &JsValue::from_str(key));
+    let token = get("token")?;
+    let token = if token.is_undefined() || token.is_null() {
+        None
+    } else {
+        let token = token
+            .as_string()
+            .ok_or_else(|| type_error("ConnectOptions.token must be a string"))?;
+        Some(token)
+    };
+    let get_token = get("getToken")?;
+    let get_token = if get_token.is_undefined() || get_token.is_null() {
+        None
+    } else {
+        let function = get_token
+            .dyn_into::<Function>()
+            .map_err(|_| type_error("ConnectOptions.getToken must be a function"))?;
+        Some(token_fn(function))
+    };
+
+    let number = |key: &str| -> Result<Option<f64>, JsValue> {
+        let value = get(key)?;
+        if value.is_undefined() {
+            return Ok(None);
+        }
+        match value.as_f64() {
+            Some(n) if n.is_finite() && n >= 0.0 => Ok(Some(n)),
+            _ => Err(type_error(&env::quoted(
+                key,
+                " in ConnectOptions must be a number, 0 or more",
+            ))),
+        }
+    };
+    let ms = |key: &str, field: &mut Duration| -> Result<(), JsValue> {
+        if let Some(n) = number(key)? {
+            *field = Duration::from_millis(n as u64);
+        }
+        Ok(())
+    };
+    let mut options = Options::default();
+    ms("initialBackoffMs", &mut options.initial_backoff)?;
+    ms("maxBackoffMs", &mut options.max_backoff)?;
+    ms("stableAfterMs", &mut options.stable_after)?;
+    ms("connectTimeoutMs", &mut options.connect_timeout)?;
+    ms("pongTimeoutMs", &mut options.pong_timeout)?;
+    ms("publishTimeoutMs", &mut options.publish_timeout)?;
+    ms("typingIdleMs", &mut options.typing_idle)?;
+    if let Some(n) = number("queueMaxMessages")? {
+        options.queue_max_messages = n as usize;
+    }
+    if let Some(n) = number("queueMaxBytes")? {
+        options.queue_max_bytes = n as usize;
+    }
+    Ok(Config {
+        token,
+        get_token,
+        options,
+    })
+}
+
+/// The app's `getToken` as a [`TokenFn`]: a string, or a Promise of one.
+fn token_fn(get_token: Function) -> TokenFn {
+    Rc::new(move || {
+        let called = get_token.call0(&JsValue::UNDEFINED);
+        Box::pin(async move {
+            let value = match called {
+                Ok(value) => JsFuture::from(Promise::resolve(&value)).await,
+                Err(exception) => Err(exception),
+            };
+            match value {
+                Ok(value) => value.as_string().ok_or_else(|| {
+                    String::from("getToken resolved to something other than a string")
+                }),
+                Err(exception) => {
+                    let mut message = String::from("getToken failed: ");
+                    message.push_str(&exception_message(&exception));
+                    Err(message)
+                }
+            }
+        })
+    })
+}
+
+/// A thrown value's message: an `Error`'s `message`, a string as is.
+fn exception_message(exception: &JsValue) -> String {
+    if let Some(error) = exception.dyn_ref::<js_sys::Error>() {
+        return error.message().into();
+    }
+    exception
+        .as_string()
+        .unwrap_or_else(|| String::from("(not an Error)"))
+}
+
+/// A publish body: a string is text, a `Uint8Array` is bytes.
+fn read_body(body: &JsValue) -> Result<Body, JsValue> {
+    if let Some(text) = body.as_string() {
+        return Ok(Body::Text(text));
+    }
+    match body.dyn_ref::<Uint8Array>() {
+        Some(bytes) => Ok(Body::Binary(bytes.to_vec())),
+        None => Err(type_error(
+            "ChorusClient.publish: the body must be a string or a Uint8Array",
+        )),
+    }
+}

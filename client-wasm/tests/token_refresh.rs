@@ -1,0 +1,231 @@
+//! Tokens: a socket failing before it opens is checked for a 401; a refused or expired
+//! token is replaced through `getToken` (the first time at once, then with backoff), and
+//! without `getToken` the client closes instead of retrying blindly.
+
+mod common;
+
+use chorus_client::PublishError;
+use chorus_client::core::{Action, ClientErrorCode, Event, Options, State};
+use chorus_protocol::Reconnect;
+use common::*;
+
+fn probe(actions: &[Action]) -> Option<String> {
+    actions.iter().find_map(|a| match a {
+        Action::ProbeAuth { token } => Some(token.clone()),
+        _ => None,
+    })
+}
+
+/// Connect with `old`; the socket fails before opening.
+fn refused_before_open(can_fetch: bool) -> Driver {
+    let mut d = Driver::with(Options::default(), Some("old"), can_fetch, 1);
+    assert_eq!(opens(&d.connect()), vec!["old".to_owned()]);
+    let actions = d.closed(1006);
+    assert_eq!(probe(&actions), Some("old".into()));
+    assert_eq!(actions.len(), 1, "only the probe: {actions:?}");
+    d
+}
+
+#[test]
+fn a_refused_token_is_replaced_at_once_the_first_time() {
+    let mut d = refused_before_open(true);
+    d.core.auth_probed(true, d.now);
+    let actions = d.actions();
+    assert!(has_fetch(&actions));
+    assert_eq!(reconnecting(&actions), vec![(1, 0)]);
+    d.core.token_fetched(Ok("new".into()), d.now);
+    assert_eq!(opens(&d.actions()), vec!["new".to_owned()]);
+    d.welcome(welcome());
+    assert_eq!(d.core.state(), State::Open);
+}
+
+#[test]
+fn a_second_refusal_backs_off_before_fetching_again() {
+    let mut d = refused_before_open(true);
+    d.core.auth_probed(true, d.now);
+    d.actions();
+    d.core.token_fetched(Ok("new".into()), d.now);
+    d.actions();
+    // The new token is refused too.
+    assert_eq!(probe(&d.closed(1006)), Some("new".into()));
+    d.core.auth_probed(true, d.now);
+    let actions = d.actions();
+    assert!(!has_fetch(&actions));
+    let (attempt, delay) = reconnecting(&actions)[0];
+    assert_eq!(attempt, 2);
+    assert!(delay <= 1000);
+    assert_eq!(d.core.state(), State::Reconnecting);
+    if delay > 0 {
+        assert!(!has_fetch(&d.advance(delay - 1)));
+    }
+    assert!(has_fetch(&d.advance(1)));
+}
+
+#[test]
+fn a_failed_socket_with_an_accepted_token_backs_off_normally() {
+    let mut d = refused_before_open(true);
+    d.core.auth_probed(false, d.now);
+    let actions = d.actions();
+    assert!(!has_fetch(&actions));
+    assert_eq!(reconnecting(&actions)[0].0, 1);
+    d.until_open();
+}
+
+#[test]
+fn without_get_token_a_refused_token_closes_for_good() {
+    let mut d = refused_before_open(false);
+    d.join("lobby");
+    let id = d.publish("lobby", "x");
+    d.core.auth_probed(true, d.now);
+    let actions = d.actions();
+    assert_eq!(settles(&actions), vec![(id, Err(PublishError::Closed))]);
+    let e = events(&actions);
+    assert!(
+        matches!(&e[0], Event::Error { code, .. } if *code == ClientErrorCode::Unauthorized as u16)
+    );
+    assert!(matches!(&e[1], Event::Close { code: 1006, .. }));
+    assert_eq!(d.core.state(), State::Closed);
+    assert_eq!(d.core.next_deadline(), None);
+    d.core.wake(d.now);
+    assert!(d.advance(600_000).is_empty());
+}
+
+#[test]
+fn a_failing_get_token_is_reported_and_retried_after_backoff() {
+    let mut d = Driver::with(Options::default(), None, true, 1);
+    assert!(has_fetch(&d.connect()));
+    assert_eq!(d.core.state(), State::Connecting);
+    d.core.token_fetched(Err("offline".into()), d.now);
+    let actions = d.actions();
+    assert_eq!(
+        events(&actions)[0],
+        Event::Error {
+            code: ClientErrorCode::TokenUnavailable as u16,
+            message: "offline".into(),
+            room: None
+        }
+    );
+    let (attempt, delay) = reconnecting(&actions)[0];
+    assert_eq!(attempt, 1);
+    assert!(has_fetch(&d.advance(delay)));
+    d.core.token_fetched(Ok("t".into()), d.now);
+    assert_eq!(opens(&d.actions()), vec!["t".to_owned()]);
+}
+
+#[test]
+fn an_expired_token_notice_fetches_a_new_one() {
+    let mut d = Driver::with(Options::default(), Some("old"), true, 1);
+    d.connect();
+    d.welcome(welcome());
+    d.live(3_600_000);
+    assert_eq!(d.core.state(), State::Open);
+    d.frame(disconnect(4002, Reconnect::DoNotRetry));
+    let actions = d.closed(4002);
+    assert!(has_fetch(&actions));
+    assert!(opens(&actions).is_empty());
+    d.core.token_fetched(Ok("new".into()), d.now);
+    assert_eq!(opens(&d.actions()), vec!["new".to_owned()]);
+}
+
+#[test]
+fn tokens_expiring_right_after_each_welcome_do_not_cause_a_storm() {
+    let mut d = Driver::with(Options::default(), Some("old"), true, 1);
+    d.connect();
+    let mut refreshes = Vec::new();
+    for _ in 0..6 {
+        d.welcome(welcome());
+        d.live(1_000);
+        d.frame(disconnect(4002, Reconnect::DoNotRetry));
+        let mut actions = d.closed(4002);
+        let (attempt, delay) = reconnecting(&actions)[0];
+        refreshes.push((attempt, delay));
+        while !has_fetch(&actions) {
+            actions = d.advance(d.core.next_deadline().unwrap() - d.now);
+        }
+        d.core.token_fetched(Ok("short-lived".into()), d.now);
+        d.actions();
+    }
+    // The first refresh goes at once; the connections never get stable, so later ones
+    // wait a backoff that keeps growing.
+    assert_eq!(refreshes[0], (1, 0));
+    for (i, (attempt, delay)) in refreshes.iter().enumerate().skip(1) {
+        assert_eq!(*attempt, i as u32 + 1);
+        assert!(*delay <= (500 << i).min(30_000));
+    }
+    assert!(refreshes[1..].iter().map(|r| r.1).sum::<u64>() > 1_000);
+}
+
+#[test]
+fn a_stable_connection_lets_the_next_refresh_go_at_once() {
+    let mut d = Driver::with(Options::default(), Some("old"), true, 1);
+    d.connect();
+    for _ in 0..3 {
+        d.welcome(welcome());
+        d.live(60_000);
+        d.frame(disconnect(4002, Reconnect::DoNotRetry));
+        let actions = d.closed(4002);
+        assert!(has_fetch(&actions));
+        assert_eq!(reconnecting(&actions), vec![(1, 0)]);
+        d.core.token_fetched(Ok("next".into()), d.now);
+        d.actions();
+    }
+}
+
+#[test]
+fn token_expired_close_code_without_a_notice_also_refreshes() {
+    let mut d = Driver::open(Options::default());
+    assert!(has_fetch(&d.closed(4002)));
+}
+
+#[test]
+fn do_not_retry_closes_for_good() {
+    let mut d = Driver::open(Options::default());
+    d.frame(disconnect(4003, Reconnect::DoNotRetry));
+    let actions = d.closed(4003);
+    assert_eq!(
+        events(&actions),
+        vec![
+            Event::Error {
+                code: ClientErrorCode::DoNotRetry as u16,
+                message: "bye".into(),
+                room: None
+            },
+            Event::Close {
+                code: 4003,
+                reason: "bye".into()
+            }
+        ]
+    );
+    assert_eq!(d.core.state(), State::Closed);
+    assert_eq!(d.core.next_deadline(), None);
+}
+
+#[test]
+fn an_expired_token_without_get_token_closes_for_good() {
+    let mut d = Driver::with(Options::default(), Some("t"), false, 1);
+    d.connect();
+    d.welcome(welcome());
+    d.frame(disconnect(4002, Reconnect::DoNotRetry));
+    let actions = d.closed(4002);
+    assert!(!has_fetch(&actions));
+    assert_eq!(d.core.state(), State::Closed);
+    assert!(matches!(
+        events(&actions)[..],
+        [
+            Event::Error { code: 1004, .. },
+            Event::Close { code: 4002, .. }
+        ]
+    ));
+}
+
+#[test]
+fn no_token_and_no_get_token_closes_at_connect() {
+    let mut d = Driver::with(Options::default(), None, false, 1);
+    let actions = d.connect();
+    assert!(opens(&actions).is_empty());
+    assert_eq!(d.core.state(), State::Closed);
+    assert!(matches!(
+        events(&actions)[..],
+        [Event::Error { code: 1001, .. }, Event::Close { .. }]
+    ));
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Builds the npm package `chorus-client` into client-wasm/pkg: the wasm (size-tuned profile
+# `wasm-release`, then wasm-opt -Oz), the wasm-bindgen glue and types, the entry point
+# (client-wasm/js/), README, LICENSE and package.json. Prints the gzip sizes.
+#
+# wasm-pack runs the wasm-bindgen on PATH (scripts/setup.sh installs the version in
+# Cargo.lock) and never downloads tools (--mode no-install). wasm-opt comes from the npm
+# package `binaryen` (npm ci): Debian's binaryen is too old for the wasm features rustc
+# emits.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+
+pkg=client-wasm/pkg
+wasm="$pkg/chorus_client_bg.wasm"
+wasm_opt=node_modules/.bin/wasm-opt
+
+if [ ! -x "$wasm_opt" ]; then
+  echo "build-client: $wasm_opt not found; run npm ci (or scripts/setup.sh)" >&2
+  exit 1
+fi
+
+# Panic locations embed source paths in the wasm; the package should not carry this
+# machine's (nor differ from one machine to the next).
+cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="--remap-path-prefix=$cargo_home=cargo \
+--remap-path-prefix=$PWD=chorus"
+
+# --out-dir is relative to the crate.
+wasm-pack build client-wasm --profile wasm-release --target web \
+  --out-dir pkg --out-name chorus_client --mode no-install
+
+# The features rustc enables for wasm32-unknown-unknown (its target_features section).
+"$wasm_opt" -Oz --converge \
+  --enable-bulk-memory --enable-bulk-memory-opt --enable-call-indirect-overlong \
+  --enable-multivalue --enable-mutable-globals --enable-nontrapping-float-to-int \
+  --enable-reference-types --enable-sign-ext \
+  --strip-debug --strip-producers --strip-target-features \
+  "$wasm" -o "$wasm.opt"
+mv "$wasm.opt" "$wasm"
+
+cp client-wasm/js/index.js client-wasm/js/index.d.ts "$pkg/"
+node scripts/client-package.mjs "$pkg"

@@ -1,0 +1,76 @@
+//! # chorus-test-harness
+//!
+//! The controller the browser tests of `chorus-client` talk to. A test page in headless
+//! Chromium cannot start processes, so this small HTTP service does it for them: it starts
+//! real `chorus-server` processes on free ports and stops, kills, freezes, thaws and
+//! restarts them on request, and mints tokens with each server's secret.
+//!
+//! `scripts/test-browser.sh` runs it, reads the first line of its stdout
+//! (`CHORUS_TEST_CONTROL=http://127.0.0.1:PORT`) and compiles that URL into the tests.
+//!
+//! ## Layout
+//! - [`run`] (here): serve the control API on a bound listener until a shutdown future
+//!   completes, then kill every server.
+//! - `api`: the routes (JSON, permissive CORS).
+//! - [`process`]: one `chorus-server` child process.
+//! - [`link`]: a TCP relay to a server that a test can cut and restore.
+//! - [`Error`]: what can fail, and the HTTP status it answers with.
+//!
+//! ## API
+//! | Method and path | What it does |
+//! | --- | --- |
+//! | `GET /healthz` | `{"status":"ok"}` |
+//! | `POST /servers` | Optional body `{"args": ["--heartbeat-interval", "200ms", ...]}`: extra `serve` flags. Starts `chorus-server serve --dev --bind 127.0.0.1:PORT --allowed-origin * --token-secret <random>` on a free port, waits for `GET /healthz`, answers `{id, port, ws, http, state}`. |
+//! | `GET /servers/{id}` | `{id, port, ws, http, state}`; `state` is `running`, `frozen` or `stopped`. |
+//! | `POST /servers/{id}/stop` | SIGTERM (graceful shutdown), wait for the exit. |
+//! | `POST /servers/{id}/kill` | SIGKILL, wait for the exit. |
+//! | `POST /servers/{id}/freeze` / `thaw` | SIGSTOP / SIGCONT. |
+//! | `POST /servers/{id}/start` | Start again on the same port, wait for `GET /healthz`. |
+//! | `POST /servers/{id}/restart` | Stop, then start. |
+//! | `DELETE /servers/{id}` | Kill and forget. |
+//! | `GET /servers/{id}/token?user=NAME[&ttl_ms=N][&rooms=a,b][&admin=true]` | `{token}` signed with the server's secret. |
+//! | `GET /servers/{id}/bad-token[?user=NAME]` | `{token}` signed with another secret. |
+//! | `GET /servers/{id}/metrics` | The server's `/metrics` as `{"name{labels}": value}`. |
+//! | `POST /servers/{id}/publish` | Forwards the JSON body to the server's `/api/publish` with its secret. |
+//! | `POST /servers/{id}/links` | A TCP relay to the server on a port of its own: `{id, server, port, ws, http, cut}`. A client connected through it can lose the server while others keep it. |
+//! | `POST /links/{id}/cut` / `restore` | Sever every connection through the link and close new ones at once / relay again. |
+//! | `DELETE /links/{id}` | Stop the relay. |
+//!
+//! ## Example
+//! ```no_run
+//! # async fn example() -> chorus_test_harness::Result<()> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! println!("CHORUS_TEST_CONTROL=http://{}", listener.local_addr()?);
+//! chorus_test_harness::run(listener, "target/debug/chorus-server".into(), async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! })
+//! .await
+//! # }
+//! ```
+
+mod api;
+mod error;
+pub mod link;
+pub mod process;
+
+use std::future::Future;
+use std::path::PathBuf;
+
+use tokio::net::TcpListener;
+
+pub use error::{Error, Result};
+
+/// Serve the control API on `listener` until `shutdown` completes, starting servers from
+/// `server_binary`; then kill every server still running.
+pub async fn run(
+    listener: TcpListener,
+    server_binary: PathBuf,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let controller = api::Controller::new(server_binary);
+    let served = axum::serve(listener, api::router(controller.clone()))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    controller.kill_all().await;
+    Ok(served?)
+}
