@@ -24,5 +24,6 @@ step clippy-wasm cargo clippy -p chorus-client --target wasm32-unknown-unknown -
 step test cargo test --workspace
 step build-client bash scripts/build-client.sh
 step browser bash scripts/test-browser.sh
+step e2e bash scripts/test-e2e.sh
 
 printf '\ntest.sh: all steps passed\n'

@@ -12,6 +12,17 @@
 //!   out: a web-sys `WebSocket`, one gloo timer, `online` and `visibilitychange` listeners,
 //!   the Rust API ([`web::Client`]) and the JavaScript bindings (`web::js`).
 //!
+//! ## Size
+//! Every page that uses the client downloads its wasm, and `scripts/build-client.sh` fails
+//! when the package grows over its budget. So the code compiled into the wasm avoids what
+//! costs kilobytes there: `format!`, `Display` and `Debug` (messages are built by hand, see
+//! `core/text.rs`; a `char`'s `Debug` alone brings Unicode tables), `BTreeMap` and `HashMap`
+//! (`core/names.rs` is a sorted vector), serde-wasm-bindgen (events become plain objects
+//! in `web/js.rs`) and web-sys accessors where `Reflect` does the same (`web/env.rs`).
+//! Frames still go through `chorus_protocol`'s serde + postcard codec: the wire format has
+//! one definition. `twiggy top` on the
+//! `wasm-release` build of this crate shows what a change added.
+//!
 //! ## Example (Rust, in the browser)
 //! ```no_run
 //! # #[cfg(target_arch = "wasm32")] {

@@ -14,18 +14,22 @@
 //! - `incoming.rs`: what each server frame does.
 //! - `backoff.rs`: reconnect delays (exponential, full jitter, the server's hint).
 //! - `heartbeat.rs`: pings and the dead-connection deadline.
+//! - `names.rs`: the small sorted map behind rooms and typists.
 //! - `rooms.rs`: wanted rooms, positions to resume from, the duplicate guard.
 //! - `outbox.rs`: publishes awaiting their ack.
 //! - `typing.rs`: local throttle and idle stop, remote expiry.
 //! - `rng.rs`: the seeded PRNG behind jitter, ids and nonces.
+//! - `text.rs`: messages built without `format!`, which would grow the wasm.
 
 mod backoff;
 mod connection;
 mod heartbeat;
 mod incoming;
+mod names;
 mod outbox;
 mod rng;
 mod rooms;
+pub(crate) mod text;
 mod typing;
 
 use std::collections::VecDeque;
@@ -392,7 +396,7 @@ impl Core {
     /// Join `room` now, or as soon as connected; rejoined after every reconnect.
     pub fn join(&mut self, room: &str, now: Millis) -> Result<(), InvalidArgument> {
         let _ = now;
-        validate::room(room).map_err(|e| InvalidArgument(format!("invalid room name: {e}")))?;
+        validate::room(room).map_err(|e| InvalidArgument(text::invalid_room(e)))?;
         if self.is_closed() || !self.rooms.want(room) {
             return Ok(());
         }
@@ -468,7 +472,7 @@ impl Core {
         if let Err(e) = validate::room(room) {
             return Err(PublishError::Rejected {
                 code: ErrorCode::InvalidRoom.as_u16(),
-                message: format!("invalid room name: {e}"),
+                message: text::invalid_room(e),
             });
         }
         // The server only accepts publishes in joined rooms; fail now rather than after a

@@ -2,8 +2,6 @@
 //! is ready, sent again with the same id after a reconnect, settled exactly once (by taking
 //! them out of here).
 
-use std::collections::VecDeque;
-
 use super::Millis;
 
 /// One publish the server has not acknowledged yet.
@@ -24,8 +22,10 @@ pub(crate) struct Pending {
 
 #[derive(Debug)]
 pub(crate) struct Outbox {
-    /// In publish order. All share one timeout, so deadlines are in order too.
-    entries: VecDeque<Pending>,
+    /// In publish order. All share one timeout, so deadlines are in order too. A `Vec`
+    /// rather than a `VecDeque`: taking from the front moves at most `queue_max_messages`
+    /// small entries, and one collection type fewer keeps the wasm smaller.
+    entries: Vec<Pending>,
     bytes: usize,
     max_messages: usize,
     max_bytes: usize,
@@ -34,7 +34,7 @@ pub(crate) struct Outbox {
 impl Outbox {
     pub(crate) fn new(max_messages: usize, max_bytes: usize) -> Outbox {
         Outbox {
-            entries: VecDeque::new(),
+            entries: Vec::new(),
             bytes: 0,
             max_messages,
             max_bytes,
@@ -52,7 +52,7 @@ impl Outbox {
 
     pub(crate) fn push(&mut self, pending: Pending) {
         self.bytes += pending.size;
-        self.entries.push_back(pending);
+        self.entries.push(pending);
     }
 
     /// Take out the publish with this id, if it is still waiting.
@@ -67,17 +67,24 @@ impl Outbox {
     }
 
     fn remove_at(&mut self, at: usize) -> Option<Pending> {
-        let pending = self.entries.remove(at)?;
+        if at >= self.entries.len() {
+            return None;
+        }
+        let pending = self.entries.remove(at);
         self.bytes -= pending.size;
         Some(pending)
     }
 
     /// Take out the publishes whose timeout has passed.
     pub(crate) fn take_expired(&mut self, now: Millis) -> Vec<Pending> {
-        let mut expired = Vec::new();
-        while self.entries.front().is_some_and(|p| p.deadline <= now) {
-            expired.extend(self.remove_at(0));
-        }
+        let expired = self
+            .entries
+            .iter()
+            .position(|p| p.deadline > now)
+            .unwrap_or(self.entries.len());
+        let rest = self.entries.split_off(expired);
+        let expired = std::mem::replace(&mut self.entries, rest);
+        self.bytes -= expired.iter().map(|p| p.size).sum::<usize>();
         expired
     }
 
@@ -103,11 +110,11 @@ impl Outbox {
     /// Take out everything (the client is closing).
     pub(crate) fn take_all(&mut self) -> Vec<Pending> {
         self.bytes = 0;
-        self.entries.drain(..).collect()
+        std::mem::take(&mut self.entries)
     }
 
     pub(crate) fn deadline(&self) -> Option<Millis> {
-        self.entries.front().map(|p| p.deadline)
+        self.entries.first().map(|p| p.deadline)
     }
 
     /// The connection is gone: nothing is in flight any more, everything will be sent again.

@@ -1,11 +1,10 @@
 //! The rooms the app wants to be in, and what the client knows of each: the last position
 //! seen (to resume from after a reconnect), and where the join stands on this connection.
 
-use std::collections::BTreeMap;
-
 use chorus_protocol::Position;
 
 use super::Millis;
+use super::names::NameMap;
 
 #[derive(Debug, Default)]
 struct Room {
@@ -25,17 +24,16 @@ struct Room {
 
 #[derive(Debug, Default)]
 pub(crate) struct Rooms {
-    rooms: BTreeMap<String, Room>,
+    rooms: NameMap<Room>,
 }
 
 impl Rooms {
     /// Want `room`. Returns whether it is new.
     pub(crate) fn want(&mut self, room: &str) -> bool {
-        if self.rooms.contains_key(room) {
+        if self.rooms.contains(room) {
             return false;
         }
-        self.rooms.insert(room.to_owned(), Room::default());
-        true
+        self.rooms.insert(room, Room::default())
     }
 
     /// Stop wanting `room`. Returns whether it was wanted.
@@ -44,7 +42,7 @@ impl Rooms {
     }
 
     pub(crate) fn is_wanted(&self, room: &str) -> bool {
-        self.rooms.contains_key(room)
+        self.rooms.contains(room)
     }
 
     /// Whether requests for `room` may go out: its `Join` is ahead of them on the wire.
@@ -114,9 +112,11 @@ impl Rooms {
         self.rooms.values().filter_map(|r| r.retry_at).min()
     }
 
-    /// `Joined` for a wanted room: keep the stored position when the server resumes from it
-    /// (same epoch, not ahead of the room), otherwise adopt the room's. Returns whether the
-    /// room is wanted.
+    /// `Joined` for a wanted room. A fresh join adopts the room's position (only live
+    /// messages follow). A resume keeps the stored position when the server resumes from it
+    /// (same epoch, not ahead of the room); from another history it starts that history
+    /// from the beginning, since the server then replays everything it retains. Returns
+    /// whether the room is wanted.
     pub(crate) fn joined(&mut self, room: &str, position: Position) -> bool {
         let Some(r) = self.rooms.get_mut(room) else {
             return false;
@@ -126,7 +126,11 @@ impl Rooms {
         r.retry_at = None;
         r.position = match r.position {
             Some(p) if p.epoch == position.epoch && p.seq <= position.seq => Some(p),
-            _ => Some(position),
+            Some(_) => Some(Position {
+                epoch: position.epoch,
+                seq: 0,
+            }),
+            None => Some(position),
         };
         true
     }

@@ -2,9 +2,8 @@
 //! and, after a pause, a `TypingStopped`. Remote: who else is typing, each state expiring
 //! unless the server refreshes it.
 
-use std::collections::BTreeMap;
-
 use super::Millis;
+use super::names::NameMap;
 
 /// A room where this user's `TypingStarted` went out and no `TypingStopped` yet.
 #[derive(Debug)]
@@ -15,7 +14,7 @@ struct Local {
 
 #[derive(Debug, Default)]
 pub(crate) struct LocalTyping {
-    rooms: BTreeMap<String, Local>,
+    rooms: NameMap<Local>,
 }
 
 impl LocalTyping {
@@ -33,7 +32,7 @@ impl LocalTyping {
             }
             None => {
                 self.rooms.insert(
-                    room.to_owned(),
+                    room,
                     Local {
                         started_sent_at: now,
                         last_key: now,
@@ -51,15 +50,14 @@ impl LocalTyping {
 
     /// Rooms where no key was pressed for `idle`; their typing ends.
     pub(crate) fn take_idle(&mut self, now: Millis, idle: Millis) -> Vec<String> {
-        let rooms: Vec<String> = self
-            .rooms
-            .iter()
-            .filter(|(_, l)| now >= l.last_key.saturating_add(idle))
-            .map(|(room, _)| room.clone())
-            .collect();
-        for room in &rooms {
-            self.rooms.remove(room);
-        }
+        let mut rooms = Vec::new();
+        self.rooms.retain(|room, l| {
+            let typing = now < l.last_key.saturating_add(idle);
+            if !typing {
+                rooms.push(room.clone());
+            }
+            typing
+        });
         rooms
     }
 
@@ -78,14 +76,14 @@ impl LocalTyping {
 /// Who else is typing, per room: user → when their state expires.
 #[derive(Debug, Default)]
 pub(crate) struct RemoteTyping {
-    rooms: BTreeMap<String, BTreeMap<String, Millis>>,
+    rooms: NameMap<NameMap<Millis>>,
 }
 
 impl RemoteTyping {
     /// `user` is typing in `room` until `until`. Returns whether the set of typists changed.
     pub(crate) fn start(&mut self, room: &str, user: &str, until: Millis) -> bool {
-        let users = self.rooms.entry(room.to_owned()).or_default();
-        users.insert(user.to_owned(), until).is_none()
+        let users = self.rooms.get_or_insert_with(room, NameMap::default);
+        users.insert(user, until)
     }
 
     /// `user` stopped typing in `room`. Returns whether the set changed.
@@ -118,7 +116,7 @@ impl RemoteTyping {
     pub(crate) fn users(&self, room: &str) -> Vec<String> {
         self.rooms
             .get(room)
-            .map(|users| users.keys().cloned().collect())
+            .map(|users| users.names().to_vec())
             .unwrap_or_default()
     }
 
@@ -128,7 +126,7 @@ impl RemoteTyping {
 
     /// Forget everyone; returns the rooms that had typists.
     pub(crate) fn clear(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.rooms).into_keys().collect()
+        std::mem::take(&mut self.rooms).into_names()
     }
 
     /// Forget one room without telling anyone (the app left it).

@@ -1,5 +1,6 @@
 //! What the shell takes from the browser besides the socket: the clock, randomness, `fetch`,
-//! error reporting and the server URL's parts.
+//! error reporting, the server URL's parts, and [`get`] and [`set`] for JavaScript
+//! properties.
 //!
 //! Everything is looked up on the global object rather than on `window`, so the client
 //! also runs in a Web Worker (which has no `document`: there, only `online` wakes it).
@@ -87,7 +88,7 @@ impl Endpoint {
                 .and_then(|base| Url::new_with_base(url, &base).ok())
                 .ok_or_else(|| Error::InvalidUrl(quoted(url, " cannot be parsed")))?,
         };
-        let (socket_scheme, http_scheme) = match parsed.protocol().as_str() {
+        let (socket_scheme, http_scheme) = match href_part(&parsed, "protocol").as_str() {
             "ws:" | "http:" => ("ws:", "http:"),
             "wss:" | "https:" => ("wss:", "https:"),
             _ => {
@@ -98,13 +99,13 @@ impl Endpoint {
             }
         };
         // A WebSocket URL may not carry a fragment.
-        parsed.set_hash("");
-        parsed.set_protocol(socket_scheme);
-        let socket = parsed.href();
-        parsed.set_protocol(http_scheme);
+        set(&parsed, "hash", &JsValue::from_str(""));
+        set(&parsed, "protocol", &JsValue::from_str(socket_scheme));
+        let socket = href_part(&parsed, "href");
+        set(&parsed, "protocol", &JsValue::from_str(http_scheme));
         Ok(Endpoint {
             socket,
-            http: parsed.href(),
+            http: href_part(&parsed, "href"),
         })
     }
 
@@ -115,7 +116,7 @@ impl Endpoint {
         match Url::new(&self.http) {
             Ok(url) => {
                 url.search_params().set("token", token);
-                url.href()
+                href_part(&url, "href")
             }
             // Unreachable: `http` was produced by `Url::href`.
             Err(_) => self.http.clone(),
@@ -125,10 +126,26 @@ impl Endpoint {
 
 /// `location.href` of the page or worker, to resolve a relative URL against.
 fn base_url() -> Option<String> {
-    let location = Reflect::get(&js_sys::global(), &JsValue::from_str("location")).ok()?;
-    Reflect::get(&location, &JsValue::from_str("href"))
-        .ok()?
-        .as_string()
+    get(&get(&js_sys::global(), "location"), "href").as_string()
+}
+
+/// A part of a URL (`href`, `protocol`): always a string.
+fn href_part(url: &Url, part: &str) -> String {
+    get(url, part).as_string().unwrap_or_default()
+}
+
+// Properties are read and written through `Reflect` rather than web-sys's generated getters
+// and setters (`Url::href`, `MessageEvent::data`, ...): the same accessors run, and every
+// web-sys accessor used would add one more binding to the package's JavaScript.
+
+/// `target[key]`; `undefined` when `target` is not an object or the getter throws.
+pub(crate) fn get(target: &JsValue, key: &str) -> JsValue {
+    Reflect::get(target, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// `target[key] = value`; nothing happens when that throws (`target` is not an object).
+pub(crate) fn set(target: &JsValue, key: &str, value: &JsValue) {
+    let _ = Reflect::set(target, &JsValue::from_str(key), value);
 }
 
 /// `"<value>"<rest>`, built without `format!` (which would pull formatting code into the

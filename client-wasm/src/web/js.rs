@@ -12,13 +12,14 @@ use std::time::Duration;
 
 use chorus_protocol::Body;
 use js_sys::{Function, Promise, Reflect, Uint8Array};
-use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
+use super::Error;
 use super::client::{Client, Config, Subscription};
+use super::env::{self, set};
 use super::shell::TokenFn;
-use super::{Error, env};
+use crate::core::text::push_decimal;
 use crate::core::{Ack, Event, Options, PublishError, State};
 use chorus_protocol::Recovery;
 
@@ -386,138 +387,80 @@ fn dispatch(handlers: &Handlers, event: &Event) {
     }
 }
 
-// The shapes of the events in JavaScript; numbers are `f64` because JavaScript numbers are
-// (the server keeps ids, epochs and sequences below 2^53).
+// The shapes of the events in JavaScript: plain objects, built field by field (serde and
+// serde-wasm-bindgen would do the same with several kilobytes more code). Numbers are `f64`
+// because JavaScript numbers are (the server keeps ids, epochs and sequences below 2^53).
 
-#[derive(Serialize)]
-struct OpenJs<'a> {
-    session: &'a str,
-    user: &'a str,
+/// A plain object with these fields, in this order.
+fn object(fields: &[(&str, JsValue)]) -> JsValue {
+    let object = js_sys::Object::new();
+    for (key, value) in fields {
+        set(&object, key, value);
+    }
+    object.into()
 }
 
-#[derive(Serialize)]
-struct CloseJs<'a> {
-    code: u16,
-    reason: &'a str,
+fn string(text: &str) -> JsValue {
+    JsValue::from_str(text)
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ReconnectingJs {
-    attempt: u32,
-    delay_ms: f64,
+fn number(n: f64) -> JsValue {
+    JsValue::from_f64(n)
 }
 
-#[derive(Serialize)]
-struct PositionJs {
-    epoch: f64,
-    seq: f64,
-}
-
-#[derive(Serialize)]
-struct JoinedJs<'a> {
-    room: &'a str,
-    members: &'a [String],
-    position: PositionJs,
-    recovery: &'static str,
-}
-
-#[derive(Serialize)]
-struct RoomJs<'a> {
-    room: &'a str,
-}
-
-#[derive(Serialize)]
-struct MessageJs<'a> {
-    room: &'a str,
-    seq: f64,
-    id: f64,
-    sender: &'a str,
-    ts: f64,
-    body: BodyJs<'a>,
-}
-
-/// Text as a string, bytes as a `Uint8Array`.
-#[derive(Serialize)]
-#[serde(untagged)]
-enum BodyJs<'a> {
-    Text(&'a str),
-    Binary(#[serde(with = "serde_bytes")] &'a [u8]),
-}
-
-#[derive(Serialize)]
-struct PresenceJs<'a> {
-    room: &'a str,
-    kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    members: Option<&'a [String]>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    user: Option<&'a str>,
-}
-
-#[derive(Serialize)]
-struct TypingJs<'a> {
-    room: &'a str,
-    users: &'a [String],
-}
-
-#[derive(Serialize)]
-struct ErrorJs<'a> {
-    code: u16,
-    message: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    room: Option<&'a str>,
-}
-
-#[derive(Serialize)]
-struct AckJs<'a> {
-    room: &'a str,
-    id: f64,
-    seq: f64,
-}
-
-fn to_js<T: Serialize>(value: &T) -> JsValue {
-    // Only strings, numbers, arrays, byte arrays and plain objects: it cannot fail.
-    serde_wasm_bindgen::to_value(value).unwrap_or(JsValue::UNDEFINED)
+/// An array of strings.
+fn strings(list: &[String]) -> JsValue {
+    let array = js_sys::Array::new();
+    for item in list {
+        array.push(&string(item));
+    }
+    array.into()
 }
 
 /// `event` as the object handlers of `kind` get.
 fn event_to_js(event: &Event, kind: Kind) -> JsValue {
     match event {
-        Event::Open { session, user } => to_js(&OpenJs { session, user }),
-        Event::Close { code, reason } => to_js(&CloseJs {
-            code: *code,
-            reason,
-        }),
-        Event::Reconnecting { attempt, delay_ms } => to_js(&ReconnectingJs {
-            attempt: *attempt,
-            delay_ms: *delay_ms as f64,
-        }),
-        Event::Joined { room, members, .. } if kind == Kind::Presence => to_js(&PresenceJs {
-            room,
-            kind: "list",
-            members: Some(members),
-            user: None,
-        }),
+        Event::Open { session, user } => {
+            object(&[("session", string(session)), ("user", string(user))])
+        }
+        Event::Close { code, reason } => object(&[
+            ("code", number(f64::from(*code))),
+            ("reason", string(reason)),
+        ]),
+        Event::Reconnecting { attempt, delay_ms } => object(&[
+            ("attempt", number(f64::from(*attempt))),
+            ("delayMs", number(*delay_ms as f64)),
+        ]),
+        Event::Joined { room, members, .. } if kind == Kind::Presence => object(&[
+            ("room", string(room)),
+            ("kind", string("list")),
+            ("members", strings(members)),
+        ]),
         Event::Joined {
             room,
             members,
             position,
             recovery,
-        } => to_js(&JoinedJs {
-            room,
-            members,
-            position: PositionJs {
-                epoch: position.epoch as f64,
-                seq: position.seq as f64,
-            },
-            recovery: match recovery {
-                Recovery::NotRequested => "not_requested",
-                Recovery::Recovered => "recovered",
-                Recovery::Missed => "missed",
-            },
-        }),
-        Event::Left { room } => to_js(&RoomJs { room }),
+        } => object(&[
+            ("room", string(room)),
+            ("members", strings(members)),
+            (
+                "position",
+                object(&[
+                    ("epoch", number(position.epoch as f64)),
+                    ("seq", number(position.seq as f64)),
+                ]),
+            ),
+            (
+                "recovery",
+                string(match recovery {
+                    Recovery::NotRequested => "not_requested",
+                    Recovery::Recovered => "recovered",
+                    Recovery::Missed => "missed",
+                }),
+            ),
+        ]),
+        Event::Left { room } => object(&[("room", string(room))]),
         Event::Message {
             room,
             seq,
@@ -525,48 +468,60 @@ fn event_to_js(event: &Event, kind: Kind) -> JsValue {
             sender,
             ts,
             body,
-        } => to_js(&MessageJs {
-            room,
-            seq: *seq as f64,
-            id: *id as f64,
-            sender,
-            ts: *ts as f64,
-            body: match body {
-                Body::Text(text) => BodyJs::Text(text),
-                Body::Binary(bytes) => BodyJs::Binary(bytes),
-            },
-        }),
-        Event::MemberJoined { room, user } => to_js(&PresenceJs {
-            room,
-            kind: "join",
-            members: None,
-            user: Some(user),
-        }),
-        Event::MemberLeft { room, user } => to_js(&PresenceJs {
-            room,
-            kind: "leave",
-            members: None,
-            user: Some(user),
-        }),
-        Event::Typing { room, users } => to_js(&TypingJs { room, users }),
+        } => object(&[
+            ("room", string(room)),
+            ("seq", number(*seq as f64)),
+            ("id", number(*id as f64)),
+            ("sender", string(sender)),
+            ("ts", number(*ts as f64)),
+            (
+                "body",
+                match body {
+                    // Text as a string, bytes as a `Uint8Array` (a copy).
+                    Body::Text(text) => string(text),
+                    Body::Binary(bytes) => Uint8Array::new_from_slice(bytes).into(),
+                },
+            ),
+        ]),
+        Event::MemberJoined { room, user } => object(&[
+            ("room", string(room)),
+            ("kind", string("join")),
+            ("user", string(user)),
+        ]),
+        Event::MemberLeft { room, user } => object(&[
+            ("room", string(room)),
+            ("kind", string("leave")),
+            ("user", string(user)),
+        ]),
+        Event::Typing { room, users } => {
+            object(&[("room", string(room)), ("users", strings(users))])
+        }
         Event::Error {
             code,
             message,
-            room,
-        } => to_js(&ErrorJs {
-            code: *code,
+            room: None,
+        } => object(&[
+            ("code", number(f64::from(*code))),
+            ("message", string(message)),
+        ]),
+        Event::Error {
+            code,
             message,
-            room: room.as_deref(),
-        }),
+            room: Some(room),
+        } => object(&[
+            ("code", number(f64::from(*code))),
+            ("message", string(message)),
+            ("room", string(room)),
+        ]),
     }
 }
 
 fn ack_to_js(ack: &Ack) -> JsValue {
-    to_js(&AckJs {
-        room: &ack.room,
-        id: ack.id as f64,
-        seq: ack.seq as f64,
-    })
+    object(&[
+        ("room", string(&ack.room)),
+        ("id", number(ack.id as f64)),
+        ("seq", number(ack.seq as f64)),
+    ])
 }
 
 /// A `PublishError` in JavaScript: an `Error` named "PublishError" with a `code`.
@@ -607,7 +562,8 @@ fn publish_error(error: &PublishError) -> JsValue {
         ),
     };
     let js = js_sys::Error::new(&message);
-    js.set_name("PublishError");
+    // `set` rather than `Error::set_name`: the same assignment, one binding fewer.
+    set(&js, "name", &JsValue::from_str("PublishError"));
     set(&js, "code", &JsValue::from_str(code));
     match error {
         PublishError::TooLarge { size, max } => {
@@ -620,29 +576,6 @@ fn publish_error(error: &PublishError) -> JsValue {
         _ => {}
     }
     js.into()
-}
-
-fn set(target: &JsValue, key: &str, value: &JsValue) {
-    // Setting a property of a fresh object cannot fail.
-    let _ = Reflect::set(target, &JsValue::from_str(key), value);
-}
-
-/// Append `n` in decimal (without `format!`, which would pull number formatting into the
-/// wasm).
-fn push_decimal(text: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &digit in &digits[start..] {
-        text.push(char::from(digit));
-    }
 }
 
 /// An [`Error`] as a JavaScript `Error` with a `code`.
@@ -708,20 +641,21 @@ fn read_config(options: &JsValue) -> Result<Config, JsValue> {
             ))),
         }
     };
-    let ms = |key: &str, field: &mut Duration| -> Result<(), JsValue> {
+    let mut options = Options::default();
+    // A loop rather than seven calls: one copy of the reading code in the wasm.
+    for (key, field) in [
+        ("initialBackoffMs", &mut options.initial_backoff),
+        ("maxBackoffMs", &mut options.max_backoff),
+        ("stableAfterMs", &mut options.stable_after),
+        ("connectTimeoutMs", &mut options.connect_timeout),
+        ("pongTimeoutMs", &mut options.pong_timeout),
+        ("publishTimeoutMs", &mut options.publish_timeout),
+        ("typingIdleMs", &mut options.typing_idle),
+    ] {
         if let Some(n) = number(key)? {
             *field = Duration::from_millis(n as u64);
         }
-        Ok(())
-    };
-    let mut options = Options::default();
-    ms("initialBackoffMs", &mut options.initial_backoff)?;
-    ms("maxBackoffMs", &mut options.max_backoff)?;
-    ms("stableAfterMs", &mut options.stable_after)?;
-    ms("connectTimeoutMs", &mut options.connect_timeout)?;
-    ms("pongTimeoutMs", &mut options.pong_timeout)?;
-    ms("publishTimeoutMs", &mut options.publish_timeout)?;
-    ms("typingIdleMs", &mut options.typing_idle)?;
+    }
     if let Some(n) = number("queueMaxMessages")? {
         options.queue_max_messages = n as usize;
     }

@@ -9,6 +9,7 @@
 //!   the `online` and `visibilitychange` listeners; how re-entrant calls from app code are
 //!   handled.
 //! - `socket.rs`: a web-sys `WebSocket` with its listeners, owned together.
+//! - `listener.rs`: one DOM event listener, removed when dropped.
 //! - `env.rs`: the clock, randomness, `fetch` for the auth probe, the server URL.
 //! - `error.rs`: [`Error`], for arguments refused at once.
 
@@ -16,6 +17,7 @@ mod client;
 mod env;
 mod error;
 pub mod js;
+mod listener;
 mod shell;
 mod socket;
 

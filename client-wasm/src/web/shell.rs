@@ -25,12 +25,12 @@ use std::pin::Pin;
 use std::rc::{Rc, Weak};
 
 use futures_channel::{mpsc, oneshot};
-use gloo_events::EventListener;
 use gloo_timers::callback::Timeout;
-use wasm_bindgen::{JsCast, JsValue};
-use web_sys::{EventTarget, VisibilityState};
+use wasm_bindgen::JsCast;
+use web_sys::EventTarget;
 
 use super::env::{self, Endpoint};
+use super::listener::Listener;
 use super::socket::{Socket, SocketEvent};
 use crate::core::{Ack, Action, Core, Event, Millis, Options, PublishError, State};
 
@@ -60,7 +60,7 @@ pub(crate) struct Inner {
     /// The armed timer and the deadline it is for.
     timer: Option<(Millis, Timeout)>,
     /// `online` on the global object, `visibilitychange` on the document.
-    wake_listeners: Vec<EventListener>,
+    wake_listeners: Vec<Listener>,
     /// Actions taken from the core, not yet carried out.
     queue: VecDeque<Action>,
     /// A dispatch loop is running (further down the stack).
@@ -146,7 +146,7 @@ pub(crate) fn start(
 
 /// Going online or becoming visible is a hint that a waiting reconnect can go at once (and
 /// that timers throttled in a background tab may be late).
-fn wake_listeners(weak: Weak<RefCell<Inner>>) -> Vec<EventListener> {
+fn wake_listeners(weak: Weak<RefCell<Inner>>) -> Vec<Listener> {
     let wake = move || {
         if let Some(shared) = weak.upgrade() {
             input(&shared, |inner, now| inner.core.wake(now));
@@ -155,19 +155,21 @@ fn wake_listeners(weak: Weak<RefCell<Inner>>) -> Vec<EventListener> {
     let mut listeners = Vec::with_capacity(2);
     let global = js_sys::global();
     // A window or a worker is an EventTarget; some other runtimes' global object is not.
-    let listenable = js_sys::Reflect::get(&global, &JsValue::from_str("addEventListener"))
-        .is_ok_and(|add| add.is_function());
+    let listenable = env::get(&global, "addEventListener").is_function();
     if listenable {
-        let global = global.unchecked_into::<EventTarget>();
-        listeners.push(EventListener::new(&global, "online", {
+        let global = global.clone().unchecked_into::<EventTarget>();
+        listeners.push(Listener::new(&global, "online", {
             let wake = wake.clone();
             move |_| wake()
         }));
     }
-    if let Some(document) = web_sys::window().and_then(|window| window.document()) {
+    // A page's global object is its window, with a `document`; a worker's has none. (Read
+    // with `env::get` rather than through web-sys's `Window` and `Document`: see `env.rs`.)
+    let document = env::get(&global, "document");
+    if document.is_object() {
         let target = document.clone().unchecked_into::<EventTarget>();
-        listeners.push(EventListener::new(&target, "visibilitychange", move |_| {
-            if document.visibility_state() == VisibilityState::Visible {
+        listeners.push(Listener::new(&target, "visibilitychange", move |_| {
+            if env::get(&document, "visibilityState") == "visible" {
                 wake();
             }
         }));

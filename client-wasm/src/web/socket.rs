@@ -6,10 +6,12 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use chorus_protocol::{AUTH_SUBPROTOCOL_PREFIX, SUBPROTOCOL};
-use gloo_events::EventListener;
 use js_sys::{Array, ArrayBuffer, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
-use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
+use web_sys::WebSocket;
+
+use super::env;
+use super::listener::Listener;
 
 /// What the socket tells the shell.
 #[derive(Debug)]
@@ -25,7 +27,7 @@ pub(crate) enum SocketEvent {
 /// An open (or opening) WebSocket and its listeners.
 pub(crate) struct Socket {
     ws: WebSocket,
-    listeners: Vec<EventListener>,
+    listeners: Vec<Listener>,
 }
 
 impl Socket {
@@ -39,16 +41,19 @@ impl Socket {
         let mut auth = String::with_capacity(AUTH_SUBPROTOCOL_PREFIX.len() + token.len());
         auth.push_str(AUTH_SUBPROTOCOL_PREFIX);
         auth.push_str(token);
-        let protocols = Array::of2(&JsValue::from_str(SUBPROTOCOL), &JsValue::from_str(&auth));
+        let protocols = Array::new();
+        protocols.push(&JsValue::from_str(SUBPROTOCOL));
+        protocols.push(&JsValue::from_str(&auth));
         let ws = WebSocket::new_with_str_sequence(url, &protocols)?;
-        ws.set_binary_type(BinaryType::Arraybuffer);
+        // Through `env::set` and `env::get`, as `data` and `code` below: see `env.rs`.
+        env::set(&ws, "binaryType", &JsValue::from_str("arraybuffer"));
 
         let on_event: Rc<dyn Fn(SocketEvent)> = Rc::new(on_event);
         // A failed socket fires `error`, then `close` with 1006; either may come alone in
         // odd browsers. The first one reports the end, the other is ignored.
         let ended = Rc::new(Cell::new(false));
         let listen = |kind: &'static str, handle: Box<dyn Fn(&web_sys::Event)>| {
-            EventListener::new(&ws, kind, move |event| handle(event))
+            Listener::new(&ws, kind, move |event| handle(event))
         };
         let listeners = vec![
             listen("open", {
@@ -58,12 +63,10 @@ impl Socket {
             listen("message", {
                 let on_event = on_event.clone();
                 Box::new(move |event| {
-                    let Some(event) = event.dyn_ref::<MessageEvent>() else {
-                        return;
-                    };
-                    // Text frames are not part of the protocol; the server never sends one.
-                    if let Some(buffer) = event.data().dyn_ref::<ArrayBuffer>() {
-                        on_event(SocketEvent::Frame(Uint8Array::new(buffer).to_vec()));
+                    // A `MessageEvent`'s `data`. Text frames are not part of the protocol; the
+                    // server never sends one.
+                    if let Ok(buffer) = env::get(event, "data").dyn_into::<ArrayBuffer>() {
+                        on_event(SocketEvent::Frame(Uint8Array::new(&buffer).to_vec()));
                     }
                 })
             }),
@@ -77,7 +80,10 @@ impl Socket {
             }),
             listen("close", {
                 Box::new(move |event| {
-                    let code = event.dyn_ref::<CloseEvent>().map_or(1006, CloseEvent::code);
+                    // A `CloseEvent`'s `code`.
+                    let code = env::get(event, "code")
+                        .as_f64()
+                        .map_or(1006, |code| code as u16);
                     if !ended.replace(true) {
                         on_event(SocketEvent::Closed(code));
                     }

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# End-to-end tests in headless Chromium (playwright-core, the system's /usr/bin/chromium):
+#
+# 1. tests/npm-consumer: the npm package as its users get it. `npm pack` of client-wasm/pkg
+#    is installed into a Vite + TypeScript app, which must type-check (`tsc --noEmit`,
+#    strict, with compile-time tests of the package's types) and build (`vite build`);
+#    then the built app, served by chorus-server, connects, publishes and receives.
+# 2. tests/e2e/*.test.mjs: the demo page (www/) with two users in two browsers, against
+#    chorus-server processes the tests start, stop and restart themselves.
+#
+# Builds the client package when its sources are newer than it, and the debug server.
+# Extra arguments go to `node --test` (e.g. --test-name-pattern=typing).
+# Screenshots and server logs: test-artifacts/e2e/.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+export CI=true
+started=$SECONDS
+say() { printf 'test-e2e: %s\n' "$*"; }
+packed=""
+finish() {
+  local status=$?
+  [[ -n "$packed" ]] && rm -rf "$packed"
+  [[ $status -eq 0 ]] || say "FAILED; screenshots and server logs in test-artifacts/e2e/"
+  say "$((SECONDS - started)) s"
+  exit "$status"
+}
+trap finish EXIT
+
+for dep in playwright-core vite typescript; do
+  if [[ ! -f node_modules/$dep/package.json ]]; then
+    echo "test-e2e: node_modules/$dep missing; run scripts/setup.sh (npm ci)" >&2
+    exit 1
+  fi
+done
+
+# The client package is rebuilt only when something it is built from is newer than the
+# oldest file of the last build, or a file is missing (as scripts/start.sh decides).
+pkg=client-wasm/pkg
+outputs=("$pkg/chorus_client.js" "$pkg/chorus_client_bg.wasm" "$pkg/index.js" "$pkg/index.d.ts"
+  "$pkg/package.json")
+inputs=(client-wasm/src client-wasm/js client-wasm/Cargo.toml protocol/src protocol/Cargo.toml
+  Cargo.toml Cargo.lock scripts/build-client.sh scripts/client-package.mjs)
+oldest=""
+for file in "${outputs[@]}"; do
+  if [[ ! -e "$file" ]]; then
+    oldest=""
+    break
+  fi
+  if [[ -z "$oldest" || "$file" -ot "$oldest" ]]; then
+    oldest=$file
+  fi
+done
+if [[ -n "$oldest" ]] && [[ -z "$(find "${inputs[@]}" -newer "$oldest" -print -quit)" ]]; then
+  say "client package up to date"
+else
+  say "building the client package"
+  bash scripts/build-client.sh
+fi
+
+cargo build --quiet -p chorus-server
+target_dir=${CARGO_TARGET_DIR:-target}
+[[ "$target_dir" = /* ]] || target_dir="$PWD/$target_dir"
+export CHORUS_SERVER_BIN=${CHORUS_SERVER_BIN:-$target_dir/debug/chorus-server}
+
+# The consumer app installs the tarball afresh each time: its node_modules holds nothing
+# else (vite and typescript come from the root's node_modules).
+consumer=tests/npm-consumer
+packed=$(mktemp -d)
+tarball=$(cd "$pkg" && npm pack --silent --pack-destination "$packed")
+# A package caught half-built (another build of client-wasm/pkg running at the same time)
+# would fail below in confusing ways; say so here instead.
+contents=$(tar -tzf "$packed/$tarball")
+for file in package.json index.js index.d.ts chorus_client.js chorus_client.d.ts \
+  chorus_client_bg.wasm; do
+  if ! grep -qx "package/$file" <<<"$contents"; then
+    echo "test-e2e: $tarball has no $file: is client-wasm/pkg being rebuilt right now?" >&2
+    exit 1
+  fi
+done
+mv "$packed/$tarball" "$consumer/chorus-client.tgz"
+say "packed $tarball"
+rm -rf "$consumer/node_modules" "$consumer/dist"
+(
+  cd "$consumer"
+  npm install --silent --no-audit --no-fund
+  say "type-checking the consumer app (tsc --noEmit)"
+  npm run --silent typecheck
+  say "building the consumer app (vite build)"
+  npm run --silent build -- --logLevel warn
+)
+
+# This run's screenshots and logs only.
+rm -rf test-artifacts/e2e
+mkdir -p test-artifacts/e2e
+say "running the browser tests"
+node --test --test-reporter=spec "$@" "$consumer"/*.test.mjs tests/e2e/*.test.mjs
