@@ -28,7 +28,8 @@
 //! # #[cfg(target_arch = "wasm32")] {
 //! use chorus_client::{Client, Config, Event};
 //!
-//! let client = Client::connect("wss://chat.example/ws", Config::with_token("eyJhbGciOi..."));
+//! let client = Client::connect(Config::new("wss://chat.example/ws").token("eyJhbGciOi..."))
+//!     .expect("a valid URL and token");
 //! client.join("lobby").unwrap();
 //! let _subscription = client.on_event(|event| {
 //!     if let Event::Message { sender, body, .. } = event {

@@ -21,14 +21,18 @@ use crate::core::{Ack, Event, Options, PublishError, State};
 /// use chorus_client::web::Config;
 ///
 /// // A fixed token.
-/// let config = Config::with_token("eyJhbGciOi...");
+/// let config = Config::new("wss://chat.example/ws").token("eyJhbGciOi...");
 ///
 /// // A token fetched from the app's backend, again whenever the server refuses the last one.
-/// let config = Config::with_get_token(|| async { token_from_backend().await });
+/// let config = Config::new("wss://chat.example/ws")
+///     .get_token(|| async { token_from_backend().await });
 /// # async fn token_from_backend() -> Result<String, String> { unimplemented!() }
 /// ```
 #[derive(Clone, Default)]
 pub struct Config {
+    /// The server's WebSocket URL (`wss://host/ws`; `ws:`, `http:`, `https:` and a URL
+    /// relative to the page work too).
+    pub url: String,
     /// The token to connect with first. Default: none.
     pub token: Option<String>,
     /// Called when a token is needed: at the start when `token` is `None`, and whenever
@@ -40,21 +44,19 @@ pub struct Config {
 }
 
 impl Config {
-    /// A config with a fixed token and default options.
-    pub fn with_token(token: impl Into<String>) -> Config {
+    /// A config for the server at `url`, with default options; give it a token source
+    /// with [`Config::token`] or [`Config::get_token`].
+    pub fn new(url: impl Into<String>) -> Config {
         Config {
-            token: Some(token.into()),
+            url: url.into(),
             ..Config::default()
         }
     }
 
-    /// A config that fetches its tokens with `get_token`, and default options.
-    pub fn with_get_token<F, Fut>(get_token: F) -> Config
-    where
-        F: Fn() -> Fut + 'static,
-        Fut: Future<Output = Result<String, String>> + 'static,
-    {
-        Config::default().get_token(get_token)
+    /// Set the token to connect with first.
+    pub fn token(mut self, token: impl Into<String>) -> Config {
+        self.token = Some(token.into());
+        self
     }
 
     /// Set the token source (see [`Config::get_token`](field@Config::get_token)).
@@ -101,7 +103,8 @@ impl fmt::Debug for Config {
 /// use chorus_client::web::{Client, Config};
 /// use chorus_client::Event;
 ///
-/// let client = Client::connect("wss://chat.example/ws", Config::with_token("eyJhbGciOi..."));
+/// let config = Config::new("wss://chat.example/ws").token("eyJhbGciOi...");
+/// let client = Client::connect(config).expect("a valid URL and token");
 /// client.join("lobby").expect("a valid room name");
 ///
 /// let subscription = client.on_event(|event| match event {
@@ -136,23 +139,13 @@ impl Drop for Handle {
 }
 
 impl Client {
-    /// Connect to `url` (`wss://host/ws`; `ws:`, `http:`, `https:` and a URL relative to
-    /// the page work too).
+    /// Connect to `config.url` and keep the connection up until [`Client::close`].
     ///
-    /// # Panics
-    /// If `url` is not a valid server URL, or `config` has neither a token nor a
-    /// `get_token`, or the token is not a valid subprotocol string. Use
-    /// [`Client::try_connect`] to handle these.
-    pub fn connect(url: &str, config: Config) -> Client {
-        match Client::try_connect(url, config) {
-            Ok(client) => client,
-            Err(error) => panic!("Client::connect: {error}"),
-        }
-    }
-
-    /// Like [`Client::connect`], but answers an error for a bad `url` or `config`.
-    pub fn try_connect(url: &str, config: Config) -> Result<Client> {
-        let endpoint = Endpoint::parse(url)?;
+    /// # Errors
+    /// A bad URL, a config with neither a token nor a `get_token`, or a token that is not a
+    /// valid subprotocol string.
+    pub fn connect(config: Config) -> Result<Client> {
+        let endpoint = Endpoint::parse(&config.url)?;
         match &config.token {
             Some(token) => check_token(token)?,
             None if config.get_token.is_none() => return Err(Error::NoToken),

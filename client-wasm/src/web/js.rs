@@ -216,8 +216,8 @@ impl ChorusClient {
     /// the page work too) and keep the connection up until `close()`. Throws an `Error` for
     /// a bad URL or options without a `token` or `getToken`.
     pub fn connect(url: &str, options: ConnectOptions) -> Result<ChorusClient, JsValue> {
-        let config = read_config(&options)?;
-        let client = Client::try_connect(url, config).map_err(|e| rust_error(&e))?;
+        let config = read_config(url, &options)?;
+        let client = Client::connect(config).map_err(|e| rust_error(&e))?;
         let handlers: Handlers = Rc::default();
         let events = client.on_event({
             let handlers = handlers.clone();
@@ -602,7 +602,7 @@ fn type_error(message: &str) -> JsValue {
 }
 
 /// `ConnectOptions` as a [`Config`], checking every field's type.
-fn read_config(options: &JsValue) -> Result<Config, JsValue> {
+fn read_config(url: &str, options: &JsValue) -> Result<Config, JsValue> {
     if !options.is_object() {
         return Err(type_error(
             "ChorusClient.connect: options must be an object with a token or a getToken function",
@@ -663,6 +663,7 @@ fn read_config(options: &JsValue) -> Result<Config, JsValue> {
         options.queue_max_bytes = n as usize;
     }
     Ok(Config {
+        url: url.to_owned(),
         token,
         get_token,
         options,

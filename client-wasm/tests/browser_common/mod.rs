@@ -351,7 +351,8 @@ pub fn fast_options() -> Options {
 /// A client connecting to `url` with `token`, and its event stream (subscribed before
 /// anything can arrive).
 pub fn connect(url: &str, token: String, options: Options) -> (Client, EventStream) {
-    let client = Client::connect(url, Config::with_token(token).options(options));
+    let client = Client::connect(Config::new(url).token(token).options(options))
+        .expect("a valid URL and token");
     let events = client.events();
     (client, events)
 }
