@@ -8,6 +8,9 @@
 # Cargo.lock) and never downloads tools (--mode no-install). wasm-opt comes from the npm
 # package `binaryen` (npm ci): Debian's binaryen is too old for the wasm features rustc
 # emits.
+#
+# With --if-stale, it builds only when something the package is built from is newer than
+# the oldest file of the last build, or a file is missing (a failed build leaves either).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -15,6 +18,26 @@ export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 
 pkg=client-wasm/pkg
 wasm="$pkg/chorus_client_bg.wasm"
+
+if [[ "${1:-}" == "--if-stale" ]]; then
+  outputs=("$pkg/chorus_client.js" "$wasm" "$pkg/index.js" "$pkg/index.d.ts" "$pkg/package.json")
+  inputs=(client-wasm/src client-wasm/js client-wasm/Cargo.toml protocol/src protocol/Cargo.toml
+    Cargo.toml Cargo.lock scripts/build-client.sh scripts/client-package.mjs)
+  oldest=""
+  for file in "${outputs[@]}"; do
+    if [[ ! -e "$file" ]]; then
+      oldest=""
+      break
+    fi
+    if [[ -z "$oldest" || "$file" -ot "$oldest" ]]; then
+      oldest=$file
+    fi
+  done
+  if [[ -n "$oldest" ]] && [[ -z "$(find "${inputs[@]}" -newer "$oldest" -print -quit)" ]]; then
+    echo "build-client: client package up to date"
+    exit 0
+  fi
+fi
 wasm_opt=node_modules/.bin/wasm-opt
 
 if [ ! -x "$wasm_opt" ]; then

@@ -10,27 +10,9 @@ export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 bash scripts/setup.sh
 cargo build --release -p chorus-server
 
-# The client package is rebuilt only when something it is built from is newer than the
-# oldest file of the last build, or a file is missing (a failed build leaves either).
+# The client package is rebuilt only when its sources changed.
 pkg=client-wasm/pkg
-outputs=("$pkg/chorus_client.js" "$pkg/chorus_client_bg.wasm" "$pkg/index.js" "$pkg/package.json")
-inputs=(client-wasm/src client-wasm/js client-wasm/Cargo.toml protocol/src protocol/Cargo.toml
-  Cargo.toml Cargo.lock scripts/build-client.sh scripts/client-package.mjs)
-oldest=""
-for file in "${outputs[@]}"; do
-  if [[ ! -e "$file" ]]; then
-    oldest=""
-    break
-  fi
-  if [[ -z "$oldest" || "$file" -ot "$oldest" ]]; then
-    oldest=$file
-  fi
-done
-if [[ -n "$oldest" ]] && [[ -z "$(find "${inputs[@]}" -newer "$oldest" -print -quit)" ]]; then
-  echo "start: client package up to date"
-else
-  bash scripts/build-client.sh
-fi
+bash scripts/build-client.sh --if-stale
 
 target_dir=${CARGO_TARGET_DIR:-target}
 bind=${CHORUS_BIND:-127.0.0.1:8080}

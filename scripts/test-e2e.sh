@@ -35,29 +35,9 @@ for dep in playwright-core vite typescript; do
   fi
 done
 
-# The client package is rebuilt only when something it is built from is newer than the
-# oldest file of the last build, or a file is missing (as scripts/start.sh decides).
+# The client package is rebuilt only when its sources changed.
 pkg=client-wasm/pkg
-outputs=("$pkg/chorus_client.js" "$pkg/chorus_client_bg.wasm" "$pkg/index.js" "$pkg/index.d.ts"
-  "$pkg/package.json")
-inputs=(client-wasm/src client-wasm/js client-wasm/Cargo.toml protocol/src protocol/Cargo.toml
-  Cargo.toml Cargo.lock scripts/build-client.sh scripts/client-package.mjs)
-oldest=""
-for file in "${outputs[@]}"; do
-  if [[ ! -e "$file" ]]; then
-    oldest=""
-    break
-  fi
-  if [[ -z "$oldest" || "$file" -ot "$oldest" ]]; then
-    oldest=$file
-  fi
-done
-if [[ -n "$oldest" ]] && [[ -z "$(find "${inputs[@]}" -newer "$oldest" -print -quit)" ]]; then
-  say "client package up to date"
-else
-  say "building the client package"
-  bash scripts/build-client.sh
-fi
+bash scripts/build-client.sh --if-stale
 
 cargo build --quiet -p chorus-server
 target_dir=${CARGO_TARGET_DIR:-target}

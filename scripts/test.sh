@@ -21,9 +21,12 @@ step setup bash scripts/setup.sh
 step fmt cargo fmt --all --check
 step clippy cargo clippy --workspace --all-targets -- -D warnings
 step clippy-wasm cargo clippy -p chorus-client --target wasm32-unknown-unknown --all-targets -- -D warnings
+step clippy-yew-chat cargo clippy -p yew-chat --target wasm32-unknown-unknown -- -D warnings
+step yew-chat cargo build -p yew-chat --target wasm32-unknown-unknown
 step test cargo test --workspace
 step build-client bash scripts/build-client.sh
 step browser bash scripts/test-browser.sh
 step e2e bash scripts/test-e2e.sh
+step yew-chat-browser bash examples/yew-chat/test-browser.sh
 
 printf '\ntest.sh: all steps passed\n'

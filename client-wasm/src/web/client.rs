@@ -26,7 +26,7 @@ use crate::core::{Ack, Event, Options, PublishError, State};
 /// // A token fetched from the app's backend, again whenever the server refuses the last one.
 /// let config = Config::new("wss://chat.example/ws")
 ///     .get_token(|| async { token_from_backend().await });
-/// # async fn token_from_backend() -> Result<String, String> { unimplemented!() }
+/// # async fn token_from_backend() -> Result<String, String> { Err("not in this example".into()) }
 /// ```
 #[derive(Clone, Default)]
 pub struct Config {
