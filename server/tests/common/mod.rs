@@ -114,27 +114,11 @@ impl TestServer {
         protocols: Option<&str>,
         query: Option<&str>,
     ) -> Result<Client, tungstenite::Error> {
-        let url = match query {
-            Some(q) => format!("{}?{q}", self.ws_url()),
-            None => self.ws_url(),
-        };
-        let mut request = url.into_client_request().unwrap();
-        if let Some(protocols) = protocols {
-            request.headers_mut().insert(
-                "sec-websocket-protocol",
-                HeaderValue::from_str(protocols).unwrap(),
-            );
-        }
-        let (ws, response) = tokio_tungstenite::connect_async(request).await?;
-        let protocol = response
-            .headers()
-            .get("sec-websocket-protocol")
-            .map(|v| v.to_str().unwrap().to_owned());
-        Ok(Client {
-            ws,
-            protocol,
-            max_frame: DEFAULT_MAX_FRAME,
-        })
+        let headers: Vec<(&str, &str)> = protocols
+            .map(|p| ("sec-websocket-protocol", p))
+            .into_iter()
+            .collect();
+        self.connect_request(self.ws_request(query, &headers)).await
     }
 
     /// A handshake request for `/ws` (plus `?query`) with the given extra headers.
