@@ -17,6 +17,10 @@ import {
 
 /** Messages kept per room; older ones are dropped, and their images released. */
 const MAX_MESSAGES = 500;
+/** Messages asked for per history page: on joining a room, and per "Load older messages". */
+const HISTORY_PAGE = 50;
+/** History error: the epoch of `before` is gone (see docs/PROTOCOL.md). */
+const EPOCH_CHANGED = 112;
 /** Error codes of a refused join (see docs/PROTOCOL.md). */
 const JOIN_REFUSALS = new Set([102, 104, 107, 108]);
 /** Error codes not worth interrupting anyone for: typing refused or rate limited. */
@@ -264,6 +268,7 @@ function end() {
 
   ui.roomList.replaceChildren();
   ui.messageLog.replaceChildren();
+  ui.historyStatus.textContent = "";
   ui.account.hidden = true;
   ui.chatView.hidden = true;
   ui.loginView.hidden = false;
@@ -311,13 +316,20 @@ const handlers = {
     }
   },
 
-  joined({ room: name, members, recovery }) {
+  joined({ room: name, members, position, recovery }) {
     const room = session.rooms.get(name);
     if (!room) return;
     room.status = "joined";
     room.error = "";
-    room.generation += 1;
     room.members = new Set(members);
+    if (room.epoch !== position.epoch) {
+      // Another history (the server lost the old one): its sequences start again, and
+      // the old one can no longer be paged through.
+      room.epoch = position.epoch;
+      room.bySeq.clear();
+      room.history.oldest = null;
+      room.history.more = false;
+    }
     if (recovery === "missed" && room.entries.length > 0) {
       addNotice(
         room,
@@ -327,6 +339,9 @@ const handlers = {
     }
     renderRoomItem(room);
     if (room === session.active) renderRoom();
+    // A first join shows what the room said recently; after a gap the replay could not
+    // fill, what the server still has is shown too. ("recovered": nothing was lost.)
+    if (recovery !== "recovered") loadHistory(room);
   },
 
   left() {
@@ -337,7 +352,8 @@ const handlers = {
     const room = session.rooms.get(event.room);
     if (!room) return;
     const key = keyOf(event.sender, event.id);
-    const known = room.byKey.get(key);
+    // Shown already: our own message (by its id), or from a history page (by its seq).
+    const known = room.byKey.get(key) ?? room.bySeq.get(event.seq);
     if (known) {
       // The echo of our own message, already acknowledged: adopt the server's time.
       if (known.own) {
@@ -471,13 +487,24 @@ function addRoom(name) {
     members: new Set(),
     typing: [],
     unread: 0,
-    /** Counts (re)joins: sequences are compared only within one. */
-    generation: 0,
+    /** The epoch of the room's history, from the last join: sequences compare within one. */
+    epoch: null,
     /** Message entries, oldest first. */
     entries: [],
     /** Entries by sender and message id: dedupes echoes and replays. */
     byKey: new Map(),
+    /** Entries of this epoch by sequence: a message both in a history page and live once. */
+    bySeq: new Map(),
+    /**
+     * Paging back: `oldest` is the sequence the next older page ends before, `more` whether
+     * the server has older messages, `loading` "recent" or "older" while a page is on its
+     * way, `failed` the page that failed ("recent" or "older") and `error` why.
+     */
+    history: { oldest: null, more: false, loading: "", failed: "", error: "" },
     list: h("ol", { class: "messages" }),
+    historyBar: null,
+    olderButton: null,
+    historyNote: null,
     /** Whether the log follows new messages (the user has not scrolled up). */
     stick: true,
     scrollTop: 0,
@@ -491,6 +518,23 @@ function addRoom(name) {
     selectRoom(room);
     ui.messageInput.focus();
   });
+  room.olderButton = h(
+    "button",
+    { type: "button", class: "button quiet", "data-testid": "load-older" },
+    "Load older messages",
+  );
+  room.olderButton.addEventListener("click", () => {
+    if (room.history.loading) return;
+    loadHistory(room, room.history.failed === "recent" ? "recent" : "older");
+  });
+  room.historyNote = h("span", { class: "history-note", "data-testid": "history-note" });
+  room.historyBar = h(
+    "li",
+    { class: "history-bar", "data-testid": "history-bar", hidden: true },
+    room.historyNote,
+    room.olderButton,
+  );
+  room.list.append(room.historyBar);
   session.rooms.set(name, room);
   ui.roomList.append(item);
   renderRoomItem(room);
@@ -511,9 +555,8 @@ function selectRoom(room) {
 
   // Swap the log's content without the screen reader reading the whole room out.
   if (previous !== room) {
-    ui.messageLog.setAttribute("aria-live", "off");
+    quietLog();
     ui.messageLog.replaceChildren(...(room ? [room.list] : []));
-    setTimeout(() => ui.messageLog.setAttribute("aria-live", "polite"), 100);
   }
   renderRoom();
   if (room) {
@@ -541,6 +584,7 @@ function discardRoom(room) {
   for (const entry of room.entries) discardEntry(entry);
   room.entries = [];
   room.byKey.clear();
+  room.bySeq.clear();
 }
 
 function renderRoomItem(room) {
@@ -713,16 +757,19 @@ function setTime(entry, ts, local) {
 }
 
 function setSeq(entry, seq) {
+  const { room } = entry;
+  if (entry.seq !== undefined && room.bySeq.get(entry.seq) === entry) room.bySeq.delete(entry.seq);
   entry.seq = seq;
-  entry.generation = entry.room.generation;
+  entry.epoch = room.epoch;
   entry.el.dataset.seq = String(seq);
+  room.bySeq.set(seq, entry);
   place(entry);
 }
 
 /**
- * Keep the messages of the current join in server order: each goes before the first message
+ * Keep the messages of the current epoch in server order: each goes before the first message
  * with a higher sequence, or with none yet (our own, still pending). Sequences start again
- * with a new epoch, so only messages since the last (re)join are compared.
+ * with a new epoch, so only messages of the current one are compared; older ones stay above.
  */
 function place(entry) {
   const { room } = entry;
@@ -730,9 +777,7 @@ function place(entry) {
   if (at < 0) return; // Not shown yet: addEntry places it.
   room.entries.splice(at, 1);
   const before = room.entries.findIndex((other) =>
-    other.seq === undefined
-      ? other.own
-      : other.generation === room.generation && other.seq > entry.seq,
+    other.seq === undefined ? other.own : other.epoch === room.epoch && other.seq > entry.seq,
   );
   if (before < 0) {
     room.entries.push(entry);
@@ -767,6 +812,7 @@ function addEntry(room, entry) {
     if (old.id !== null && room.byKey.get(keyOf(old.sender, old.id)) === old) {
       room.byKey.delete(keyOf(old.sender, old.id));
     }
+    if (old.seq !== undefined && room.bySeq.get(old.seq) === old) room.bySeq.delete(old.seq);
   }
   if (room === session.active && room.stick) scrollToEnd();
 }
@@ -774,6 +820,163 @@ function addEntry(room, entry) {
 function addNotice(room, text) {
   room.list.append(h("li", { class: "notice", "data-testid": "notice" }, text));
   if (room === session.active && room.stick) scrollToEnd();
+}
+
+// ---------------------------------------------------------------------------------------
+// History
+
+/**
+ * Fetch a page of the room's history and show what the page does not show yet: `"recent"`,
+ * the newest messages (on joining), or `"older"`, the page before the oldest one fetched.
+ */
+async function loadHistory(room, which = "recent") {
+  const { history } = room;
+  if (which === "older" && (history.loading || history.oldest === null)) return;
+  const epoch = room.epoch;
+  const options =
+    which === "older"
+      ? { before: { epoch, seq: history.oldest }, limit: HISTORY_PAGE }
+      : { limit: HISTORY_PAGE };
+  history.loading = which;
+  history.failed = "";
+  history.error = "";
+  renderHistory(room);
+  let page = null;
+  let failure = null;
+  try {
+    page = await session.client.history(room.name, options);
+  } catch (error) {
+    failure = error;
+  }
+  if (session?.rooms.get(room.name) !== room) return; // left, or signed out
+  if (history.loading === which) history.loading = "";
+  // Answered for a history the room no longer follows (the server lost it since): the
+  // join into the new one loads that.
+  if (room.epoch !== epoch) {
+    renderHistory(room);
+    return;
+  }
+  if (failure) {
+    if (which === "older" && failure.code === EPOCH_CHANGED) {
+      history.more = false;
+      announceHistory("Older messages are no longer available.");
+    } else if (failure.code !== 1006) {
+      // 1006: the client closed (signing out); nothing to tell.
+      history.failed = which;
+      history.error = `Could not load ${which === "older" ? "older" : "recent"} messages: ${failure.message}`;
+      announceHistory(history.error);
+    }
+    renderHistory(room);
+    return;
+  }
+  if (page.messages.length > 0 && page.position.epoch !== epoch) {
+    renderHistory(room);
+    return;
+  }
+  const first = page.messages[0]?.seq ?? null;
+  // Paging goes on from the oldest page fetched in this epoch: after a newer "recent" page,
+  // from where the older pages had reached.
+  if (which === "older" || history.oldest === null || (first !== null && first < history.oldest)) {
+    history.oldest = first;
+    history.more = page.more && first !== null;
+  }
+  const shown = showHistory(room, page.messages, which === "older");
+  if (which === "older") {
+    announceHistory(
+      shown === 0 ? "No older messages." : `Loaded ${plural(shown, "older message")}.`,
+    );
+  } else if (shown > 0 && room === session.active) {
+    announceHistory(`Showing ${plural(shown, "recent message")}.`);
+  }
+  renderHistory(room);
+}
+
+/**
+ * Add history messages the room does not show yet (by sequence in this epoch, and by sender
+ * and id), each in its place by sequence. Returns how many were added.
+ */
+function showHistory(room, messages, older) {
+  const log = ui.messageLog;
+  const active = room === session.active;
+  // Keep what the reader looks at in place while older messages are added above it.
+  const fromBottom = log.scrollHeight - log.scrollTop;
+  if (active) quietLog();
+  let shown = 0;
+  // Newest first: when the room is full, the oldest are the ones left out.
+  for (const message of [...messages].reverse()) {
+    if (room.bySeq.has(message.seq)) continue;
+    const key = keyOf(message.sender, message.id);
+    if (room.byKey.has(key)) continue;
+    if (older && room.entries.length >= MAX_MESSAGES) break;
+    const entry = messageView(room, {
+      sender: message.sender,
+      ts: message.ts,
+      own: message.sender === session.me,
+      body: message.body,
+    });
+    entry.id = message.id;
+    entry.el.dataset.id = String(message.id);
+    entry.el.dataset.history = "";
+    // Our own message whose ack is still on its way is found here by its id, and takes
+    // this entry's place when the ack comes (see acknowledged()).
+    room.byKey.set(key, entry);
+    setSeq(entry, message.seq);
+    addEntry(room, entry);
+    shown += 1;
+  }
+  if (active && older && shown > 0) log.scrollTop = log.scrollHeight - fromBottom;
+  return shown;
+}
+
+/** The bar above the messages: "Load older messages", or what history is doing. */
+function renderHistory(room) {
+  const { history } = room;
+  const full = room.entries.length >= MAX_MESSAGES;
+  let note = "";
+  let button = "";
+  if (history.loading === "recent") note = "Loading recent messages…";
+  else if (history.failed) {
+    note = history.error;
+    button = "Retry";
+  } else if (history.loading === "older") button = "Loading…";
+  else if (history.more && !full) button = "Load older messages";
+  const hadFocus = document.activeElement === room.olderButton;
+  room.historyNote.textContent = note;
+  room.historyNote.hidden = note === "";
+  room.olderButton.textContent = button;
+  room.olderButton.hidden = button === "";
+  // aria-disabled rather than disabled: a disabled button would drop the keyboard focus.
+  room.olderButton.setAttribute("aria-disabled", String(history.loading !== ""));
+  room.historyBar.hidden = note === "" && button === "";
+  room.historyBar.dataset.state = history.loading
+    ? "loading"
+    : history.failed
+      ? "failed"
+      : button
+        ? "more"
+        : "";
+  // Nothing older to load: the focus goes to the log rather than to the page's start.
+  if (hadFocus && button === "") ui.messageLog.focus({ preventScroll: true });
+}
+
+/** Tell screen readers what a page of history did (the log itself stays quiet meanwhile). */
+function announceHistory(text) {
+  ui.historyStatus.textContent = "";
+  // A change of text is what a live region announces; clear first so a repeat is one too.
+  setTimeout(() => {
+    ui.historyStatus.textContent = text;
+  }, 50);
+}
+
+function plural(count, noun) {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
+}
+
+/** Mute the log's live region for a moment: messages added from history are not news. */
+function quietLog() {
+  ui.messageLog.setAttribute("aria-live", "off");
+  clearTimeout(quietLog.timer);
+  quietLog.timer = setTimeout(() => ui.messageLog.setAttribute("aria-live", "polite"), 100);
 }
 
 function scrollToEnd() {

@@ -7,7 +7,7 @@
 //! ## Layout
 //! - [`core`]: the sans-IO state machine: connection state, reconnect backoff with jitter,
 //!   heartbeat deadlines, typing (local throttle and idle, remote expiry), rooms to rejoin,
-//!   the offline publish queue. Plain Rust, tested natively.
+//!   the offline publish queue, history requests. Plain Rust, tested natively.
 //! - `web` (wasm32 only): the shell that moves browser events into the core and its actions
 //!   out: a web-sys `WebSocket`, one gloo timer, `online` and `visibilitychange` listeners,
 //!   the Rust API ([`web::Client`]) and the JavaScript bindings (`web::js`).
@@ -44,7 +44,9 @@ pub mod core;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 
-pub use crate::core::{Ack, Event, Options, PublishError, State};
+pub use crate::core::{Ack, Event, HistoryError, HistoryPage, Options, PublishError, State};
 #[cfg(target_arch = "wasm32")]
-pub use crate::web::{Client, Config, Error, EventStream, PublishFuture, Subscription};
-pub use chorus_protocol::Body;
+pub use crate::web::{
+    Client, Config, Error, EventStream, HistoryFuture, HistoryQuery, PublishFuture, Subscription,
+};
+pub use chorus_protocol::{Body, HistoryMessage, Position};

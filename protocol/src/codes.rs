@@ -33,6 +33,9 @@ pub enum ErrorCode {
     /// A request field other than the room or body is invalid (for example, a user name in
     /// the HTTP API).
     InvalidRequest = 111,
+    /// A history request named a position from an epoch that is not the room's current
+    /// one: that history is gone. Ask again without `before` for the current history.
+    EpochChanged = 112,
     /// The server failed; the request may be retried.
     Internal = 500,
     /// A backing service (such as Redis) is unavailable; retry later.
@@ -41,7 +44,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in numeric order.
-    pub const ALL: [ErrorCode; 14] = [
+    pub const ALL: [ErrorCode; 15] = [
         ErrorCode::BadFrame,
         ErrorCode::TextFrame,
         ErrorCode::InvalidRoom,
@@ -54,6 +57,7 @@ impl ErrorCode {
         ErrorCode::PublishDisabled,
         ErrorCode::TypingDisabled,
         ErrorCode::InvalidRequest,
+        ErrorCode::EpochChanged,
         ErrorCode::Internal,
         ErrorCode::Unavailable,
     ];
@@ -83,6 +87,7 @@ impl ErrorCode {
             ErrorCode::PublishDisabled => "publish_disabled",
             ErrorCode::TypingDisabled => "typing_disabled",
             ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::EpochChanged => "epoch_changed",
             ErrorCode::Internal => "internal",
             ErrorCode::Unavailable => "unavailable",
         }

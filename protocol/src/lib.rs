@@ -38,7 +38,9 @@ pub mod validate;
 
 pub use codec::{CodecError, DEFAULT_MAX_FRAME, FRAME_OVERHEAD, decode, encode};
 pub use codes::{DisconnectReason, ErrorCode};
-pub use message::{Body, ClientMessage, Limits, Position, Reconnect, Recovery, ServerMessage};
+pub use message::{
+    Body, ClientMessage, HistoryMessage, Limits, Position, Reconnect, Recovery, ServerMessage,
+};
 
 /// Version of this protocol, sent in [`ServerMessage::Welcome`]. Bumped only for a change an
 /// older peer cannot decode.

@@ -111,6 +111,24 @@ pub enum ClientMessage {
         /// Echoed back in the pong.
         nonce: u64,
     },
+    /// Ask for a page of a room's retained history, for example to show recent messages
+    /// after a page reload. Answered by [`ServerMessage::History`] or by an
+    /// [`ServerMessage::Error`] whose `id` is `request`. The token must permit the room;
+    /// the connection need not have joined it.
+    History {
+        /// Client-chosen id, echoed in the answer. A client that also publishes draws both
+        /// from one sequence, so an error's `id` names one request.
+        request: u64,
+        /// Room name.
+        room: String,
+        /// Only messages before this position (sequence numbers below `before.seq`); `None`
+        /// asks for the newest. A position from another epoch is answered with
+        /// [`crate::ErrorCode::EpochChanged`]: that history is gone.
+        before: Option<Position>,
+        /// Most messages wanted. The server answers with fewer when its page limit or the
+        /// frame size is reached (see `more`).
+        limit: u32,
+    },
 }
 
 /// Limits the server enforces on this connection, announced in the welcome so a client can
@@ -155,6 +173,21 @@ pub enum Reconnect {
     RetryAfter(u32),
     /// Do not reconnect automatically; something must change first (for example, the token).
     DoNotRetry,
+}
+
+/// A message as kept in a room's history: [`ServerMessage::Message`] without the room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryMessage {
+    /// Per-room sequence number.
+    pub seq: u64,
+    /// The publisher's message id.
+    pub id: u64,
+    /// The publisher's user name.
+    pub sender: String,
+    /// Server time of publication, milliseconds since the Unix epoch.
+    pub ts: u64,
+    /// The payload.
+    pub body: Body,
 }
 
 /// What the server sends to the client.
@@ -264,5 +297,20 @@ pub enum ServerMessage {
         reason: String,
         /// Whether and when to reconnect.
         reconnect: Reconnect,
+    },
+    /// Answer to [`ClientMessage::History`]: a page of the room's retained history.
+    History {
+        /// The request's id.
+        request: u64,
+        /// Room name.
+        room: String,
+        /// The room's position when the page was read. Page further back with
+        /// `before: Some(Position { epoch: position.epoch, seq: messages[0].seq })`.
+        position: Position,
+        /// Messages before the requested position, oldest first, consecutive sequence
+        /// numbers, the newest ones first to be included.
+        messages: Vec<HistoryMessage>,
+        /// Whether older messages are still retained before the first one in `messages`.
+        more: bool,
     },
 }

@@ -14,7 +14,8 @@
 //! in order, with no header.
 
 use chorus_protocol::{
-    Body, ClientMessage, DEFAULT_MAX_FRAME, Limits, Position, Reconnect, Recovery, ServerMessage,
+    Body, ClientMessage, DEFAULT_MAX_FRAME, HistoryMessage, Limits, Position, Reconnect, Recovery,
+    ServerMessage,
 };
 
 /// Parse hex digits, ignoring white space.
@@ -88,6 +89,26 @@ fn client_vectors() -> Vec<(ClientMessage, &'static str)> {
             "04 05 6c6f626279",
         ),
         (ClientMessage::Ping { nonce: 1 }, "05 01"),
+        (
+            ClientMessage::History {
+                request: 9,
+                room: "lobby".into(),
+                before: None,
+                limit: 100,
+            },
+            // History | request 9 | "lobby" | None | limit 100
+            "06 09 05 6c6f626279 00 64",
+        ),
+        (
+            ClientMessage::History {
+                request: 10,
+                room: "lobby".into(),
+                before: Some(Position { epoch: 2, seq: 40 }),
+                limit: 50,
+            },
+            // History | request 10 | "lobby" | Some | epoch 2 | seq 40 | limit 50
+            "06 0a 05 6c6f626279 01 02 28 32",
+        ),
     ]
 }
 
@@ -252,6 +273,24 @@ fn server_vectors() -> Vec<(ServerMessage, &'static str)> {
             // Disconnect | code 4002 | "expired" | DoNotRetry
             "0a a21f 07 65787069726564 01",
         ),
+        (
+            ServerMessage::History {
+                request: 9,
+                room: "lobby".into(),
+                position: Position { epoch: 2, seq: 41 },
+                messages: vec![HistoryMessage {
+                    seq: 40,
+                    id: 7,
+                    sender: "bob".into(),
+                    ts: 1_700_000_000_000,
+                    body: Body::Text("hi".into()),
+                }],
+                more: true,
+            },
+            // History | request 9 | "lobby" | epoch 2 | seq 41 | 1 message: seq 40 | id 7
+            // | "bob" | ts 1_700_000_000_000 | Text "hi" | more
+            "0b 09 05 6c6f626279 02 29 01 28 07 03 626f62 80d095ffbc31 00 02 6869 01",
+        ),
     ]
 }
 
@@ -290,8 +329,8 @@ fn server_messages_match_golden_bytes() {
 }
 
 /// Number of `ClientMessage` variants, and of `ServerMessage` variants.
-const CLIENT_VARIANTS: u8 = 6;
-const SERVER_VARIANTS: u8 = 11;
+const CLIENT_VARIANTS: u8 = 7;
+const SERVER_VARIANTS: u8 = 12;
 
 /// The variant index each message must have. The matches have no wildcard arm, so a new
 /// variant does not compile until it is given the next index here; then raise the count
@@ -304,6 +343,7 @@ fn client_index(msg: &ClientMessage) -> u8 {
         ClientMessage::TypingStarted { .. } => 3,
         ClientMessage::TypingStopped { .. } => 4,
         ClientMessage::Ping { .. } => 5,
+        ClientMessage::History { .. } => 6,
     }
 }
 
@@ -321,6 +361,7 @@ fn server_index(msg: &ServerMessage) -> u8 {
         ServerMessage::Pong { .. } => 8,
         ServerMessage::Error { .. } => 9,
         ServerMessage::Disconnect { .. } => 10,
+        ServerMessage::History { .. } => 11,
     }
 }
 

@@ -2,8 +2,8 @@
 //! frame limit and rejects bytes after the message.
 
 use chorus_protocol::{
-    Body, ClientMessage, CodecError, DEFAULT_MAX_FRAME, Limits, Position, Reconnect, Recovery,
-    ServerMessage,
+    Body, ClientMessage, CodecError, DEFAULT_MAX_FRAME, HistoryMessage, Limits, Position,
+    Reconnect, Recovery, ServerMessage,
 };
 
 fn bodies() -> Vec<Body> {
@@ -68,6 +68,20 @@ fn client_messages() -> Vec<ClientMessage> {
     });
     for nonce in [0, 127, 128, u64::MAX] {
         all.push(ClientMessage::Ping { nonce });
+    }
+    all.push(ClientMessage::History {
+        request: 1,
+        room: "lobby".into(),
+        before: None,
+        limit: 0,
+    });
+    for before in positions() {
+        all.push(ClientMessage::History {
+            request: u64::MAX,
+            room: "news:tech".into(),
+            before: Some(before),
+            limit: u32::MAX,
+        });
     }
     all
 }
@@ -156,6 +170,31 @@ fn server_messages() -> Vec<ServerMessage> {
             code: 1001,
             reason: "server shutdown".into(),
             reconnect,
+        });
+    }
+    for (messages, more) in [
+        (vec![], false),
+        (
+            bodies()
+                .into_iter()
+                .zip(40..)
+                .map(|(body, seq)| HistoryMessage {
+                    seq,
+                    id: seq + 1000,
+                    sender: "bob".into(),
+                    ts: 1_700_000_000_000,
+                    body,
+                })
+                .collect(),
+            true,
+        ),
+    ] {
+        all.push(ServerMessage::History {
+            request: 3,
+            room: "lobby".into(),
+            position: Position { epoch: 2, seq: 50 },
+            messages,
+            more,
         });
     }
     all

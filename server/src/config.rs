@@ -137,6 +137,16 @@ settings! {
     /// How long a publish's (user, id) is remembered: a resend within it is answered with
     /// the original ack instead of publishing twice. Default: 2m.
     dedupe_window: HumanDuration, "CHORUS_DEDUPE_WINDOW";
+    /// Most messages in one history page; a request for more gets this many. Default: 100.
+    history_page_max: usize, "CHORUS_HISTORY_PAGE_MAX";
+    /// History requests per second per connection, sustained. Default: 10.
+    history_per_second: u32, "CHORUS_HISTORY_PER_SECOND";
+    /// History requests per connection in a burst. Default: 20.
+    history_burst: u32, "CHORUS_HISTORY_BURST";
+    /// How often the server forgets idle room histories: no member here, every message past
+    /// the history ttl, every publish id past the dedupe window. The room's next use starts
+    /// a new epoch. Default: 30s.
+    history_sweep_interval: HumanDuration, "CHORUS_HISTORY_SWEEP_INTERVAL";
     /// Directory of static files served at / (the demo page). Default: none.
     static_dir: PathBuf, "CHORUS_STATIC_DIR";
     /// Directory of the built npm package, served at /pkg/. Default: none.
@@ -240,6 +250,14 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// How long publish ids are remembered for deduplication.
     pub dedupe_window: Duration,
+    /// Most messages in one history page.
+    pub history_page_max: usize,
+    /// History token bucket: sustained rate per second.
+    pub history_per_second: u32,
+    /// History token bucket: burst.
+    pub history_burst: u32,
+    /// Interval between sweeps of idle room histories.
+    pub history_sweep_interval: Duration,
     /// Static files served at `/`.
     pub static_dir: Option<PathBuf>,
     /// The npm package served at `/pkg/`.
@@ -277,6 +295,10 @@ impl Default for Config {
             typing_ttl: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(10),
             dedupe_window: Duration::from_secs(120),
+            history_page_max: 100,
+            history_per_second: 10,
+            history_burst: 20,
+            history_sweep_interval: Duration::from_secs(30),
             static_dir: None,
             pkg_dir: None,
             namespaces: HashMap::new(),
@@ -332,6 +354,10 @@ impl Config {
             typing_ttl: dur(settings.typing_ttl, d.typing_ttl),
             shutdown_timeout: dur(settings.shutdown_timeout, d.shutdown_timeout),
             dedupe_window: dur(settings.dedupe_window, d.dedupe_window),
+            history_page_max: settings.history_page_max.unwrap_or(d.history_page_max),
+            history_per_second: settings.history_per_second.unwrap_or(d.history_per_second),
+            history_burst: settings.history_burst.unwrap_or(d.history_burst),
+            history_sweep_interval: dur(settings.history_sweep_interval, d.history_sweep_interval),
             static_dir: settings.static_dir,
             pkg_dir: settings.pkg_dir,
             namespaces,
@@ -363,6 +389,9 @@ impl Config {
             ("typing_rate", self.typing_rate as usize),
             ("typing_burst", self.typing_burst as usize),
             ("abuse_burst", self.abuse_burst as usize),
+            ("history_page_max", self.history_page_max),
+            ("history_per_second", self.history_per_second as usize),
+            ("history_burst", self.history_burst as usize),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(Error::Config(format!("{name} must be greater than 0")));
@@ -372,6 +401,9 @@ impl Config {
         }
         if self.typing_ttl.is_zero() {
             return fail("typing_ttl must be greater than 0");
+        }
+        if self.history_sweep_interval.is_zero() {
+            return fail("history_sweep_interval must be greater than 0");
         }
         for name in self.namespaces.keys() {
             if validate::room(name).is_err() || name.contains(':') {
@@ -410,6 +442,8 @@ mod tests {
             token_secret = "file-secret-0123456789"
             max_frame = 4096
             heartbeat_interval = "5s"
+            history_page_max = 25
+            history_sweep_interval = "2s"
             [namespaces.news]
             client_publish = false
             history_ttl = "1m"
@@ -425,6 +459,13 @@ mod tests {
         let config = Config::resolve(flags.or(file), false).unwrap();
         assert_eq!(config.max_frame, 8192);
         assert_eq!(config.heartbeat_interval, Duration::from_secs(5));
+        assert_eq!(config.history_page_max, 25);
+        assert_eq!(config.history_sweep_interval, Duration::from_secs(2));
+        assert_eq!(
+            (config.history_per_second, config.history_burst),
+            (10, 20),
+            "defaults"
+        );
         assert_eq!(config.token_secret, "file-secret-0123456789");
         assert!(!config.policy("news:tech").client_publish);
         assert_eq!(
@@ -460,6 +501,16 @@ mod tests {
         assert!(Config::resolve(bad, false).is_err());
         let bad = Settings {
             publish_rate: Some(0),
+            ..base.clone()
+        };
+        assert!(Config::resolve(bad, false).is_err());
+        let bad = Settings {
+            history_page_max: Some(0),
+            ..base.clone()
+        };
+        assert!(Config::resolve(bad, false).is_err());
+        let bad = Settings {
+            history_sweep_interval: Some(HumanDuration(Duration::ZERO)),
             ..base.clone()
         };
         assert!(Config::resolve(bad, false).is_err());

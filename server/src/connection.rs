@@ -77,6 +77,7 @@ struct Connection {
     rooms: HashMap<String, JoinedRoom>,
     publish_limit: DefaultDirectRateLimiter,
     typing_limit: DefaultDirectRateLimiter,
+    history_limit: DefaultDirectRateLimiter,
     /// Rejected requests; running out means persistent abuse.
     abuse_limit: DefaultDirectRateLimiter,
 }
@@ -97,6 +98,7 @@ pub(crate) async fn serve(
         user: Arc::from(claims.sub.as_str()),
         publish_limit: limiter(config.publish_rate, config.publish_burst),
         typing_limit: limiter(config.typing_rate, config.typing_burst),
+        history_limit: limiter(config.history_per_second, config.history_burst),
         abuse_limit: limiter(1, config.abuse_burst),
         node: node.clone(),
         claims,
@@ -312,8 +314,45 @@ impl Connection {
                     Err(refusal) => self.refuse(None, Some(room), refusal).await?,
                 }
             }
+            ClientMessage::History {
+                request,
+                room,
+                before,
+                limit,
+            } => self.history(request, room, before, limit).await?,
         }
         Ok(())
+    }
+
+    /// Answer a history request, in turn with every other reply: the client matches answers
+    /// to requests by order as well as by id.
+    async fn history(
+        &mut self,
+        request: u64,
+        room: String,
+        before: Option<chorus_protocol::Position>,
+        limit: u32,
+    ) -> Result<(), Ended> {
+        let answer = if self.history_limit.check().is_err() {
+            Err(Refusal::new(
+                ErrorCode::RateLimited,
+                "history rate limit exceeded",
+            ))
+        } else {
+            let node = self.node.clone();
+            node.history(&self.claims, request, &room, before, limit)
+                .await
+        };
+        match answer {
+            Ok(page) => {
+                self.node.metrics.history_request(None);
+                Ok(self.write(page).await?)
+            }
+            Err(refusal) => {
+                self.node.metrics.history_request(Some(refusal.code));
+                self.refuse(Some(request), Some(room), refusal).await
+            }
+        }
     }
 
     /// Check that the connection is in `room` and its namespace allows the action.

@@ -1,11 +1,11 @@
 //! A room's bounded message log, in memory: sequence numbers, the epoch, and the recent
-//! messages (by count and by age) kept for resume.
+//! messages (by count and by age) kept for resume and for history pages.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use bytes::Bytes;
-use chorus_protocol::{Position, Recovery};
+use chorus_protocol::{HistoryMessage, Position, Recovery, ServerMessage};
 use tokio::time::Instant;
 
 /// How much a room's log keeps: recent messages, and recent publish ids for deduplication.
@@ -48,6 +48,52 @@ pub struct Replay {
     pub frames: Vec<(u64, Bytes)>,
 }
 
+/// A page of a room's history (see [`RoomLog::page`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryPage {
+    /// The room's position when the page was read.
+    pub position: Position,
+    /// Consecutive messages, oldest first.
+    pub messages: Vec<HistoryMessage>,
+    /// Whether older messages are retained before the first one in `messages`.
+    pub more: bool,
+}
+
+/// Why a history page cannot be given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PageError {
+    /// `before` names a position in another epoch: that history is gone.
+    #[error("position from epoch {asked}, but the room's history is epoch {current}")]
+    EpochChanged {
+        /// The epoch of the requested position.
+        asked: u64,
+        /// The room's current epoch.
+        current: u64,
+    },
+    /// A retained message cannot be read back.
+    #[error("retained message {seq} is corrupt: {reason}")]
+    Corrupt {
+        /// Its sequence number.
+        seq: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The newest message of the page is larger than the whole byte budget, so no page can
+    /// hold it. With one `max_frame` for publishing and reading this cannot happen (a body
+    /// leaves `FRAME_OVERHEAD` bytes for the rest); it could if messages were published with
+    /// a larger frame limit than the one reading them. Answering an empty page instead would
+    /// leave the client nothing to page back from, and skipping the message would hide it.
+    #[error("message {seq} ({size} bytes) is larger than a page may be ({max_bytes} bytes)")]
+    TooLarge {
+        /// Its sequence number.
+        seq: u64,
+        /// Its encoded size.
+        size: usize,
+        /// The page's byte budget.
+        max_bytes: usize,
+    },
+}
+
 /// One room's sequence counter, retained messages and recent publish ids.
 #[derive(Debug)]
 pub struct RoomLog {
@@ -61,7 +107,8 @@ pub struct RoomLog {
 }
 
 impl RoomLog {
-    /// An empty log in a new epoch.
+    /// An empty log in a new epoch. Epoch 0 is reserved for rooms with no log at all (see
+    /// [`RoomLog::page`]): a log that exists should use any other.
     pub fn new(epoch: u64) -> RoomLog {
         RoomLog {
             epoch,
@@ -93,6 +140,11 @@ impl RoomLog {
         now: Instant,
         policy: HistoryPolicy,
     ) -> Option<u64> {
+        self.forget_expired_ids(now, policy);
+        self.recent.get(&(sender.to_owned(), id)).copied()
+    }
+
+    fn forget_expired_ids(&mut self, now: Instant, policy: HistoryPolicy) {
         while let Some((at, _, _)) = self.recent_order.front() {
             if now.saturating_duration_since(*at) <= policy.dedupe_window {
                 break;
@@ -101,7 +153,6 @@ impl RoomLog {
                 self.recent.remove(&(sender, id));
             }
         }
-        self.recent.get(&(sender.to_owned(), id)).copied()
     }
 
     /// Append the frame of message `next_seq()`, published by `sender` with `id`, then trim
@@ -193,10 +244,126 @@ impl RoomLog {
         }
     }
 
+    /// A page of the retained history, after trimming it to `policy`: the messages with
+    /// sequence numbers below `before.seq` (all of them with `before: None`), the newest
+    /// first to be included, as many as fit in both `limit` messages and `max_bytes` bytes of
+    /// encoded [`HistoryMessage`]s, returned oldest first.
+    ///
+    /// A `before` in another epoch is [`PageError::EpochChanged`]. A log in epoch 0, which
+    /// is what a room without a log reads as, has an empty history, so a position
+    /// `{ epoch: 0, .. }` gets an empty page.
+    pub fn page(
+        &mut self,
+        before: Option<Position>,
+        limit: usize,
+        max_bytes: usize,
+        now: Instant,
+        policy: HistoryPolicy,
+    ) -> Result<HistoryPage, PageError> {
+        self.trim(now, policy);
+        let end = match before {
+            None => self.entries.len(),
+            Some(p) if p.epoch != self.epoch => {
+                return Err(PageError::EpochChanged {
+                    asked: p.epoch,
+                    current: self.epoch,
+                });
+            }
+            Some(p) => self.entries.partition_point(|e| e.seq < p.seq),
+        };
+        // Walk back from the newest candidate, decoding only what the page takes.
+        let mut start = end;
+        let mut messages = Vec::new();
+        let mut bytes = 0;
+        while start > 0 && messages.len() < limit {
+            let entry = &self.entries[start - 1];
+            let message = entry.history_message()?;
+            let size = encoded_len(&message, entry.seq)?;
+            if bytes + size > max_bytes {
+                if messages.is_empty() {
+                    return Err(PageError::TooLarge {
+                        seq: entry.seq,
+                        size,
+                        max_bytes,
+                    });
+                }
+                break;
+            }
+            bytes += size;
+            messages.push(message);
+            start -= 1;
+        }
+        messages.reverse();
+        Ok(HistoryPage {
+            position: self.position(),
+            messages,
+            more: start > 0,
+        })
+    }
+
+    /// Trim to `policy` and forget publish ids past the dedupe window.
+    pub fn forget_expired(&mut self, now: Instant, policy: HistoryPolicy) {
+        self.trim(now, policy);
+        self.forget_expired_ids(now, policy);
+    }
+
     /// Whether the log retains nothing.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+
+    /// Whether the log holds nothing anyone could still use: no messages and no publish ids
+    /// (call [`RoomLog::forget_expired`] first). Forgetting such a log loses only its epoch
+    /// and sequence counter.
+    pub fn is_idle(&self) -> bool {
+        self.entries.is_empty() && self.recent.is_empty()
+    }
+}
+
+impl Entry {
+    /// The entry as a [`HistoryMessage`], decoded from its frame.
+    ///
+    /// Entries keep only the `Message` frame, encoded once at publish, fanned out and shared
+    /// by every replay, rather than the fields as well: keeping both would double the memory
+    /// a log spends on bodies (up to `history_size` × `max_body` per room), while a history
+    /// page decodes at most a page of frames, and history requests are rate limited. A frame
+    /// that does not decode as this entry's message is an error for the whole page, never a
+    /// message silently left out.
+    fn history_message(&self) -> Result<HistoryMessage, PageError> {
+        let corrupt = |reason: String| PageError::Corrupt {
+            seq: self.seq,
+            reason,
+        };
+        match chorus_protocol::decode::<ServerMessage>(&self.frame, usize::MAX) {
+            Ok(ServerMessage::Message {
+                seq,
+                id,
+                sender,
+                ts,
+                body,
+                ..
+            }) if seq == self.seq => Ok(HistoryMessage {
+                seq,
+                id,
+                sender,
+                ts,
+                body,
+            }),
+            Ok(ServerMessage::Message { seq, .. }) => Err(corrupt(format!("frame of seq {seq}"))),
+            Ok(_) => Err(corrupt("not a message frame".into())),
+            Err(e) => Err(corrupt(e.to_string())),
+        }
+    }
+}
+
+/// The size of `message` in a page: its exact encoding, so the page fills the frame.
+fn encoded_len(message: &HistoryMessage, seq: u64) -> Result<usize, PageError> {
+    chorus_protocol::encode(message, usize::MAX)
+        .map(|bytes| bytes.len())
+        .map_err(|e| PageError::Corrupt {
+            seq,
+            reason: e.to_string(),
+        })
 }
 
 #[cfg(test)]
@@ -276,5 +443,232 @@ mod tests {
         assert_eq!(log.duplicate_of("alice", 3, now, POLICY), None);
         let later = now + Duration::from_secs(121);
         assert_eq!(log.duplicate_of("alice", 2, later, POLICY), None);
+    }
+
+    // History pages. These logs hold real `Message` frames, as the broker stores them.
+
+    const ROOMY: HistoryPolicy = HistoryPolicy {
+        size: 100,
+        ttl: Duration::from_secs(60),
+        dedupe_window: Duration::from_secs(120),
+    };
+
+    fn message(seq: u64, body: &str) -> HistoryMessage {
+        HistoryMessage {
+            seq,
+            id: 100 + seq,
+            sender: "alice".into(),
+            ts: 1_000 + seq,
+            body: body.into(),
+        }
+    }
+
+    fn frame_of(m: &HistoryMessage) -> Bytes {
+        let frame = ServerMessage::Message {
+            room: "lobby".into(),
+            seq: m.seq,
+            id: m.id,
+            sender: m.sender.clone(),
+            ts: m.ts,
+            body: m.body.clone(),
+        };
+        Bytes::from(chorus_protocol::encode(&frame, usize::MAX).unwrap())
+    }
+
+    /// A log in epoch 7 with messages 1..=n whose bodies are `body_len` bytes.
+    fn real_log(n: u64, body_len: usize, now: Instant) -> RoomLog {
+        let mut log = RoomLog::new(7);
+        for seq in 1..=n {
+            let m = message(seq, &"x".repeat(body_len));
+            log.append(&m.sender, m.id, frame_of(&m), now, ROOMY);
+        }
+        log
+    }
+
+    fn page_seqs(page: &HistoryPage) -> Vec<u64> {
+        page.messages.iter().map(|m| m.seq).collect()
+    }
+
+    const NO_BUDGET: usize = usize::MAX;
+
+    #[test]
+    fn the_newest_page_holds_the_newest_messages_oldest_first() {
+        let now = Instant::now();
+        let mut log = real_log(10, 3, now);
+        let page = log.page(None, 3, NO_BUDGET, now, ROOMY).unwrap();
+        assert_eq!(page_seqs(&page), vec![8, 9, 10]);
+        assert_eq!(
+            page.messages[0],
+            message(8, "xxx"),
+            "every field comes back"
+        );
+        assert_eq!(page.position, Position { epoch: 7, seq: 10 });
+        assert!(page.more);
+    }
+
+    #[test]
+    fn paging_back_with_before_visits_every_message_once_until_no_more() {
+        let now = Instant::now();
+        let mut log = real_log(10, 3, now);
+        let mut seen = Vec::new();
+        let mut before = None;
+        loop {
+            let page = log.page(before, 4, NO_BUDGET, now, ROOMY).unwrap();
+            let mut seqs = page_seqs(&page);
+            seqs.extend(seen);
+            seen = seqs;
+            if !page.more {
+                break;
+            }
+            before = Some(Position {
+                epoch: page.position.epoch,
+                seq: page.messages[0].seq,
+            });
+        }
+        assert_eq!(seen, (1..=10).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn before_excludes_its_own_sequence_and_the_first_message_has_nothing_before() {
+        let now = Instant::now();
+        let mut log = real_log(5, 3, now);
+        let at = |seq| Some(Position { epoch: 7, seq });
+        let page = log.page(at(4), 2, NO_BUDGET, now, ROOMY).unwrap();
+        assert_eq!((page_seqs(&page), page.more), (vec![2, 3], true));
+        let page = log.page(at(1), 2, NO_BUDGET, now, ROOMY).unwrap();
+        assert_eq!((page_seqs(&page), page.more), (vec![], false));
+        let page = log.page(None, 50, NO_BUDGET, now, ROOMY).unwrap();
+        assert_eq!((page_seqs(&page), page.more), ((1..=5).collect(), false));
+    }
+
+    #[test]
+    fn more_is_false_when_older_messages_were_trimmed_away() {
+        let now = Instant::now();
+        let mut log = real_log(5, 3, now);
+        let small = HistoryPolicy { size: 2, ..ROOMY };
+        let page = log.page(None, 10, NO_BUDGET, now, small).unwrap();
+        assert_eq!((page_seqs(&page), page.more), (vec![4, 5], false));
+    }
+
+    #[test]
+    fn the_byte_budget_keeps_the_newest_messages_that_fit() {
+        let now = Instant::now();
+        let mut log = real_log(10, 100, now);
+        let one = chorus_protocol::encode(&message(10, &"x".repeat(100)), usize::MAX)
+            .unwrap()
+            .len();
+        let page = log.page(None, 10, 3 * one + one - 1, now, ROOMY).unwrap();
+        assert_eq!((page_seqs(&page), page.more), (vec![8, 9, 10], true));
+        let page = log.page(None, 10, 3 * one, now, ROOMY).unwrap();
+        assert_eq!(page_seqs(&page), vec![8, 9, 10], "an exact fit is taken");
+        let page = log.page(None, 2, 3 * one, now, ROOMY).unwrap();
+        assert_eq!(page_seqs(&page), vec![9, 10], "and the limit still applies");
+    }
+
+    #[test]
+    fn a_message_larger_than_the_budget_is_an_error_not_a_skip() {
+        let now = Instant::now();
+        let mut log = real_log(3, 100, now);
+        let err = log.page(None, 10, 50, now, ROOMY).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                PageError::TooLarge {
+                    seq: 3,
+                    max_bytes: 50,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_position_from_another_epoch_is_refused() {
+        let now = Instant::now();
+        let mut log = real_log(3, 3, now);
+        let err = log
+            .page(
+                Some(Position { epoch: 8, seq: 2 }),
+                10,
+                NO_BUDGET,
+                now,
+                ROOMY,
+            )
+            .unwrap_err();
+        assert_eq!(
+            err,
+            PageError::EpochChanged {
+                asked: 8,
+                current: 7
+            }
+        );
+    }
+
+    #[test]
+    fn expired_messages_are_not_paged() {
+        let now = Instant::now();
+        let mut log = real_log(3, 3, now);
+        let later = now + Duration::from_secs(61);
+        let page = log.page(None, 10, NO_BUDGET, later, ROOMY).unwrap();
+        assert_eq!(page_seqs(&page), Vec::<u64>::new());
+        assert!(!page.more);
+        assert_eq!(page.position, Position { epoch: 7, seq: 3 });
+    }
+
+    #[test]
+    fn a_frame_that_does_not_decode_is_an_error_not_a_skipped_message() {
+        let now = Instant::now();
+        // `log_with` stores one-byte frames that are not messages.
+        let mut log = log_with(2, now);
+        let err = log.page(None, 10, NO_BUDGET, now, POLICY).unwrap_err();
+        assert!(matches!(err, PageError::Corrupt { seq: 2, .. }), "{err:?}");
+    }
+
+    #[test]
+    fn a_log_in_epoch_zero_reads_as_no_history() {
+        let now = Instant::now();
+        let mut none = RoomLog::new(0);
+        let page = none.page(None, 10, NO_BUDGET, now, ROOMY).unwrap();
+        assert_eq!(
+            page,
+            HistoryPage {
+                position: Position { epoch: 0, seq: 0 },
+                messages: vec![],
+                more: false,
+            }
+        );
+        let page = none.page(
+            Some(Position { epoch: 0, seq: 9 }),
+            10,
+            NO_BUDGET,
+            now,
+            ROOMY,
+        );
+        assert!(page.unwrap().messages.is_empty());
+        let err = none.page(
+            Some(Position { epoch: 7, seq: 9 }),
+            10,
+            NO_BUDGET,
+            now,
+            ROOMY,
+        );
+        assert!(matches!(err, Err(PageError::EpochChanged { .. })));
+    }
+
+    #[test]
+    fn a_log_is_idle_once_its_messages_and_publish_ids_have_expired() {
+        let now = Instant::now();
+        let mut log = real_log(2, 3, now);
+        assert!(!log.is_idle());
+        let after_ttl = now + Duration::from_secs(61);
+        log.forget_expired(after_ttl, ROOMY);
+        assert!(log.is_empty());
+        assert!(
+            !log.is_idle(),
+            "publish ids are still within the dedupe window"
+        );
+        log.forget_expired(now + Duration::from_secs(121), ROOMY);
+        assert!(log.is_idle());
     }
 }

@@ -184,6 +184,14 @@ impl Hub {
         }
     }
 
+    /// Whether `room` has a local member.
+    pub(crate) fn has_room(&self, room: &str) -> bool {
+        self.rooms
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(room)
+    }
+
     /// Number of rooms with local members.
     pub(crate) fn room_count(&self) -> usize {
         self.rooms.read().unwrap_or_else(|e| e.into_inner()).len()

@@ -1,7 +1,8 @@
 //! # chorus-server
 //!
 //! The Chorus real-time server: WebSocket connections authenticated before the upgrade,
-//! rooms with per-room sequence numbers and history, presence, typing indicators,
+//! rooms with per-room sequence numbers and history (replayed on resume, paged on request,
+//! forgotten when idle), presence, typing indicators,
 //! heartbeats, backpressure, rate limits, an HTTP publish API and Prometheus metrics.
 //! It speaks [`chorus_protocol`].
 //!
@@ -16,7 +17,7 @@
 //! - `hub`: local membership, fan-out and the bounded per-connection outbox.
 //! - [`broker`]: what instances share (sequences, history, presence, delivery), in memory
 //!   by default.
-//! - [`history`]: a room's bounded log.
+//! - [`history`]: a room's bounded log, its resume replay and history pages.
 //! - `typing`: typing throttle and expiry.
 //! - [`metrics`]: the Prometheus registry.
 //!
@@ -70,6 +71,7 @@ pub async fn run(
     let node = node::Node::new(config);
     let app = http::router(node.clone());
     tokio::spawn(node.clone().expire_typing());
+    tokio::spawn(node.clone().sweep_history());
 
     let listener = listener.tap_io(|tcp| {
         // Chat frames are small and latency matters more than packet count.

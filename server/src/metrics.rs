@@ -16,6 +16,22 @@ struct CodeLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+/// What a history request can end in: a page, or one of these error codes.
+const HISTORY_REFUSALS: [ErrorCode; 7] = [
+    ErrorCode::InvalidRoom,
+    ErrorCode::Forbidden,
+    ErrorCode::RateLimited,
+    ErrorCode::InvalidRequest,
+    ErrorCode::EpochChanged,
+    ErrorCode::Internal,
+    ErrorCode::Unavailable,
+];
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
     reason: &'static str,
 }
@@ -40,7 +56,11 @@ pub struct Metrics {
     pub publishes: Counter,
     /// Upgrade requests refused for a missing, bad or expired token.
     pub auth_failures: Counter,
+    /// Room histories held in this process (by the in-memory broker), idle ones included
+    /// until the sweep forgets them.
+    pub room_logs: Gauge,
     errors: Family<CodeLabel, Counter>,
+    history_requests: Family<OutcomeLabel, Counter>,
     disconnects: Family<ReasonLabel, Counter>,
 }
 
@@ -64,7 +84,9 @@ impl Metrics {
             bytes_out: Counter::default(),
             publishes: Counter::default(),
             auth_failures: Counter::default(),
+            room_logs: Gauge::default(),
             errors: Family::default(),
+            history_requests: Family::default(),
             disconnects: Family::default(),
         };
         registry.register(
@@ -99,7 +121,17 @@ impl Metrics {
             "Upgrade requests refused for a missing, bad or expired token",
             m.auth_failures.clone(),
         );
+        registry.register(
+            "room_logs",
+            "Room histories held in memory, idle ones included until swept",
+            m.room_logs.clone(),
+        );
         registry.register("errors", "Error replies by code", m.errors.clone());
+        registry.register(
+            "history_requests",
+            "History requests by outcome: ok, or the error code's name",
+            m.history_requests.clone(),
+        );
         registry.register(
             "disconnects",
             "Connections closed by the server, by reason",
@@ -109,6 +141,14 @@ impl Metrics {
         // rather than missing series.
         for code in ErrorCode::ALL {
             let _ = m.errors.get_or_create(&CodeLabel { code: code.name() });
+        }
+        let _ = m
+            .history_requests
+            .get_or_create(&OutcomeLabel { outcome: "ok" });
+        for code in HISTORY_REFUSALS {
+            let _ = m.history_requests.get_or_create(&OutcomeLabel {
+                outcome: code.name(),
+            });
         }
         for reason in DisconnectReason::ALL {
             let _ = m.disconnects.get_or_create(&ReasonLabel {
@@ -122,6 +162,14 @@ impl Metrics {
     pub fn error(&self, code: ErrorCode) {
         self.errors
             .get_or_create(&CodeLabel { code: code.name() })
+            .inc();
+    }
+
+    /// Count a history request: answered with a page (`None`) or refused with `code`.
+    pub fn history_request(&self, refused: Option<ErrorCode>) {
+        let outcome = refused.map_or("ok", ErrorCode::name);
+        self.history_requests
+            .get_or_create(&OutcomeLabel { outcome })
             .inc();
     }
 

@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::{Auth, Claims, unix_now};
 use crate::broker::{Broker, BrokerError, Ephemeral, MemoryBroker, Publication};
 use crate::config::Config;
-use crate::history::HistoryPolicy;
+use crate::history::{HistoryPage, HistoryPolicy, PageError};
 use crate::hub::{ConnId, Hub, Outbox, frame};
 use crate::metrics::Metrics;
 use crate::typing::Typing;
@@ -38,8 +38,35 @@ impl Refusal {
 
 impl From<BrokerError> for Refusal {
     fn from(err: BrokerError) -> Refusal {
-        Refusal::new(ErrorCode::Unavailable, err.to_string())
+        match err {
+            BrokerError::Unavailable(_) => Refusal::new(ErrorCode::Unavailable, err.to_string()),
+            BrokerError::History(PageError::EpochChanged { .. }) => {
+                Refusal::new(ErrorCode::EpochChanged, err.to_string())
+            }
+            // The details are for the server's log (see `Node::history`), not the client.
+            BrokerError::History(PageError::Corrupt { .. } | PageError::TooLarge { .. }) => {
+                Refusal::new(ErrorCode::Internal, "cannot read the room's history")
+            }
+        }
     }
+}
+
+/// Check that `room` is a valid name the token permits: the rule for reading a room, by
+/// joining it or by asking for its history.
+fn check_room(claims: &Claims, room: &str) -> Result<(), Refusal> {
+    if let Err(e) = validate::room(room) {
+        return Err(Refusal::new(
+            ErrorCode::InvalidRoom,
+            format!("invalid room name: {e}"),
+        ));
+    }
+    if !claims.allows(room) {
+        return Err(Refusal::new(
+            ErrorCode::Forbidden,
+            format!("the token does not permit room {room:?}"),
+        ));
+    }
+    Ok(())
 }
 
 /// What a successful join gives the connection.
@@ -109,12 +136,13 @@ impl Drop for ConnSlot {
 impl Node {
     pub(crate) fn new(config: Config) -> Arc<Node> {
         let hub = Arc::new(Hub::default());
-        let broker = Arc::new(MemoryBroker::new(hub.clone()));
+        let metrics = Metrics::new();
+        let broker = Arc::new(MemoryBroker::new(hub.clone(), metrics.room_logs.clone()));
         Arc::new(Node {
             auth: Auth::new(&config.token_secret),
             typing: Typing::new(config.typing_throttle, config.typing_ttl),
             config,
-            metrics: Metrics::new(),
+            metrics,
             hub,
             broker,
             shutdown: CancellationToken::new(),
@@ -165,18 +193,7 @@ impl Node {
         room: &str,
         since: Option<Position>,
     ) -> Result<Joined, Refusal> {
-        if let Err(e) = validate::room(room) {
-            return Err(Refusal::new(
-                ErrorCode::InvalidRoom,
-                format!("invalid room name: {e}"),
-            ));
-        }
-        if !claims.allows(room) {
-            return Err(Refusal::new(
-                ErrorCode::Forbidden,
-                format!("the token does not permit room {room:?}"),
-            ));
-        }
+        check_room(claims, room)?;
         let policy = self.config.policy(room);
         if policy.max_members > 0 {
             let present = self.broker.presence(room).await?;
@@ -250,6 +267,96 @@ impl Node {
             recovery: replay.recovery,
         });
         Ok((replay.position, reply, replay.frames))
+    }
+
+    /// The encoded `History` answer to request `request`: a page of `room`'s history. The
+    /// caller has applied the rate limit; joining the room is not required.
+    pub(crate) async fn history(
+        &self,
+        claims: &Claims,
+        request: u64,
+        room: &str,
+        before: Option<Position>,
+        limit: u32,
+    ) -> Result<Bytes, Refusal> {
+        check_room(claims, room)?;
+        if limit == 0 {
+            return Err(Refusal::new(
+                ErrorCode::InvalidRequest,
+                "a history limit must be at least 1",
+            ));
+        }
+        let limit = usize::try_from(limit)
+            .unwrap_or(usize::MAX)
+            .min(self.config.history_page_max);
+        let answer = |page: HistoryPage| ServerMessage::History {
+            request,
+            room: room.to_owned(),
+            position: page.position,
+            messages: page.messages,
+            more: page.more,
+        };
+        // The messages may use what the frame leaves after the rest of the answer, measured
+        // at its largest: the widest position, and a message count that may take up to 10
+        // bytes where the empty answer's takes 1.
+        let widest = HistoryPage {
+            position: Position {
+                epoch: u64::MAX,
+                seq: u64::MAX,
+            },
+            messages: Vec::new(),
+            more: true,
+        };
+        let max_frame = self.config.max_frame;
+        let rest = frame(&answer(widest)).len() + 9;
+        let page = self
+            .broker
+            .history(
+                room,
+                before,
+                limit,
+                max_frame.saturating_sub(rest),
+                self.history_policy(room),
+            )
+            .await
+            .inspect_err(|err| {
+                if let BrokerError::History(
+                    PageError::Corrupt { .. } | PageError::TooLarge { .. },
+                ) = err
+                {
+                    // The server's own data is wrong: worth an operator's attention.
+                    tracing::error!(room, error = %err, "cannot read history");
+                }
+            })?;
+        let answer = answer(page);
+        match chorus_protocol::encode(&answer, max_frame) {
+            Ok(frame) => Ok(Bytes::from(frame)),
+            Err(e) => {
+                // The page was sized to fit; this is a bug, not the client's problem.
+                tracing::error!(room, error = %e, "history page does not fit in a frame");
+                Err(Refusal::new(
+                    ErrorCode::Internal,
+                    "the history page does not fit in a frame",
+                ))
+            }
+        }
+    }
+
+    /// Forget idle room histories every `history_sweep_interval`, until shutdown.
+    pub(crate) async fn sweep_history(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.config.history_sweep_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let policy = |room: &str| self.history_policy(room);
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                _ = tick.tick() => {
+                    if let Err(e) = self.broker.sweep(&policy).await {
+                        tracing::warn!(error = %e, "history sweep failed");
+                    }
+                }
+            }
+        }
     }
 
     /// The `Joined` answer for a connection already in `room`.

@@ -46,6 +46,31 @@ export async function signIn(browser, server, nickname, { beforeLoad } = {}) {
   return page;
 }
 
+/**
+ * Signs in again on `page` as `page.nickname`, after it was reloaded (or signed out): the
+ * same browser context, so the same storage.
+ */
+export async function signInAgain(page) {
+  await page.getByLabel("Nickname").fill(page.nickname);
+  await page.getByRole("button", { name: "Connect" }).click();
+  await connectionState(page, "connected");
+}
+
+/**
+ * Publishes `text` to `room` as `sender` from the backend (`POST /api/publish` with the
+ * server's token secret, which the server must have been started with).
+ */
+export async function publishFromBackend(server, secret, { room, sender, text }) {
+  const response = await fetch(`${server.url}/api/publish`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${secret}`, "content-type": "application/json" },
+    body: JSON.stringify({ room, sender, text }),
+  });
+  const answer = await response.json();
+  assert.ok(response.ok, `POST /api/publish: HTTP ${response.status} ${JSON.stringify(answer)}`);
+  return answer.seq;
+}
+
 /** Waits until the connection status says `state` ("connected", "reconnecting", ...). */
 export async function connectionState(page, state) {
   await page.locator(`[data-testid="connection-status"][data-state="${state}"]`).waitFor();

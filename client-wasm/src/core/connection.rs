@@ -6,7 +6,7 @@ use chorus_protocol::{
 };
 
 use super::heartbeat::Heartbeat;
-use super::{Action, ClientErrorCode, Core, Event, Millis, PublishError, backoff};
+use super::{Action, ClientErrorCode, Core, Event, HistoryError, Millis, PublishError, backoff};
 
 /// Ping interval when the server announces none. Its default, 25 s.
 const DEFAULT_HEARTBEAT_MS: u32 = 25_000;
@@ -173,7 +173,7 @@ impl Core {
     }
 
     /// The welcome: the connection is open. Rejoin every wanted room from where the client
-    /// left it, then send what the outbox holds.
+    /// left it, then send what the outbox holds and the history requests.
     pub(super) fn welcome(
         &mut self,
         now: Millis,
@@ -205,6 +205,7 @@ impl Core {
             self.send(&ClientMessage::Join { room, since });
         }
         self.after_joins();
+        self.flush_requests();
     }
 
     /// The socket is gone (closed, or given up on by the client), after a welcome at
@@ -214,6 +215,7 @@ impl Core {
         self.last_close_code = code;
         self.rooms.connection_lost();
         self.outbox.connection_lost();
+        self.requests.connection_lost();
         self.local_typing.clear();
         for room in self.remote_typing.clear() {
             self.emit(Event::Typing {
@@ -259,8 +261,8 @@ impl Core {
         }
     }
 
-    /// Closed for good: settle every publish, tell the app (an error first, if any), and
-    /// hold no more state that could fire.
+    /// Closed for good: settle every publish and history request, tell the app (an error
+    /// first, if any), and hold no more state that could fire.
     pub(super) fn shut(
         &mut self,
         code: u16,
@@ -270,6 +272,9 @@ impl Core {
         self.phase = Phase::Closed;
         for p in self.outbox.take_all() {
             self.settle(p.id, Err(PublishError::Closed));
+        }
+        for r in self.requests.take_all() {
+            self.history_done(r.id, Err(HistoryError::Closed));
         }
         self.local_typing.clear();
         self.remote_typing.clear();

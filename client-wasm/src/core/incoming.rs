@@ -3,7 +3,7 @@
 use chorus_protocol::{ErrorCode, ServerMessage};
 
 use super::connection::{Notice, Phase};
-use super::{Ack, Core, Event, Millis, PublishError};
+use super::{Ack, Core, Event, HistoryError, HistoryPage, Millis, PublishError};
 
 /// Refusals of a join that may pass: the join is sent again after a backoff delay.
 fn is_transient(code: u16) -> bool {
@@ -152,6 +152,25 @@ impl Core {
                     }
                 }
             }
+            // Not through the duplicate guard, and no resume position moves: a page of
+            // history is an answer, not part of the live stream.
+            ServerMessage::History {
+                request,
+                room,
+                position,
+                messages,
+                more,
+            } => {
+                if self.requests.take(request).is_some() {
+                    let page = HistoryPage {
+                        room,
+                        position,
+                        messages,
+                        more,
+                    };
+                    self.history_done(request, Ok(page));
+                }
+            }
             ServerMessage::Error {
                 code,
                 message,
@@ -174,8 +193,14 @@ impl Core {
                 self.settle(id, Err(PublishError::Rejected { code, message }));
                 return;
             }
+            if self.requests.take(id).is_some() {
+                self.history_done(id, Err(HistoryError::Rejected { code, message }));
+                return;
+            }
         }
-        if let Some(name) = room.as_deref() {
+        // An error with an id answers a publish or a history request (here, one settled
+        // already, by its timeout), never a join or a keystroke.
+        if let Some(name) = room.as_deref().filter(|_| id.is_none()) {
             if self.rooms.is_joining(name) {
                 if is_transient(code) {
                     let (backoff, rng) = (&self.backoff, &mut self.rng);

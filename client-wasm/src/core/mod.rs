@@ -17,6 +17,7 @@
 //! - `names.rs`: the small sorted map behind rooms and typists.
 //! - `rooms.rs`: wanted rooms, positions to resume from, the duplicate guard.
 //! - `outbox.rs`: publishes awaiting their ack.
+//! - `history.rs`: history requests awaiting their answer.
 //! - `typing.rs`: local throttle and idle stop, remote expiry.
 //! - `rng.rs`: the seeded PRNG behind jitter, ids and nonces.
 //! - `text.rs`: messages built without `format!`, which would grow the wasm.
@@ -24,6 +25,7 @@
 mod backoff;
 mod connection;
 mod heartbeat;
+mod history;
 mod incoming;
 mod names;
 mod outbox;
@@ -35,10 +37,13 @@ mod typing;
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use chorus_protocol::{Body, ClientMessage, ErrorCode, Position, Recovery, validate};
+use chorus_protocol::{
+    Body, ClientMessage, ErrorCode, HistoryMessage, Position, Recovery, validate,
+};
 
 use self::backoff::Backoff;
 use self::connection::{Next, Phase, ServerLimits};
+use self::history::{Request, Requests};
 use self::outbox::{Outbox, Pending};
 use self::rng::Rng;
 use self::rooms::Rooms;
@@ -64,6 +69,9 @@ pub struct Options {
     /// A publish not acknowledged within this is rejected with
     /// [`PublishError::TimedOut`]. Default: 15 s.
     pub publish_timeout: Duration,
+    /// A history request not answered within this is rejected with
+    /// [`HistoryError::TimedOut`]. Default: 15 s.
+    pub request_timeout: Duration,
     /// Most publishes waiting (queued offline or awaiting their ack). Default: 256.
     pub queue_max_messages: usize,
     /// Most body bytes waiting. Default: 1 MiB.
@@ -81,6 +89,7 @@ impl Default for Options {
             connect_timeout: Duration::from_secs(10),
             pong_timeout: Duration::from_secs(10),
             publish_timeout: Duration::from_secs(15),
+            request_timeout: Duration::from_secs(15),
             queue_max_messages: 256,
             queue_max_bytes: 1024 * 1024,
             typing_idle: Duration::from_secs(3),
@@ -137,6 +146,69 @@ pub enum PublishError {
     Closed,
 }
 
+/// A page of a room's history: the answer to [`Core::history`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryPage {
+    /// Room name.
+    pub room: String,
+    /// The room's position when the page was read.
+    pub position: Position,
+    /// Messages before the requested position, oldest first, with consecutive sequence
+    /// numbers: the newest ones the server retains there, up to the limit asked for.
+    pub messages: Vec<HistoryMessage>,
+    /// Whether older messages are retained before the first one in `messages`.
+    pub more: bool,
+}
+
+impl HistoryPage {
+    /// The `before` that asks for the page of older messages that precedes this one, or
+    /// `None` when there is none (`more` is false).
+    pub fn older(&self) -> Option<Position> {
+        let first = self.messages.first().filter(|_| self.more)?;
+        Some(Position {
+            epoch: self.position.epoch,
+            seq: first.seq,
+        })
+    }
+}
+
+/// Why a history request failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HistoryError {
+    /// [`MAX_HISTORY_REQUESTS`] requests are pending already.
+    TooManyPending,
+    /// No answer within `request_timeout`.
+    TimedOut,
+    /// The request was refused: by the server (forbidden, rate limited, an epoch that is
+    /// gone...) or at once by the client, with the code the server would answer (an invalid
+    /// room name, a limit of 0).
+    Rejected {
+        /// The [`chorus_protocol::ErrorCode`] number.
+        code: u16,
+        /// Human-readable text.
+        message: String,
+    },
+    /// The client was closed before the answer came.
+    Closed,
+}
+
+impl HistoryError {
+    /// The error's number: a server [`chorus_protocol::ErrorCode`] for
+    /// [`HistoryError::Rejected`], a [`ClientErrorCode`] otherwise.
+    pub fn code(&self) -> u16 {
+        match self {
+            HistoryError::TooManyPending => ClientErrorCode::TooManyPending as u16,
+            HistoryError::TimedOut => ClientErrorCode::TimedOut as u16,
+            HistoryError::Rejected { code, .. } => *code,
+            HistoryError::Closed => ClientErrorCode::Closed as u16,
+        }
+    }
+}
+
+/// Most history requests pending at once (queued offline or awaiting their answer); one
+/// more is rejected with [`HistoryError::TooManyPending`].
+pub const MAX_HISTORY_REQUESTS: usize = 32;
+
 /// Client-side error codes, in a range the server never uses (the server's are 100-599).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u16)]
@@ -149,6 +221,12 @@ pub enum ClientErrorCode {
     InvalidArgument = 1003,
     /// The server closed the connection and asked not to reconnect.
     DoNotRetry = 1004,
+    /// A request got no answer in time.
+    TimedOut = 1005,
+    /// The client was closed before a request was answered.
+    Closed = 1006,
+    /// Too many requests are pending.
+    TooManyPending = 1007,
 }
 
 /// What the app hears about.
@@ -276,13 +354,22 @@ pub enum Action {
         /// The outcome.
         result: Result<Ack, PublishError>,
     },
+    /// Settle the history request with this id: resolve its Promise or future with the
+    /// page, or reject it.
+    HistoryDone {
+        /// The request id [`Core::history`] returned.
+        request: u64,
+        /// The outcome.
+        result: Result<HistoryPage, HistoryError>,
+    },
 }
 
 /// An argument the client refuses at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvalidArgument(pub String);
 
-/// Message ids stay below 2^53 so JavaScript holds them exactly (`Number.MAX_SAFE_INTEGER`).
+/// Message and request ids stay below 2^53 so JavaScript holds them exactly
+/// (`Number.MAX_SAFE_INTEGER`).
 const ID_MASK: u64 = (1 << 53) - 1;
 
 /// Timing options in milliseconds, the unit of the clock.
@@ -291,6 +378,7 @@ struct Timings {
     connect_timeout: Millis,
     pong_timeout: Millis,
     publish_timeout: Millis,
+    request_timeout: Millis,
     typing_idle: Millis,
 }
 
@@ -323,10 +411,13 @@ pub struct Core {
     limits: ServerLimits,
     /// The user the server welcomed, to recognise the echo of our own publishes.
     user: Option<String>,
+    /// The next publish or history request id: one sequence for both, so that a server
+    /// error's `id` names one request.
     next_id: u64,
     next_nonce: u64,
     rooms: Rooms,
     outbox: Outbox,
+    requests: Requests,
     local_typing: LocalTyping,
     remote_typing: RemoteTyping,
     actions: VecDeque<Action>,
@@ -345,6 +436,7 @@ impl Core {
                 connect_timeout: millis(options.connect_timeout),
                 pong_timeout: millis(options.pong_timeout),
                 publish_timeout: millis(options.publish_timeout),
+                request_timeout: millis(options.request_timeout),
                 typing_idle: millis(options.typing_idle),
             },
             rng,
@@ -365,6 +457,7 @@ impl Core {
             next_nonce,
             rooms: Rooms::default(),
             outbox: Outbox::new(options.queue_max_messages, options.queue_max_bytes),
+            requests: Requests::new(MAX_HISTORY_REQUESTS),
             local_typing: LocalTyping::default(),
             remote_typing: RemoteTyping::default(),
             actions: VecDeque::new(),
@@ -433,8 +526,7 @@ impl Core {
     /// Publish; returns the message id, settled later by [`Action::Settle`] (possibly at
     /// once, e.g. when the queue is full).
     pub fn publish(&mut self, room: &str, body: Body, now: Millis) -> u64 {
-        let id = self.next_id;
-        self.next_id = (self.next_id + 1) & ID_MASK;
+        let id = self.take_id();
         if let Err(error) = self.admit(room, &body) {
             self.settle(id, Err(error));
             return id;
@@ -496,6 +588,62 @@ impl Core {
         Ok(())
     }
 
+    /// Ask for a page of `room`'s history: up to `limit` messages before `before`, or the
+    /// newest when `before` is `None`. Returns the request id, settled later by
+    /// [`Action::HistoryDone`] (at once when the request is refused here). The room need not
+    /// be joined. While not connected the request waits, and it is sent (again) on the next
+    /// connection; it times out `request_timeout` after this call.
+    pub fn history(
+        &mut self,
+        room: &str,
+        before: Option<Position>,
+        limit: u32,
+        now: Millis,
+    ) -> u64 {
+        let id = self.take_id();
+        if let Err(error) = self.admit_history(room, limit) {
+            self.history_done(id, Err(error));
+            return id;
+        }
+        let frame = encode(&ClientMessage::History {
+            request: id,
+            room: room.to_owned(),
+            before,
+            limit,
+        });
+        self.requests.push(Request {
+            id,
+            frame,
+            deadline: now.saturating_add(self.timings.request_timeout),
+            sent: false,
+        });
+        self.flush_requests();
+        id
+    }
+
+    /// Why a history request cannot even be queued, if it cannot.
+    fn admit_history(&self, room: &str, limit: u32) -> Result<(), HistoryError> {
+        if self.is_closed() {
+            return Err(HistoryError::Closed);
+        }
+        if let Err(e) = validate::room(room) {
+            return Err(HistoryError::Rejected {
+                code: ErrorCode::InvalidRoom.as_u16(),
+                message: text::invalid_room(e),
+            });
+        }
+        if limit == 0 {
+            return Err(HistoryError::Rejected {
+                code: ErrorCode::InvalidRequest.as_u16(),
+                message: "the limit must be 1 or more".to_owned(),
+            });
+        }
+        if self.requests.is_full() {
+            return Err(HistoryError::TooManyPending);
+        }
+        Ok(())
+    }
+
     /// The user typed in `room` (call on every keystroke).
     pub fn typing(&mut self, room: &str, now: Millis) {
         if !self.is_open() || !self.rooms.typing_allowed(room) {
@@ -511,8 +659,9 @@ impl Core {
         }
     }
 
-    /// Close for good: pending publishes reject with [`PublishError::Closed`], no timer or
-    /// event follows but the final `Close` event.
+    /// Close for good: pending publishes reject with [`PublishError::Closed`] and pending
+    /// history requests with [`HistoryError::Closed`]; no timer or event follows but the
+    /// final `Close` event.
     pub fn close(&mut self, now: Millis) {
         let _ = now;
         if self.is_closed() {
@@ -667,6 +816,9 @@ impl Core {
         for p in self.outbox.take_expired(now) {
             self.settle(p.id, Err(PublishError::TimedOut));
         }
+        for r in self.requests.take_expired(now) {
+            self.history_done(r.id, Err(HistoryError::TimedOut));
+        }
         if self.is_open() {
             for room in self.local_typing.take_idle(now, self.timings.typing_idle) {
                 self.send(&ClientMessage::TypingStopped { room });
@@ -705,6 +857,7 @@ impl Core {
         [
             phase,
             self.outbox.deadline(),
+            self.requests.deadline(),
             self.remote_typing.deadline(),
             typing_idle,
             join_retry,
@@ -741,6 +894,28 @@ impl Core {
 
     fn settle(&mut self, id: u64, result: Result<Ack, PublishError>) {
         self.push(Action::Settle { id, result });
+    }
+
+    fn history_done(&mut self, request: u64, result: Result<HistoryPage, HistoryError>) {
+        self.push(Action::HistoryDone { request, result });
+    }
+
+    /// A new publish or request id.
+    fn take_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id = (self.next_id + 1) & ID_MASK;
+        id
+    }
+
+    /// Send the history requests not yet sent on this connection, once it is open. They
+    /// need no join ahead of them, and no wait for replays: a read changes nothing.
+    fn flush_requests(&mut self) {
+        if !self.is_open() {
+            return;
+        }
+        let actions = &mut self.actions;
+        self.requests
+            .flush(|frame| actions.push_back(Action::Send(frame)));
     }
 
     fn emit_typing(&mut self, room: String) {

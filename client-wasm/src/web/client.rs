@@ -6,14 +6,14 @@ use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::task::{Context, Poll};
 
-use chorus_protocol::Body;
+use chorus_protocol::{Body, Position};
 use futures_channel::{mpsc, oneshot};
 use futures_core::{FusedStream, Stream};
 
 use super::env::Endpoint;
-use super::shell::{self, Inner, Shared, Subscriber, TokenFn};
+use super::shell::{self, Inner, Outcome, Shared, Subscriber, TokenFn};
 use super::{Error, Result};
-use crate::core::{Ack, Event, Options, PublishError, State};
+use crate::core::{Ack, Event, HistoryError, HistoryPage, Options, PublishError, State};
 
 /// How to connect: a token or a way to get one (or both), and tuning.
 ///
@@ -87,7 +87,7 @@ impl fmt::Debug for Config {
 }
 
 /// A connection to a Chorus server that reconnects by itself: heartbeat, backoff, rejoining
-/// rooms with recovery, an offline publish queue and typing indicators.
+/// rooms with recovery, an offline publish queue, history and typing indicators.
 ///
 /// Cheap to clone (all clones are the same client). The client closes when [`close`]
 /// is called or the last clone is dropped. Events arrive through [`events`] (a stream) or
@@ -198,15 +198,48 @@ impl Client {
         PublishFuture { outcome }
     }
 
+    /// Ask for a page of `room`'s history: the newest messages, or with
+    /// [`HistoryQuery::before`] the ones before a position. The room need not be joined.
+    /// While disconnected the request waits, and it is sent again when a connection is
+    /// lost before the answer.
+    ///
+    /// The future resolves with the [`HistoryPage`], or a [`HistoryError`]: too many
+    /// requests pending, no answer within `request_timeout`, refused (an invalid room
+    /// name, a limit of 0, forbidden, rate limited, an epoch that is gone...), or the
+    /// client closed first. Dropping the future does not cancel the request.
+    ///
+    /// ```no_run
+    /// # async fn example(client: chorus_client::Client) -> Result<(), chorus_client::HistoryError> {
+    /// use chorus_client::HistoryQuery;
+    ///
+    /// // The last 50 messages, then older pages while there are more.
+    /// let mut page = client.history("lobby", HistoryQuery::default()).await?;
+    /// while let Some(before) = page.older() {
+    ///     page = client.history("lobby", HistoryQuery { before: Some(before), limit: 50 }).await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn history(&self, room: &str, query: HistoryQuery) -> HistoryFuture {
+        let (settler, outcome) = oneshot::channel();
+        shell::input(self.shared(), move |inner, now| {
+            // After the teardown nothing would settle it; the dropped settler says `Closed`.
+            if !inner.is_finished() {
+                let id = inner.core.history(room, query.before, query.limit, now);
+                inner.add_pending(id, settler);
+            }
+        });
+        HistoryFuture { outcome }
+    }
+
     /// The user typed in `room`: call on every keystroke. The client throttles what it
     /// sends and says "stopped" after `typing_idle` without a keystroke.
     pub fn typing(&self, room: &str) {
         shell::input(self.shared(), |inner, now| inner.core.typing(room, now));
     }
 
-    /// Close for good: pending publishes fail with [`PublishError::Closed`], the last
-    /// event is [`Event::Close`], and no socket, timer or listener is left. Calling it
-    /// again does nothing.
+    /// Close for good: pending publishes fail with [`PublishError::Closed`] and pending
+    /// history requests with [`HistoryError::Closed`], the last event is [`Event::Close`],
+    /// and no socket, timer or listener is left. Calling it again does nothing.
     ///
     /// The `Close` event is delivered before this returns; when `close` is called from an
     /// event callback, right after that callback returns (and no other event comes
@@ -292,7 +325,7 @@ impl fmt::Debug for Client {
 /// The outcome of [`Client::publish`].
 #[derive(Debug)]
 pub struct PublishFuture {
-    outcome: oneshot::Receiver<Result<Ack, PublishError>>,
+    pub(crate) outcome: oneshot::Receiver<Outcome>,
 }
 
 impl Future for PublishFuture {
@@ -301,7 +334,50 @@ impl Future for PublishFuture {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         Pin::new(&mut self.outcome)
             .poll(cx)
-            .map(|outcome| outcome.unwrap_or(Err(PublishError::Closed)))
+            .map(|outcome| match outcome {
+                Ok(Outcome::Publish(result)) => result,
+                _ => Err(PublishError::Closed),
+            })
+    }
+}
+
+/// What [`Client::history`] asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryQuery {
+    /// Only messages before this position ([`HistoryPage::older`] gives the one that pages
+    /// back); `None` for the newest. A position from another epoch is refused with
+    /// `EpochChanged` (112): ask again without it. Default: `None`.
+    pub before: Option<Position>,
+    /// Most messages wanted; the server may answer fewer (its page limit, 100 by default,
+    /// or its frame size) and then says `more`. Must be 1 or more. Default: 50.
+    pub limit: u32,
+}
+
+impl Default for HistoryQuery {
+    fn default() -> Self {
+        HistoryQuery {
+            before: None,
+            limit: 50,
+        }
+    }
+}
+
+/// The outcome of [`Client::history`].
+#[derive(Debug)]
+pub struct HistoryFuture {
+    pub(crate) outcome: oneshot::Receiver<Outcome>,
+}
+
+impl Future for HistoryFuture {
+    type Output = Result<HistoryPage, HistoryError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.outcome)
+            .poll(cx)
+            .map(|outcome| match outcome {
+                Ok(Outcome::History(result)) => result,
+                _ => Err(HistoryError::Closed),
+            })
     }
 }
 

@@ -2,7 +2,7 @@
 //! layer over [`Client`] that speaks camelCase, plain objects, Promises and
 //! `Error`s. Rust code uses [`Client`] instead.
 //!
-//! The TypeScript types of options, events and errors are written out below
+//! The TypeScript types of options, events, history pages and errors are written out below
 //! (`typescript_custom_section`) and tied to the methods with `typescript_type`, so the
 //! package's `.d.ts` has no `any`.
 
@@ -10,17 +10,18 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use chorus_protocol::Body;
+use chorus_protocol::{Body, Position};
+use futures_channel::oneshot;
 use js_sys::{Function, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
 use super::Error;
-use super::client::{Client, Config, Subscription};
+use super::client::{Client, Config, HistoryQuery, Subscription};
 use super::env::{self, set};
-use super::shell::TokenFn;
+use super::shell::{Outcome, TokenFn};
 use crate::core::text::push_decimal;
-use crate::core::{Ack, Event, Options, PublishError, State};
+use crate::core::{Ack, Event, HistoryError, HistoryPage, Options, PublishError, State};
 use chorus_protocol::Recovery;
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -46,6 +47,8 @@ export interface ConnectOptions {
   pongTimeoutMs?: number;
   /** A publish not acknowledged within this fails with code "timed_out", in ms. Default: 15000. */
   publishTimeoutMs?: number;
+  /** A history request not answered within this fails with code 1005, in ms. Default: 15000. */
+  requestTimeoutMs?: number;
   /** Most publishes waiting (queued offline or awaiting their ack). Default: 256. */
   queueMaxMessages?: number;
   /** Most body bytes waiting. Default: 1048576 (1 MiB). */
@@ -59,6 +62,12 @@ export type ChorusState = "connecting" | "open" | "reconnecting" | "closed";
 
 /** What a message carries: text, or bytes. */
 export type ChorusBody = string | Uint8Array;
+
+/** A room's place in its history: which history (`epoch`) and how far along it (`seq`). */
+export interface Position {
+  epoch: number;
+  seq: number;
+}
 
 /** A publish acknowledged by the server. */
 export interface Ack {
@@ -82,6 +91,55 @@ export interface PublishError extends Error {
   size?: number;
   /** For "too_large": the server's limit in bytes. */
   max?: number;
+}
+
+/** What `history()` asks for. */
+export interface HistoryOptions {
+  /**
+   * Only messages before this position; omit for the newest. To page back, pass
+   * `{ epoch: page.position.epoch, seq: page.messages[0].seq }`. A position from another
+   * epoch is refused with code 112: that history is gone; ask again without `before`.
+   */
+  before?: Position;
+  /**
+   * Most messages wanted, 1 or more. The server may answer fewer (its page limit, 100 by
+   * default, or its frame size) and then sets `more`. Default: 50.
+   */
+  limit?: number;
+}
+
+/** A message as a room's history keeps it. */
+export interface HistoryMessage {
+  /** Per-room sequence number. */
+  seq: number;
+  /** The publisher's message id. */
+  id: number;
+  sender: string;
+  /** Server time of publication, ms since the Unix epoch. */
+  ts: number;
+  body: ChorusBody;
+}
+
+/** A page of a room's history: what `history()` resolves with. */
+export interface HistoryPage {
+  room: string;
+  /** The room's position when the page was read. */
+  position: Position;
+  /** Oldest first, consecutive sequence numbers: the newest ones before `before`. */
+  messages: HistoryMessage[];
+  /** Whether older messages are retained before `messages[0]`. */
+  more: boolean;
+}
+
+/**
+ * The error a history Promise rejects with. `code` is a server error code (102 invalid
+ * room, 104 forbidden, 106 rate limited, 111 limit below 1, 112 the epoch of `before` is
+ * gone, ...) or a client one: 1005 timed out, 1006 the client was closed, 1007 too many
+ * history requests pending.
+ */
+export interface HistoryError extends Error {
+  name: "HistoryError";
+  code: number;
 }
 
 /** "open": the server welcomed a connection (the first, or one after a reconnect). */
@@ -110,7 +168,7 @@ export interface ChorusJoinedEvent {
   /** Users present. */
   members: string[];
   /** The room's position when the join took effect. */
-  position: { epoch: number; seq: number };
+  position: Position;
   /** "missed": the server could not replay everything since the last connection; reload the room. */
   recovery: "not_requested" | "recovered" | "missed";
 }
@@ -177,6 +235,13 @@ export interface ChorusClient {
   on<K extends keyof ChorusEventMap>(event: K, handler: (event: ChorusEventMap[K]) => void): void;
   /** Stop calling `handler` for `event`. */
   off<K extends keyof ChorusEventMap>(event: K, handler: (event: ChorusEventMap[K]) => void): void;
+  /**
+   * Ask for a page of `room`'s history: the newest messages, or those before
+   * `options.before`. The room need not be joined. While disconnected the request waits
+   * (and it is sent again if the connection is lost before the answer). Resolves with the
+   * page; rejects with a `HistoryError`. Throws a `TypeError` for options of the wrong type.
+   */
+  history(room: string, options?: HistoryOptions): Promise<HistoryPage>;
 }
 "#;
 
@@ -242,20 +307,20 @@ impl ChorusClient {
         self.client.leave(room);
     }
 
+    /// Typed in the TypeScript section above.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn history(&self, room: &str, options: JsValue) -> Result<Promise, JsValue> {
+        let query = read_history_options(&options)?;
+        Ok(promise(self.client.history(room, query).outcome, true))
+    }
+
     /// Publish `body` (a string, or bytes) to `room`; while disconnected it waits in the
     /// offline queue. Resolves with the server's `Ack`; rejects with a `PublishError` whose
     /// `code` is "queue_full", "timed_out", "too_large", "rejected" (with `serverCode`) or
     /// "closed".
     pub fn publish(&self, room: &str, body: ChorusBody) -> Result<AckPromise, JsValue> {
         let body = read_body(&body)?;
-        let outcome = self.client.publish(room, body);
-        let promise = wasm_bindgen_futures::future_to_promise(async move {
-            match outcome.await {
-                Ok(ack) => Ok(ack_to_js(&ack)),
-                Err(error) => Err(publish_error(&error)),
-            }
-        });
-        Ok(promise.unchecked_into())
+        Ok(promise(self.client.publish(room, body).outcome, false).unchecked_into())
     }
 
     /// The user typed in `room`: call on every keystroke (throttled by the client).
@@ -444,13 +509,7 @@ fn event_to_js(event: &Event, kind: Kind) -> JsValue {
         } => object(&[
             ("room", string(room)),
             ("members", strings(members)),
-            (
-                "position",
-                object(&[
-                    ("epoch", number(position.epoch as f64)),
-                    ("seq", number(position.seq as f64)),
-                ]),
-            ),
+            ("position", position_to_js(position)),
             (
                 "recovery",
                 string(match recovery {
@@ -474,14 +533,7 @@ fn event_to_js(event: &Event, kind: Kind) -> JsValue {
             ("id", number(*id as f64)),
             ("sender", string(sender)),
             ("ts", number(*ts as f64)),
-            (
-                "body",
-                match body {
-                    // Text as a string, bytes as a `Uint8Array` (a copy).
-                    Body::Text(text) => string(text),
-                    Body::Binary(bytes) => Uint8Array::new_from_slice(bytes).into(),
-                },
-            ),
+            ("body", body_to_js(body)),
         ]),
         Event::MemberJoined { room, user } => object(&[
             ("room", string(room)),
@@ -514,6 +566,89 @@ fn event_to_js(event: &Event, kind: Kind) -> JsValue {
             ("room", string(room)),
         ]),
     }
+}
+
+/// Text as a string, bytes as a `Uint8Array` (a copy).
+fn body_to_js(body: &Body) -> JsValue {
+    match body {
+        Body::Text(text) => string(text),
+        Body::Binary(bytes) => Uint8Array::new_from_slice(bytes).into(),
+    }
+}
+
+fn position_to_js(position: &Position) -> JsValue {
+    object(&[
+        ("epoch", number(position.epoch as f64)),
+        ("seq", number(position.seq as f64)),
+    ])
+}
+
+fn page_to_js(page: &HistoryPage) -> JsValue {
+    let messages = js_sys::Array::new();
+    for m in &page.messages {
+        messages.push(&object(&[
+            ("seq", number(m.seq as f64)),
+            ("id", number(m.id as f64)),
+            ("sender", string(&m.sender)),
+            ("ts", number(m.ts as f64)),
+            ("body", body_to_js(&m.body)),
+        ]));
+    }
+    object(&[
+        ("room", string(&page.room)),
+        ("position", position_to_js(&page.position)),
+        ("messages", messages.into()),
+        ("more", JsValue::from_bool(page.more)),
+    ])
+}
+
+/// A `HistoryError` in JavaScript: an `Error` named "HistoryError" with a numeric `code`.
+fn history_error(error: &HistoryError) -> JsValue {
+    let message = match error {
+        HistoryError::TooManyPending => {
+            String::from("history request refused: too many history requests are pending")
+        }
+        HistoryError::TimedOut => {
+            String::from("history request timed out: the server did not answer in time")
+        }
+        HistoryError::Rejected {
+            code,
+            message: text,
+        } => {
+            let mut message = String::from("history request rejected: ");
+            message.push_str(text);
+            message.push_str(" (code ");
+            push_decimal(&mut message, u64::from(*code));
+            message.push(')');
+            message
+        }
+        HistoryError::Closed => {
+            String::from("history request failed: the client was closed before the server answered")
+        }
+    };
+    let js = js_sys::Error::new(&message);
+    set(&js, "name", &JsValue::from_str("HistoryError"));
+    set(&js, "code", &JsValue::from_f64(f64::from(error.code())));
+    js.into()
+}
+
+/// The Promise of a publish (`history` false) or a history request: one function, and one
+/// future type, for both (see [`Outcome`]).
+fn promise(outcome: oneshot::Receiver<Outcome>, history: bool) -> Promise {
+    wasm_bindgen_futures::future_to_promise(async move {
+        // A dropped sender (the client torn down) means closed.
+        let outcome = outcome.await.unwrap_or(if history {
+            Outcome::History(Err(HistoryError::Closed))
+        } else {
+            Outcome::Publish(Err(PublishError::Closed))
+        });
+        match outcome {
+            Outcome::Publish(Ok(ack)) => Ok(ack_to_js(&ack)),
+            Outcome::Publish(Err(error)) => Err(publish_error(&error)),
+            Outcome::History(Ok(page)) => Ok(page_to_js(&page)),
+            Outcome::History(Err(error)) => Err(history_error(&error)),
+        }
+    })
 }
 
 fn ack_to_js(ack: &Ack) -> JsValue {
@@ -642,7 +777,7 @@ fn read_config(url: &str, options: &JsValue) -> Result<Config, JsValue> {
         }
     };
     let mut options = Options::default();
-    // A loop rather than seven calls: one copy of the reading code in the wasm.
+    // A loop rather than eight calls: one copy of the reading code in the wasm.
     for (key, field) in [
         ("initialBackoffMs", &mut options.initial_backoff),
         ("maxBackoffMs", &mut options.max_backoff),
@@ -650,6 +785,7 @@ fn read_config(url: &str, options: &JsValue) -> Result<Config, JsValue> {
         ("connectTimeoutMs", &mut options.connect_timeout),
         ("pongTimeoutMs", &mut options.pong_timeout),
         ("publishTimeoutMs", &mut options.publish_timeout),
+        ("requestTimeoutMs", &mut options.request_timeout),
         ("typingIdleMs", &mut options.typing_idle),
     ] {
         if let Some(n) = number(key)? {
@@ -714,4 +850,47 @@ fn read_body(body: &JsValue) -> Result<Body, JsValue> {
             "ChorusClient.publish: the body must be a string or a Uint8Array",
         )),
     }
+}
+
+/// `HistoryOptions` as a [`HistoryQuery`], checking every field's type.
+fn read_history_options(options: &JsValue) -> Result<HistoryQuery, JsValue> {
+    let mut query = HistoryQuery::default();
+    if options.is_undefined() || options.is_null() {
+        return Ok(query);
+    }
+    if !options.is_object() {
+        return Err(type_error(
+            "ChorusClient.history: options must be an object ({ before?, limit? })",
+        ));
+    }
+    let get = |on: &JsValue, key: &str| Reflect::get(on, &JsValue::from_str(key));
+    // A whole number from 0 to 2^53 - 1, as sequences, epochs and limits are.
+    let whole = |value: &JsValue| {
+        value
+            .as_f64()
+            .filter(|n| n.fract() == 0.0 && (0.0..=9_007_199_254_740_991.0).contains(n))
+    };
+    let limit = get(options, "limit")?;
+    if !limit.is_undefined() {
+        let n = whole(&limit)
+            .ok_or_else(|| type_error("HistoryOptions.limit must be a whole number"))?;
+        // Over u32::MAX, it saturates: the server caps the page far below anyway.
+        query.limit = n as u32;
+    }
+    let before = get(options, "before")?;
+    if !before.is_undefined() && !before.is_null() {
+        let position = if before.is_object() {
+            whole(&get(&before, "epoch")?).zip(whole(&get(&before, "seq")?))
+        } else {
+            None
+        };
+        let (epoch, seq) = position.ok_or_else(|| {
+            type_error("HistoryOptions.before must be a position { epoch, seq } of whole numbers")
+        })?;
+        query.before = Some(Position {
+            epoch: epoch as u64,
+            seq: seq as u64,
+        });
+    }
+    Ok(query)
 }

@@ -3,7 +3,8 @@
 //! ([`js::ChorusClient`]).
 //!
 //! ## Layout
-//! - `client.rs`: the Rust API: [`Client`], [`Config`], [`EventStream`], [`Subscription`].
+//! - `client.rs`: the Rust API: [`Client`], [`Config`], [`EventStream`], [`Subscription`],
+//!   the futures of publishes and history requests.
 //! - [`js`]: the JavaScript API (`ChorusClient`) and its TypeScript types.
 //! - `shell.rs`: the driver: the core, the socket, one timer for the core's next deadline,
 //!   the `online` and `visibilitychange` listeners; how re-entrant calls from app code are
@@ -21,6 +22,8 @@ mod listener;
 mod shell;
 mod socket;
 
-pub use client::{Client, Config, EventStream, PublishFuture, Subscription};
+pub use client::{
+    Client, Config, EventStream, HistoryFuture, HistoryQuery, PublishFuture, Subscription,
+};
 pub use error::{Error, Result};
 pub use shell::TokenFn;

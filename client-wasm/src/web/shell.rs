@@ -32,13 +32,23 @@ use web_sys::EventTarget;
 use super::env::{self, Endpoint};
 use super::listener::Listener;
 use super::socket::{Socket, SocketEvent};
-use crate::core::{Ack, Action, Core, Event, Millis, Options, PublishError, State};
+use crate::core::{
+    Ack, Action, Core, Event, HistoryError, HistoryPage, Millis, Options, PublishError, State,
+};
 
 /// The app's token source: called when the core needs a fresh token.
 pub type TokenFn = Rc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<String, String>>>>>;
 
-/// Settles one publish's future.
-pub(crate) type Settler = oneshot::Sender<Result<Ack, PublishError>>;
+/// The outcome of a publish or a history request. One type for both, so that one copy of
+/// the channel code (and, in `js.rs`, of the Promise glue) serves both in the wasm.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    Publish(Result<Ack, PublishError>),
+    History(Result<HistoryPage, HistoryError>),
+}
+
+/// Settles one publish's or history request's future.
+pub(crate) type Settler = oneshot::Sender<Outcome>;
 
 /// An event subscriber.
 #[derive(Clone)]
@@ -68,8 +78,9 @@ pub(crate) struct Inner {
     /// Closed for good and torn down: no socket, timer or listener is left, and nothing
     /// reaches the app any more.
     finished: bool,
-    /// Publishes awaiting their [`Action::Settle`], by message id. Few (bounded by the
-    /// core's queue), so a vector.
+    /// Publishes awaiting their [`Action::Settle`] and history requests awaiting their
+    /// [`Action::HistoryDone`], by id (one sequence for both). Few (bounded by the core),
+    /// so a vector.
     pending: Vec<(u64, Settler)>,
     subscribers: Vec<(u64, Subscriber)>,
     next_subscriber: u64,
@@ -108,11 +119,18 @@ impl Inner {
         Some(self.subscribers.remove(index).1)
     }
 
-    /// What `close()` does to work not yet carried out: it is dropped, but for publish
-    /// outcomes, so that no event or socket activity follows the call.
+    /// What `close()` does to work not yet carried out: it is dropped, but for the
+    /// outcomes of publishes and history requests, so that no event or socket activity
+    /// follows the call.
     pub(crate) fn drop_queued_work(&mut self) {
         self.queue
-            .retain(|action| matches!(action, Action::Settle { .. }));
+            .retain(|action| matches!(action, Action::Settle { .. } | Action::HistoryDone { .. }));
+    }
+
+    /// Take out the settler of `id`.
+    fn take_pending(&mut self, id: u64) -> Option<Settler> {
+        let index = self.pending.iter().position(|(i, _)| *i == id)?;
+        Some(self.pending.swap_remove(index).1)
     }
 }
 
@@ -218,16 +236,9 @@ fn dispatch(shared: &Shared) {
 
 fn perform(shared: &Shared, action: Action) {
     match action {
-        Action::Settle { id, result } => {
-            let settler = {
-                let mut inner = shared.borrow_mut();
-                let index = inner.pending.iter().position(|(i, _)| *i == id);
-                index.map(|index| inner.pending.swap_remove(index).1)
-            };
-            if let Some(settler) = settler {
-                // The receiver may be gone: nobody awaits this publish any more.
-                let _ = settler.send(result);
-            }
+        Action::Settle { id, result } => settle_one(shared, id, Outcome::Publish(result)),
+        Action::HistoryDone { request, result } => {
+            settle_one(shared, request, Outcome::History(result));
         }
         _ if shared.borrow().finished => {}
         Action::Open { token } => open(shared, &token),
@@ -258,6 +269,14 @@ fn perform(shared: &Shared, action: Action) {
             });
         }
         Action::Emit(event) => emit(shared, &event),
+    }
+}
+
+fn settle_one(shared: &Shared, id: u64, outcome: Outcome) {
+    let settler = shared.borrow_mut().take_pending(id);
+    if let Some(settler) = settler {
+        // The receiver may be gone: nobody awaits this outcome any more.
+        let _ = settler.send(outcome);
     }
 }
 
@@ -370,7 +389,7 @@ fn settle(shared: &Shared) -> Leftovers {
         inner.wake_listeners.clear();
         inner.queue.clear();
         // Dropping the senders ends the event streams and fails what is still pending
-        // (the core settles every publish on close; this is the backstop).
+        // (the core settles every publish and request on close; this is the backstop).
         return Some((
             mem::take(&mut inner.subscribers),
             inner.get_token.take(),

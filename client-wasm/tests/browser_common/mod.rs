@@ -239,6 +239,12 @@ impl Link {
     pub async fn restore(&self) {
         control("POST", &format!("/links/{}/restore", self.id), None).await;
     }
+
+    /// End the connections through the link now, while relaying new ones: `"close"` (TCP
+    /// close), `"reset"` (TCP reset) or `"stall"` (silence, both sockets held open).
+    pub async fn fault(&self, fault: &str) {
+        control("POST", &format!("/links/{}/{fault}", self.id), None).await;
+    }
 }
 
 impl Drop for Link {

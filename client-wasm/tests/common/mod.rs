@@ -3,8 +3,10 @@
 #![allow(dead_code)] // Each test file uses a different part of this.
 
 use chorus_client::core::{Action, Core, Event, Options, State};
-use chorus_client::{Ack, PublishError};
-use chorus_protocol::{Body, ClientMessage, Limits, Position, Reconnect, Recovery, ServerMessage};
+use chorus_client::{Ack, HistoryError, HistoryPage, PublishError};
+use chorus_protocol::{
+    Body, ClientMessage, HistoryMessage, Limits, Position, Reconnect, Recovery, ServerMessage,
+};
 
 /// The clock starts here, not at 0, so "no deadline" and "deadline 0" never blur.
 pub(crate) const T0: u64 = 1_000_000;
@@ -54,6 +56,39 @@ pub(crate) fn message(room: &str, seq: u64, id: u64, sender: &str) -> ServerMess
         sender: sender.into(),
         ts: 1_700_000_000_000,
         body: Body::Text(format!("m{seq}")),
+    }
+}
+
+/// A message as history holds it (the same fields as [`message`] gives).
+pub(crate) fn stored(seq: u64, id: u64, sender: &str) -> HistoryMessage {
+    HistoryMessage {
+        seq,
+        id,
+        sender: sender.into(),
+        ts: 1_700_000_000_000,
+        body: Body::Text(format!("m{seq}")),
+    }
+}
+
+/// The server's answer to history request `request`: messages `seqs` of epoch `epoch`, the
+/// room being at `at`.
+pub(crate) fn history_page(
+    request: u64,
+    room: &str,
+    epoch: u64,
+    at: u64,
+    seqs: impl IntoIterator<Item = u64>,
+    more: bool,
+) -> ServerMessage {
+    ServerMessage::History {
+        request,
+        room: room.into(),
+        position: Position { epoch, seq: at },
+        messages: seqs
+            .into_iter()
+            .map(|seq| stored(seq, 100 + seq, "bob"))
+            .collect(),
+        more,
     }
 }
 
@@ -141,6 +176,11 @@ impl Driver {
         self.core.publish(room, text(body), self.now)
     }
 
+    /// Ask for up to `limit` messages of `room` before `before`.
+    pub(crate) fn history(&mut self, room: &str, before: Option<Position>, limit: u32) -> u64 {
+        self.core.history(room, before, limit, self.now)
+    }
+
     pub(crate) fn join(&mut self, room: &str) -> Vec<Action> {
         self.core.join(room, self.now).unwrap();
         self.actions()
@@ -218,6 +258,34 @@ pub(crate) fn settles(actions: &[Action]) -> Vec<(u64, Result<Ack, PublishError>
         .iter()
         .filter_map(|a| match a {
             Action::Settle { id, result } => Some((*id, result.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+pub(crate) fn history_done(actions: &[Action]) -> Vec<(u64, Result<HistoryPage, HistoryError>)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::HistoryDone { request, result } => Some((*request, result.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The history requests sent: `(request, room, before, limit)`.
+pub(crate) fn history_requests(
+    messages: &[ClientMessage],
+) -> Vec<(u64, String, Option<Position>, u32)> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            ClientMessage::History {
+                request,
+                room,
+                before,
+                limit,
+            } => Some((*request, room.clone(), *before, *limit)),
             _ => None,
         })
         .collect()

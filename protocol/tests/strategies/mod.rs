@@ -3,7 +3,9 @@
 // Each test binary uses only some of them.
 #![allow(dead_code)]
 
-use chorus_protocol::{Body, ClientMessage, Limits, Position, Reconnect, Recovery, ServerMessage};
+use chorus_protocol::{
+    Body, ClientMessage, HistoryMessage, Limits, Position, Reconnect, Recovery, ServerMessage,
+};
 use proptest::prelude::*;
 
 /// Names are not validated by the codec, so any UTF-8 goes; keep them short.
@@ -50,7 +52,31 @@ pub(crate) fn client_message() -> impl Strategy<Value = ClientMessage> {
         name().prop_map(|room| ClientMessage::TypingStarted { room }),
         name().prop_map(|room| ClientMessage::TypingStopped { room }),
         number().prop_map(|nonce| ClientMessage::Ping { nonce }),
+        (
+            number(),
+            name(),
+            proptest::option::of(position()),
+            any::<u32>()
+        )
+            .prop_map(|(request, room, before, limit)| ClientMessage::History {
+                request,
+                room,
+                before,
+                limit
+            }),
     ]
+}
+
+pub(crate) fn history_message() -> impl Strategy<Value = HistoryMessage> {
+    (number(), number(), name(), number(), body()).prop_map(|(seq, id, sender, ts, body)| {
+        HistoryMessage {
+            seq,
+            id,
+            sender,
+            ts,
+            body,
+        }
+    })
 }
 
 pub(crate) fn limits() -> impl Strategy<Value = Limits> {
@@ -159,5 +185,21 @@ pub(crate) fn server_message() -> impl Strategy<Value = ServerMessage> {
                 reconnect,
             }
         }),
+        (
+            number(),
+            name(),
+            position(),
+            proptest::collection::vec(history_message(), 0..4),
+            any::<bool>()
+        )
+            .prop_map(|(request, room, position, messages, more)| {
+                ServerMessage::History {
+                    request,
+                    room,
+                    position,
+                    messages,
+                    more,
+                }
+            }),
     ]
 }

@@ -1,6 +1,10 @@
 //! The broker: what must be shared between server instances. Sequence numbers and history,
 //! delivery of room frames to every instance with local members, and presence.
 //!
+//! A room's history exists from its first join or publish until the broker forgets it, idle
+//! (see [`Broker::sweep`]); it then starts again in a new epoch. Reading history never
+//! creates it.
+//!
 //! [`MemoryBroker`] is the in-process implementation (the default, one instance). A Redis
 //! implementation sits behind the same trait for many instances. An instance subscribes to
 //! a room only while it has local members; the broker delivers to the local [`Hub`].
@@ -15,7 +19,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chorus_protocol::{Body, Position};
 
-use crate::history::{Appended, HistoryPolicy, Replay};
+use crate::history::{Appended, HistoryPage, HistoryPolicy, PageError, Replay};
 
 /// Why a broker operation failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -23,6 +27,9 @@ pub enum BrokerError {
     /// The backing store cannot be reached; the request may be retried.
     #[error("broker unavailable: {0}")]
     Unavailable(String),
+    /// A history page cannot be given.
+    #[error(transparent)]
+    History(#[from] PageError),
 }
 
 /// A message to publish; the broker gives it its sequence number.
@@ -46,6 +53,10 @@ pub struct Ephemeral {
     /// Skip this user's connections (a typing user does not see their own indicator).
     pub except_user: Option<String>,
 }
+
+/// Each room's [`HistoryPolicy`], by room name. (The lifetime is spelled out because
+/// `async_trait` would otherwise tie the elided one to the call.)
+pub type PolicyOf<'a> = dyn for<'r> Fn(&'r str) -> HistoryPolicy + Sync + 'a;
 
 /// Shared state behind every instance. Implementations never block: they are called from
 /// connection tasks.
@@ -78,6 +89,34 @@ pub trait Broker: Send + Sync + 'static {
         since: Option<Position>,
         policy: HistoryPolicy,
     ) -> Result<Replay, BrokerError>;
+
+    /// A page of `room`'s retained history, trimmed to `policy` first: the consecutive
+    /// messages just before `before` (the newest ones with `None`), oldest first, at most
+    /// `limit` of them and at most `max_bytes` bytes of encoded [`HistoryMessage`]s. A
+    /// `before` from another epoch is [`PageError::EpochChanged`].
+    ///
+    /// A room without history (never used, or forgotten) reads as an empty history in epoch
+    /// 0, which no live history has: position `{ epoch: 0, seq: 0 }`, no messages, no more.
+    /// Reading never creates a room's history.
+    ///
+    /// [`HistoryMessage`]: chorus_protocol::HistoryMessage
+    async fn history(
+        &self,
+        room: &str,
+        before: Option<Position>,
+        limit: usize,
+        max_bytes: usize,
+        policy: HistoryPolicy,
+    ) -> Result<HistoryPage, BrokerError>;
+
+    /// Forget the history of rooms that hold nothing any more: no member, every message
+    /// past its ttl and every publish id past its dedupe window (`policy` gives each room's).
+    /// The room's next join or publish starts a new epoch, so an old position there resumes
+    /// as `Missed`. Called every `history_sweep_interval`; a store that expires idle rooms
+    /// itself (keys with a TTL) keeps this default, which does nothing.
+    async fn sweep(&self, _policy: &PolicyOf<'_>) -> Result<(), BrokerError> {
+        Ok(())
+    }
 
     /// Count one more connection of `user` in `room`. Returns whether the user was absent.
     async fn presence_add(&self, room: &str, user: &str) -> Result<bool, BrokerError>;

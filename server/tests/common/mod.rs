@@ -413,6 +413,30 @@ impl Client {
         }
     }
 
+    /// Ask for a page of `room`'s history and return the answer to `request`: its `History`
+    /// or its `Error` (other messages skipped).
+    pub async fn history(
+        &mut self,
+        request: u64,
+        room: &str,
+        before: Option<Position>,
+        limit: u32,
+    ) -> ServerMessage {
+        self.send(ClientMessage::History {
+            request,
+            room: room.into(),
+            before,
+            limit,
+        })
+        .await;
+        self.recv_until(|m| match m {
+            ServerMessage::History { request: r, .. } => *r == request,
+            ServerMessage::Error { id, .. } => *id == Some(request),
+            _ => false,
+        })
+        .await
+    }
+
     /// Send a `Ping` and wait for its `Pong` (other messages skipped): proof that the
     /// connection is open and the server still serves it.
     pub async fn ping(&mut self, nonce: u64) {

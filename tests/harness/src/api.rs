@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tower_http::cors::CorsLayer;
 
-use crate::link::Link;
+use crate::link::{Fault, Link};
 use crate::process::{ServerProcess, random_hex};
 use crate::{Error, Result};
 
@@ -331,9 +331,13 @@ async fn link_action(
     match action.as_str() {
         "cut" => link.cut(),
         "restore" => link.restore(),
+        "close" => link.fault(Fault::Close),
+        "reset" => link.fault(Fault::Reset),
+        "stall" => link.fault(Fault::Stall),
+        "deafen" => link.fault(Fault::Deafen),
         other => {
             return Err(Error::BadRequest(format!(
-                "unknown action {other:?}; use cut or restore"
+                "unknown action {other:?}; use cut, restore, close, reset, stall or deafen"
             )));
         }
     }

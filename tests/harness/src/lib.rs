@@ -34,6 +34,7 @@
 //! | `POST /servers/{id}/publish` | Forwards the JSON body to the server's `/api/publish` with its secret. |
 //! | `POST /servers/{id}/links` | A TCP relay to the server on a port of its own: `{id, server, port, ws, http, cut}`. A client connected through it can lose the server while others keep it. |
 //! | `POST /links/{id}/cut` / `restore` | Sever every connection through the link and close new ones at once / relay again. |
+//! | `POST /links/{id}/close` / `reset` / `stall` / `deafen` | End the connections through the link now with a TCP close, a TCP reset, silence (both sockets held open, nothing relayed), or deafness (the client's bytes still reach the server, the server's are lost); new connections are relayed. |
 //! | `DELETE /links/{id}` | Stop the relay. |
 //!
 //! ## Example

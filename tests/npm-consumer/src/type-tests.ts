@@ -13,6 +13,11 @@ import type {
   ChorusState,
   ChorusTypingEvent,
   ConnectOptions,
+  HistoryError,
+  HistoryMessage,
+  HistoryOptions,
+  HistoryPage,
+  Position,
   PublishError,
   PublishErrorCode,
 } from "chorus-client";
@@ -25,6 +30,7 @@ export async function rightUses(): Promise<void> {
     getToken: async () => "token",
     initialBackoffMs: 500,
     typingIdleMs: 3000,
+    requestTimeoutMs: 10_000,
   };
   const client: ChorusClient = ChorusClient.connect("/ws", options);
   const other: ChorusClient = await connect("wss://chat.example.com/ws", { token: "t" });
@@ -72,6 +78,31 @@ export async function rightUses(): Promise<void> {
     const serverCode: number | undefined = failure.serverCode;
     console.log(failure.name === "PublishError", code, serverCode);
   }
+
+  // History: the newest page, then older pages while there are more.
+  const latest: HistoryPage = await client.history("lobby");
+  let page: HistoryPage = await client.history("lobby", { limit: 20 });
+  let oldest: HistoryMessage | undefined = page.messages[0];
+  while (page.more && oldest !== undefined) {
+    const before: Position = { epoch: page.position.epoch, seq: oldest.seq };
+    const options: HistoryOptions = { before, limit: 20 };
+    page = await client.history(page.room, options);
+    oldest = page.messages[0];
+  }
+  for (const { seq, id, sender, ts, body } of latest.messages) {
+    const text: string = typeof body === "string" ? body : `${body.byteLength} bytes`;
+    console.log(seq + id + ts, sender.length, text);
+  }
+  const first: HistoryMessage | undefined = latest.messages[0];
+  console.log(first?.seq, latest.more === true, latest.position.epoch);
+  await client.history("lobby", {});
+  try {
+    await client.history("lobby", { before: latest.position });
+  } catch (error) {
+    const failure = error as HistoryError;
+    const historyCode: number = failure.code;
+    if (failure.name === "HistoryError" && historyCode === 112) await client.history("lobby");
+  }
   const eventNames: (keyof ChorusEventMap)[] = ["open", "message", "presence", "typing"];
   console.log(seq, state, eventNames);
   client.leave("lobby");
@@ -114,6 +145,28 @@ export async function wrongUses(client: ChorusClient): Promise<void> {
   // @ts-expect-error: an ack's id is a number
   const id: string = ack.id;
   console.log(id);
+
+  // @ts-expect-error: the room is required
+  await client.history();
+  // @ts-expect-error: the room is a string
+  await client.history(42);
+  // @ts-expect-error: the limit is a number
+  await client.history("lobby", { limit: "20" });
+  // @ts-expect-error: `before` is a position { epoch, seq }, not a sequence number
+  await client.history("lobby", { before: 10 });
+  // @ts-expect-error: a position needs its epoch
+  await client.history("lobby", { before: { seq: 10 } });
+  // @ts-expect-error: unknown option (it is `before`)
+  await client.history("lobby", { after: { epoch: 1, seq: 10 } });
+  const page = await client.history("lobby");
+  // @ts-expect-error: a page's messages may carry bytes, not only strings
+  page.messages.map(({ body }) => body.toUpperCase());
+  // @ts-expect-error: `more` is a boolean
+  const more: number = page.more;
+  console.log(more);
+  // @ts-expect-error: history error codes are numbers
+  const historyCode: string = ({} as HistoryError).code;
+  console.log(historyCode);
 
   // @ts-expect-error: `state` is read-only
   client.state = "open";
