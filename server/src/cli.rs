@@ -1,12 +1,14 @@
 //! The `chorus-server` command line.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
 
 use crate::auth::Auth;
-use crate::config::{HumanDuration, Settings};
+use crate::config::{HumanDuration, LogFormat, Settings};
 use crate::{Config, Error, Result};
 
 /// Chorus real-time messaging server.
@@ -106,5 +108,62 @@ impl TokenArgs {
         };
         let ttl: Duration = self.ttl.0;
         Auth::new(&secret).issue(&self.user, ttl, self.rooms, self.admin)
+    }
+}
+
+/// The whole `chorus-server` program: parse the command line, set up logging, run until
+/// SIGINT or SIGTERM. The binary is this one call; test harnesses build their own binary
+/// around it.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Command::Serve(cli.serve)) {
+        Command::Token(args) => args.token().map(|token| println!("{token}")),
+        Command::Serve(args) => serve(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chorus-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<()> {
+    let config = args.resolve()?;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match config.log_format {
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Text => logs.init(),
+    }
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.bind).await?;
+        let address = listener.local_addr()?;
+        tracing::info!(%address, dev = config.dev, "chorus-server listening on http://{address}/");
+        crate::run(listener, config, shutdown_signal()).await
+    })
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
     }
 }

@@ -14,6 +14,7 @@
 //! - `api`: the routes (JSON, permissive CORS).
 //! - [`process`]: one `chorus-server` child process.
 //! - [`link`]: a TCP relay to a server that a test can cut and restore.
+//! - [`redis`]: a `redis-server` of a test's own, on a free port.
 //! - [`Error`]: what can fail, and the HTTP status it answers with.
 //!
 //! ## API
@@ -53,6 +54,7 @@ mod api;
 mod error;
 pub mod link;
 pub mod process;
+pub mod redis;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -290,9 +290,10 @@ async fn forward_lines(stream: impl AsyncRead + Unpin, prefix: String) {
     }
 }
 
-/// A port that was free a moment ago. The server binds it itself, so a race is possible;
-/// [`ServerProcess::spawn`] retries on another port when the server cannot bind.
-fn free_port() -> Result<u16> {
+/// A port on 127.0.0.1 that was free a moment ago. The process binds it itself, so a race
+/// is possible; [`ServerProcess::spawn`] and [`crate::redis::RedisServer::start`] retry on
+/// another port when the process cannot bind.
+pub fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
