@@ -14,6 +14,7 @@ use std::time::Duration;
 use chorus_protocol::{DEFAULT_MAX_FRAME, validate};
 use serde::{Deserialize, Deserializer};
 
+use crate::history::HistoryPolicy;
 use crate::{Error, Result};
 
 /// A duration written the human way: `250ms`, `25s`, `5m`, `1h`.
@@ -147,6 +148,19 @@ settings! {
     /// the history ttl, every publish id past the dedupe window. The room's next use starts
     /// a new epoch. Default: 30s.
     history_sweep_interval: HumanDuration, "CHORUS_HISTORY_SWEEP_INTERVAL";
+    /// Share rooms, presence, history and deduplication with every other instance using
+    /// this Redis (6.2 or later), e.g. redis://redis.internal:6379/0. Default: none, this
+    /// process only.
+    redis_url: String, "CHORUS_REDIS_URL";
+    /// Multiplexed Redis connections for commands (subscriptions use one more). Default: 4.
+    redis_pool_size: usize, "CHORUS_REDIS_POOL_SIZE";
+    /// Prefix of every Redis key and channel, so deployments can share one Redis.
+    /// Default: chorus.
+    redis_prefix: String, "CHORUS_REDIS_PREFIX";
+    /// With Redis: an instance that stops refreshing its members' presence (it crashed, or
+    /// lost Redis) has them removed after this long; refreshed every third of it.
+    /// Default: 30s.
+    presence_ttl: HumanDuration, "CHORUS_PRESENCE_TTL";
     /// Directory of static files served at / (the demo page). Default: none.
     static_dir: PathBuf, "CHORUS_STATIC_DIR";
     /// Directory of the built npm package, served at /pkg/. Default: none.
@@ -258,6 +272,14 @@ pub struct Config {
     pub history_burst: u32,
     /// Interval between sweeps of idle room histories.
     pub history_sweep_interval: Duration,
+    /// The Redis shared by every instance; `None` keeps everything in this process.
+    pub redis_url: Option<String>,
+    /// Multiplexed Redis connections for commands.
+    pub redis_pool_size: usize,
+    /// Prefix of Redis keys and channels.
+    pub redis_prefix: String,
+    /// How long a member's presence outlives its instance's last refresh (Redis only).
+    pub presence_ttl: Duration,
     /// Static files served at `/`.
     pub static_dir: Option<PathBuf>,
     /// The npm package served at `/pkg/`.
@@ -299,6 +321,10 @@ impl Default for Config {
             history_per_second: 10,
             history_burst: 20,
             history_sweep_interval: Duration::from_secs(30),
+            redis_url: None,
+            redis_pool_size: 4,
+            redis_prefix: "chorus".to_owned(),
+            presence_ttl: Duration::from_secs(30),
             static_dir: None,
             pkg_dir: None,
             namespaces: HashMap::new(),
@@ -358,6 +384,11 @@ impl Config {
             history_per_second: settings.history_per_second.unwrap_or(d.history_per_second),
             history_burst: settings.history_burst.unwrap_or(d.history_burst),
             history_sweep_interval: dur(settings.history_sweep_interval, d.history_sweep_interval),
+            // An empty CHORUS_REDIS_URL means none, as an unset one does.
+            redis_url: settings.redis_url.filter(|url| !url.is_empty()),
+            redis_pool_size: settings.redis_pool_size.unwrap_or(d.redis_pool_size),
+            redis_prefix: settings.redis_prefix.unwrap_or(d.redis_prefix),
+            presence_ttl: dur(settings.presence_ttl, d.presence_ttl),
             static_dir: settings.static_dir,
             pkg_dir: settings.pkg_dir,
             namespaces,
@@ -392,6 +423,7 @@ impl Config {
             ("history_page_max", self.history_page_max),
             ("history_per_second", self.history_per_second as usize),
             ("history_burst", self.history_burst as usize),
+            ("redis_pool_size", self.redis_pool_size),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(Error::Config(format!("{name} must be greater than 0")));
@@ -404,6 +436,20 @@ impl Config {
         }
         if self.history_sweep_interval.is_zero() {
             return fail("history_sweep_interval must be greater than 0");
+        }
+        if self.presence_ttl < Duration::from_millis(30) {
+            return fail("presence_ttl must be at least 30ms");
+        }
+        // The prefix sits outside the `{room}` hash tag of every key; a brace in it would
+        // become the tag and put every room in one Redis Cluster slot.
+        if self.redis_prefix.is_empty() || self.redis_prefix.contains(['{', '}']) {
+            return fail("redis_prefix must be non-empty and contain no braces");
+        }
+        // Parsed here, so a bad URL fails at startup; an unreachable Redis does not.
+        if let Some(url) = &self.redis_url
+            && let Err(e) = redis::Client::open(url.as_str())
+        {
+            return Err(Error::Config(format!("invalid redis_url: {e}")));
         }
         for name in self.namespaces.keys() {
             if validate::room(name).is_err() || name.contains(':') {
@@ -418,6 +464,16 @@ impl Config {
         validate::namespace(room)
             .and_then(|ns| self.namespaces.get(ns))
             .unwrap_or(&self.default_namespace)
+    }
+
+    /// What a room's history keeps, by its namespace.
+    pub fn history_policy(&self, room: &str) -> HistoryPolicy {
+        let policy = self.policy(room);
+        HistoryPolicy {
+            size: policy.history_size,
+            ttl: policy.history_ttl,
+            dedupe_window: self.dedupe_window,
+        }
     }
 
     /// The largest publish body.
@@ -444,6 +500,9 @@ mod tests {
             heartbeat_interval = "5s"
             history_page_max = 25
             history_sweep_interval = "2s"
+            redis_url = "redis://127.0.0.1:6379/2"
+            redis_prefix = "chat-eu"
+            presence_ttl = "12s"
             [namespaces.news]
             client_publish = false
             history_ttl = "1m"
@@ -467,6 +526,13 @@ mod tests {
             "defaults"
         );
         assert_eq!(config.token_secret, "file-secret-0123456789");
+        assert_eq!(
+            config.redis_url.as_deref(),
+            Some("redis://127.0.0.1:6379/2")
+        );
+        assert_eq!(config.redis_prefix, "chat-eu");
+        assert_eq!(config.presence_ttl, Duration::from_secs(12));
+        assert_eq!(config.redis_pool_size, 4, "default");
         assert!(!config.policy("news:tech").client_publish);
         assert_eq!(
             config.policy("news:tech").history_ttl,
@@ -514,6 +580,26 @@ mod tests {
             ..base.clone()
         };
         assert!(Config::resolve(bad, false).is_err());
+        let bad = Settings {
+            redis_prefix: Some("chorus{eu}".into()),
+            ..base.clone()
+        };
+        assert!(Config::resolve(bad, false).is_err());
+        let bad = Settings {
+            redis_pool_size: Some(0),
+            ..base.clone()
+        };
+        assert!(Config::resolve(bad, false).is_err());
+        let bad = Settings {
+            redis_url: Some("http://localhost".into()),
+            ..base.clone()
+        };
+        assert!(Config::resolve(bad, false).is_err());
+        let unset = Settings {
+            redis_url: Some(String::new()),
+            ..base.clone()
+        };
+        assert_eq!(Config::resolve(unset, false).unwrap().redis_url, None);
         assert!(Config::resolve(base, false).is_ok());
     }
 }

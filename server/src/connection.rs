@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior, sleep_until, timeout};
 
 use crate::auth::Claims;
-use crate::hub::{ConnId, Outbox, Outgoing, frame};
+use crate::hub::{ConnId, Kind, Outbox, Outgoing, frame};
 use crate::node::{ConnSlot, Member, Node, Refusal};
 
 /// Frames written per flush when draining the outbound queue.
@@ -49,6 +49,8 @@ fn reconnect_hint(reason: DisconnectReason) -> Reconnect {
 struct JoinedRoom {
     /// The hub's id for the room, as tagged on its frames.
     id: u64,
+    /// The history the connection is in (from its `Joined`).
+    epoch: u64,
     /// The last sequence delivered; frames at or below it are duplicates of a replay.
     last_seq: u64,
 }
@@ -408,6 +410,7 @@ impl Connection {
                     room,
                     JoinedRoom {
                         id: joined.room_id,
+                        epoch: joined.position.epoch,
                         last_seq: joined.position.seq,
                     },
                 );
@@ -505,19 +508,31 @@ impl Connection {
         }
     }
 
-    /// Whether a queued frame should go out: only for rooms the connection is in, and for
-    /// room messages only past what a replay already delivered.
+    /// Whether a queued frame should go out: only for rooms the connection is in; for room
+    /// messages only those of the connection's epoch past what it was already sent (a
+    /// replay, or the same message twice); for an epoch reset only when the connection is
+    /// not at that position yet, which then becomes its own.
     fn fresh(&mut self, out: &Outgoing) -> bool {
         let Some(room) = self.rooms.values_mut().find(|r| r.id == out.room) else {
             return false;
         };
-        match out.seq {
-            Some(seq) if seq <= room.last_seq => false,
-            Some(seq) => {
+        match out.kind {
+            Kind::Event => true,
+            Kind::Message { epoch, seq } => {
+                if epoch != room.epoch || seq <= room.last_seq {
+                    return false;
+                }
                 room.last_seq = seq;
                 true
             }
-            None => true,
+            Kind::Reset { epoch, seq } => {
+                if epoch == room.epoch && seq <= room.last_seq {
+                    return false;
+                }
+                room.epoch = epoch;
+                room.last_seq = seq;
+                true
+            }
         }
     }
 

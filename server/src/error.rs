@@ -23,6 +23,9 @@ pub enum Error {
     /// A token could not be signed.
     #[error("cannot sign token: {0}")]
     Token(#[from] jsonwebtoken::errors::Error),
+    /// The Redis URL is not one the client can use.
+    #[error("invalid Redis URL: {0}")]
+    RedisUrl(#[from] redis::RedisError),
 }
 
 /// `Result` with this crate's [`Error`].

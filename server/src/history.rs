@@ -1,5 +1,9 @@
 //! A room's bounded message log, in memory: sequence numbers, the epoch, and the recent
 //! messages (by count and by age) kept for resume and for history pages.
+//!
+//! The rules every store follows are here too, as pure functions the in-memory log and the
+//! Redis broker share: which messages a resume replays and what the client is told
+//! ([`plan_resume`]), and how a history page is cut ([`page_end`], [`fill_page`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -204,42 +208,21 @@ impl RoomLog {
     ) -> Replay {
         self.trim(now, policy);
         let position = self.position();
-        let Some(since) = since else {
-            return Replay {
-                position,
-                recovery: Recovery::NotRequested,
-                frames: Vec::new(),
-            };
-        };
-        if since.epoch != self.epoch || since.seq > self.seq {
-            // Another history, or a position this history never reached: what came before
-            // is lost, but everything this history retains is new to the client.
-            return Replay {
-                position,
-                recovery: Recovery::Missed,
-                frames: self
-                    .entries
-                    .iter()
-                    .map(|e| (e.seq, e.frame.clone()))
-                    .collect(),
-            };
-        }
         // The oldest sequence still retained; with nothing retained, the next one.
         let oldest = self.entries.front().map_or(self.seq + 1, |e| e.seq);
-        let recovery = if since.seq + 1 >= oldest {
-            Recovery::Recovered
-        } else {
-            Recovery::Missed
+        let plan = plan_resume(since, position, oldest);
+        let frames = match plan.after {
+            None => Vec::new(),
+            Some(after) => self
+                .entries
+                .iter()
+                .filter(|e| e.seq > after)
+                .map(|e| (e.seq, e.frame.clone()))
+                .collect(),
         };
-        let frames = self
-            .entries
-            .iter()
-            .filter(|e| e.seq > since.seq)
-            .map(|e| (e.seq, e.frame.clone()))
-            .collect();
         Replay {
             position,
-            recovery,
+            recovery: plan.recovery,
             frames,
         }
     }
@@ -261,44 +244,16 @@ impl RoomLog {
         policy: HistoryPolicy,
     ) -> Result<HistoryPage, PageError> {
         self.trim(now, policy);
-        let end = match before {
+        let end = match page_end(before, self.epoch)? {
             None => self.entries.len(),
-            Some(p) if p.epoch != self.epoch => {
-                return Err(PageError::EpochChanged {
-                    asked: p.epoch,
-                    current: self.epoch,
-                });
-            }
-            Some(p) => self.entries.partition_point(|e| e.seq < p.seq),
+            Some(below) => self.entries.partition_point(|e| e.seq < below),
         };
-        // Walk back from the newest candidate, decoding only what the page takes.
-        let mut start = end;
-        let mut messages = Vec::new();
-        let mut bytes = 0;
-        while start > 0 && messages.len() < limit {
-            let entry = &self.entries[start - 1];
-            let message = entry.history_message()?;
-            let size = encoded_len(&message, entry.seq)?;
-            if bytes + size > max_bytes {
-                if messages.is_empty() {
-                    return Err(PageError::TooLarge {
-                        seq: entry.seq,
-                        size,
-                        max_bytes,
-                    });
-                }
-                break;
-            }
-            bytes += size;
-            messages.push(message);
-            start -= 1;
-        }
-        messages.reverse();
-        Ok(HistoryPage {
-            position: self.position(),
-            messages,
-            more: start > 0,
-        })
+        let candidates = self
+            .entries
+            .range(..end)
+            .rev()
+            .map(|e| (e.seq, &e.frame[..]));
+        fill_page(self.position(), candidates, false, limit, max_bytes)
     }
 
     /// Trim to `policy` and forget publish ids past the dedupe window.
@@ -320,39 +275,137 @@ impl RoomLog {
     }
 }
 
-impl Entry {
-    /// The entry as a [`HistoryMessage`], decoded from its frame.
-    ///
-    /// Entries keep only the `Message` frame, encoded once at publish, fanned out and shared
-    /// by every replay, rather than the fields as well: keeping both would double the memory
-    /// a log spends on bodies (up to `history_size` × `max_body` per room), while a history
-    /// page decodes at most a page of frames, and history requests are rate limited. A frame
-    /// that does not decode as this entry's message is an error for the whole page, never a
-    /// message silently left out.
-    fn history_message(&self) -> Result<HistoryMessage, PageError> {
-        let corrupt = |reason: String| PageError::Corrupt {
-            seq: self.seq,
-            reason,
+/// How a resume goes: its outcome, and which retained messages follow the `Joined`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResumePlan {
+    /// What the client is told.
+    pub recovery: Recovery,
+    /// The retained messages with a sequence above this follow; `None`: none follow.
+    pub after: Option<u64>,
+}
+
+/// The rule of recovery, for any store: a client that last saw `since` joins a room at
+/// `position`, whose oldest retained message is `oldest` (`position.seq + 1` when nothing
+/// is retained).
+///
+/// - No `since`: nothing is replayed ([`Recovery::NotRequested`]).
+/// - Another epoch, or a position this history never reached: what came before is lost,
+///   but everything the history retains is new to the client ([`Recovery::Missed`], all
+///   retained messages).
+/// - Otherwise the messages after `since.seq` are replayed, and the outcome is
+///   [`Recovery::Recovered`] when the first of them is still retained.
+pub fn plan_resume(since: Option<Position>, position: Position, oldest: u64) -> ResumePlan {
+    let Some(since) = since else {
+        return ResumePlan {
+            recovery: Recovery::NotRequested,
+            after: None,
         };
-        match chorus_protocol::decode::<ServerMessage>(&self.frame, usize::MAX) {
-            Ok(ServerMessage::Message {
-                seq,
-                id,
-                sender,
-                ts,
-                body,
-                ..
-            }) if seq == self.seq => Ok(HistoryMessage {
-                seq,
-                id,
-                sender,
-                ts,
-                body,
-            }),
-            Ok(ServerMessage::Message { seq, .. }) => Err(corrupt(format!("frame of seq {seq}"))),
-            Ok(_) => Err(corrupt("not a message frame".into())),
-            Err(e) => Err(corrupt(e.to_string())),
+    };
+    if since.epoch != position.epoch || since.seq > position.seq {
+        return ResumePlan {
+            recovery: Recovery::Missed,
+            after: Some(0),
+        };
+    }
+    let recovery = if since.seq.saturating_add(1) >= oldest {
+        Recovery::Recovered
+    } else {
+        Recovery::Missed
+    };
+    ResumePlan {
+        recovery,
+        after: Some(since.seq),
+    }
+}
+
+/// The rule of `before`, for any store: a history page of a room in `epoch` holds messages
+/// with sequences below the returned bound (`None`: the newest). A position from another
+/// epoch is [`PageError::EpochChanged`].
+pub fn page_end(before: Option<Position>, epoch: u64) -> Result<Option<u64>, PageError> {
+    match before {
+        None => Ok(None),
+        Some(p) if p.epoch != epoch => Err(PageError::EpochChanged {
+            asked: p.epoch,
+            current: epoch,
+        }),
+        Some(p) => Ok(Some(p.seq)),
+    }
+}
+
+/// Fill a history page, for any store: `candidates` are retained `(seq, Message frame)`s
+/// below the page's end, newest first; `older_beyond` says whether retained messages older
+/// than the last candidate exist that were not offered. The page takes the newest
+/// candidates that fit in `limit` messages and `max_bytes` bytes of encoded
+/// [`HistoryMessage`]s, decoding only those, and returns them oldest first.
+pub fn fill_page<'a>(
+    position: Position,
+    candidates: impl Iterator<Item = (u64, &'a [u8])>,
+    older_beyond: bool,
+    limit: usize,
+    max_bytes: usize,
+) -> Result<HistoryPage, PageError> {
+    let mut candidates = candidates.peekable();
+    let mut messages = Vec::new();
+    let mut bytes = 0;
+    let mut full = false;
+    while messages.len() < limit {
+        let Some((seq, frame)) = candidates.peek().copied() else {
+            break;
+        };
+        let message = history_message(seq, frame)?;
+        let size = encoded_len(&message, seq)?;
+        if bytes + size > max_bytes {
+            if messages.is_empty() {
+                return Err(PageError::TooLarge {
+                    seq,
+                    size,
+                    max_bytes,
+                });
+            }
+            full = true;
+            break;
         }
+        bytes += size;
+        messages.push(message);
+        candidates.next();
+    }
+    let more = full || candidates.peek().is_some() || older_beyond;
+    messages.reverse();
+    Ok(HistoryPage {
+        position,
+        messages,
+        more,
+    })
+}
+
+/// A retained message as a [`HistoryMessage`], decoded from its `Message` frame.
+///
+/// Stores keep only the `Message` frame, encoded once at publish, fanned out and shared by
+/// every replay, rather than the fields as well: keeping both would double the memory a log
+/// spends on bodies (up to `history_size` × `max_body` per room), while a history page
+/// decodes at most a page of frames, and history requests are rate limited. A frame that
+/// does not decode as message `seq` is an error for the whole page, never a message
+/// silently left out.
+fn history_message(seq: u64, frame: &[u8]) -> Result<HistoryMessage, PageError> {
+    let corrupt = |reason: String| PageError::Corrupt { seq, reason };
+    match chorus_protocol::decode::<ServerMessage>(frame, usize::MAX) {
+        Ok(ServerMessage::Message {
+            seq: s,
+            id,
+            sender,
+            ts,
+            body,
+            ..
+        }) if s == seq => Ok(HistoryMessage {
+            seq,
+            id,
+            sender,
+            ts,
+            body,
+        }),
+        Ok(ServerMessage::Message { seq: s, .. }) => Err(corrupt(format!("frame of seq {s}"))),
+        Ok(_) => Err(corrupt("not a message frame".into())),
+        Err(e) => Err(corrupt(e.to_string())),
     }
 }
 
@@ -654,6 +707,89 @@ mod tests {
             ROOMY,
         );
         assert!(matches!(err, Err(PageError::EpochChanged { .. })));
+    }
+
+    // The shared rules, as a store other than `RoomLog` (Redis) uses them.
+
+    #[test]
+    fn plan_resume_is_the_rule_of_recovery() {
+        let at = |epoch, seq| Position { epoch, seq };
+        let plan = |since, oldest| plan_resume(since, at(7, 10), oldest);
+        let resume = |recovery, after| ResumePlan { recovery, after };
+        assert_eq!(plan(None, 3), resume(Recovery::NotRequested, None));
+        // Within the retained history (or just before its oldest message).
+        assert_eq!(
+            plan(Some(at(7, 4)), 3),
+            resume(Recovery::Recovered, Some(4))
+        );
+        assert_eq!(
+            plan(Some(at(7, 2)), 3),
+            resume(Recovery::Recovered, Some(2))
+        );
+        assert_eq!(
+            plan(Some(at(7, 10)), 11),
+            resume(Recovery::Recovered, Some(10))
+        );
+        // Older than what is retained: what is retained after it follows.
+        assert_eq!(plan(Some(at(7, 1)), 3), resume(Recovery::Missed, Some(1)));
+        // Another history, or a position this one never reached: all that is retained.
+        assert_eq!(plan(Some(at(8, 4)), 3), resume(Recovery::Missed, Some(0)));
+        assert_eq!(plan(Some(at(7, 11)), 3), resume(Recovery::Missed, Some(0)));
+        assert_eq!(
+            plan_resume(Some(at(7, u64::MAX)), at(7, u64::MAX), 1),
+            resume(Recovery::Recovered, Some(u64::MAX)),
+            "no overflow"
+        );
+    }
+
+    #[test]
+    fn page_end_refuses_another_epoch() {
+        let at = |epoch, seq| Some(Position { epoch, seq });
+        assert_eq!(page_end(None, 7), Ok(None));
+        assert_eq!(page_end(at(7, 5), 7), Ok(Some(5)));
+        assert_eq!(
+            page_end(at(6, 5), 7),
+            Err(PageError::EpochChanged {
+                asked: 6,
+                current: 7
+            })
+        );
+    }
+
+    #[test]
+    fn fill_page_takes_what_fits_and_says_whether_more_is_retained() {
+        let frames: Vec<(u64, Bytes)> = (1..=5)
+            .rev()
+            .map(|seq| (seq, frame_of(&message(seq, "xxx"))))
+            .collect();
+        let newest_first = || frames.iter().map(|(seq, frame)| (*seq, &frame[..]));
+        let at = Position { epoch: 7, seq: 5 };
+        let page = fill_page(at, newest_first(), false, 10, NO_BUDGET).unwrap();
+        assert_eq!((page_seqs(&page), page.more), ((1..=5).collect(), false));
+        // Candidates left over, or older ones the store did not offer, mean more.
+        let page = fill_page(at, newest_first(), false, 2, NO_BUDGET).unwrap();
+        assert_eq!((page_seqs(&page), page.more), (vec![4, 5], true));
+        let page = fill_page(at, newest_first().take(2), true, 2, NO_BUDGET).unwrap();
+        assert_eq!((page_seqs(&page), page.more), (vec![4, 5], true));
+        let one = chorus_protocol::encode(&message(5, "xxx"), usize::MAX)
+            .unwrap()
+            .len();
+        let page = fill_page(at, newest_first(), false, 10, 2 * one).unwrap();
+        assert_eq!((page_seqs(&page), page.more), (vec![4, 5], true));
+        let empty = fill_page(at, std::iter::empty(), false, 10, NO_BUDGET).unwrap();
+        assert_eq!((empty.messages.len(), empty.more), (0, false));
+        let wrong = [(4u64, frame_of(&message(5, "x")))];
+        let err = fill_page(
+            at,
+            wrong.iter().map(|(s, f)| (*s, &f[..])),
+            false,
+            1,
+            NO_BUDGET,
+        );
+        assert!(
+            matches!(err, Err(PageError::Corrupt { seq: 4, .. })),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -189,8 +189,20 @@ fn handshake(
         })
 }
 
-async fn healthz() -> Response {
-    axum::Json(json!({ "status": "ok" })).into_response()
+/// `200 {"status":"ok"}`; with Redis also `"redis":"up"`, or, while Redis is unreachable,
+/// `200 {"status":"degraded","redis":"down"}`. Degraded is still 200: every instance shares
+/// the one Redis, so a load balancer that drained instances on it would drain them all at
+/// once, for no instance that could serve better, and every client would reconnect in a
+/// herd when Redis came back. Kept connected, clients get `unavailable` (503) answers while
+/// Redis is down and carry on when it returns.
+async fn healthz(State(node): State<Arc<Node>>) -> Response {
+    let health = node.broker_health();
+    let body = match (health.store, health.up) {
+        ("memory", _) => json!({ "status": "ok" }),
+        (store, true) => json!({ "status": "ok", store: "up" }),
+        (store, false) => json!({ "status": "degraded", store: "down" }),
+    };
+    axum::Json(body).into_response()
 }
 
 async fn metrics(State(node): State<Arc<Node>>) -> Response {

@@ -15,6 +15,30 @@ use tokio::sync::{Notify, mpsc};
 /// Identifies one connection on this node.
 pub(crate) type ConnId = u64;
 
+/// What a frame for a room is, as the connection's filter sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Presence or typing: always delivered to members.
+    Event,
+    /// A room message: the connection drops it unless it is in the connection's epoch and
+    /// past what the connection has already been sent (by a join's replay, for example).
+    Message {
+        /// The history it belongs to.
+        epoch: u64,
+        /// Its sequence number.
+        seq: u64,
+    },
+    /// An unsolicited `Joined`: the room's history was lost and a new one began (or part of
+    /// it could not be delivered). A connection not yet at this position (another epoch,
+    /// or an older sequence) is sent it and moves to it; messages after it follow.
+    Reset {
+        /// The room's epoch now.
+        epoch: u64,
+        /// The sequence the messages that follow come after.
+        seq: u64,
+    },
+}
+
 /// A frame waiting to be written to one connection.
 #[derive(Debug)]
 pub(crate) struct Outgoing {
@@ -23,9 +47,8 @@ pub(crate) struct Outgoing {
     /// The hub's id for the room the frame belongs to: the connection drops frames of
     /// rooms it is no longer in.
     pub(crate) room: u64,
-    /// For room messages, the sequence number: the connection drops what a join's replay
-    /// already delivered.
-    pub(crate) seq: Option<u64>,
+    /// What the frame is, for the connection's filter.
+    pub(crate) kind: Kind,
 }
 
 /// The sending side of one connection's bounded outbound queue, bounded by count (the
@@ -126,23 +149,15 @@ pub(crate) struct Hub {
 }
 
 impl Hub {
-    /// Add a connection to a room. Returns the room's local id and whether the room had no
-    /// local member before.
-    pub(crate) fn add(
-        &self,
-        room: &str,
-        conn: ConnId,
-        user: Arc<str>,
-        outbox: Arc<Outbox>,
-    ) -> (u64, bool) {
+    /// Add a connection to a room. Returns the room's local id.
+    pub(crate) fn add(&self, room: &str, conn: ConnId, user: Arc<str>, outbox: Arc<Outbox>) -> u64 {
         let mut rooms = self.rooms.write().unwrap_or_else(|e| e.into_inner());
-        let first = !rooms.contains_key(room);
         let local = rooms.entry(Arc::from(room)).or_insert_with(|| LocalRoom {
             id: self.next_room_id.fetch_add(1, Ordering::Relaxed),
             members: HashMap::new(),
         });
         local.members.insert(conn, Member { user, outbox });
-        (local.id, first)
+        local.id
     }
 
     /// Remove a connection from a room. Returns whether the room has no local member left.
@@ -160,12 +175,11 @@ impl Hub {
     }
 
     /// Push `frame` to every local member of `room`, except connections of `except_user`.
-    /// `seq` tags room messages (see [`Outgoing::seq`]).
     pub(crate) fn broadcast(
         &self,
         room: &str,
         frame: &Bytes,
-        seq: Option<u64>,
+        kind: Kind,
         except_user: Option<&str>,
     ) {
         let rooms = self.rooms.read().unwrap_or_else(|e| e.into_inner());
@@ -179,7 +193,7 @@ impl Hub {
             member.outbox.push(Outgoing {
                 frame: frame.clone(),
                 room: local.id,
-                seq,
+                kind,
             });
         }
     }
@@ -190,6 +204,12 @@ impl Hub {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .contains_key(room)
+    }
+
+    /// The rooms with local members.
+    pub(crate) fn room_names(&self) -> Vec<String> {
+        let rooms = self.rooms.read().unwrap_or_else(|e| e.into_inner());
+        rooms.keys().map(|room| room.to_string()).collect()
     }
 
     /// Number of rooms with local members.

@@ -16,7 +16,7 @@
 //! - `node`: room operations shared by connections and the HTTP API.
 //! - `hub`: local membership, fan-out and the bounded per-connection outbox.
 //! - [`broker`]: what instances share (sequences, history, presence, delivery), in memory
-//!   by default.
+//!   by default, or in Redis (`--redis-url`) for any number of instances acting as one.
 //! - [`history`]: a room's bounded log, its resume replay and history pages.
 //! - `typing`: typing throttle and expiry.
 //! - [`metrics`]: the Prometheus registry.
@@ -68,7 +68,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     config.validate()?;
-    let node = node::Node::new(config);
+    let node = node::Node::new(config)?;
     let app = http::router(node.clone());
     tokio::spawn(node.clone().expire_typing());
     tokio::spawn(node.clone().sweep_history());

@@ -57,8 +57,23 @@ pub struct Metrics {
     /// Upgrade requests refused for a missing, bad or expired token.
     pub auth_failures: Counter,
     /// Room histories held in this process (by the in-memory broker), idle ones included
-    /// until the sweep forgets them.
+    /// until the sweep forgets them. Always 0 with Redis, which holds the histories.
     pub room_logs: Gauge,
+    /// With Redis (see [`Metrics::with_redis`]): 1 while this instance is connected to Redis
+    /// (subscriptions restored and commands answered), 0 while it is not.
+    pub redis_up: Gauge,
+    /// With Redis: commands and scripts that failed (unreachable, timed out, or an
+    /// unexpected reply).
+    pub redis_errors: Counter,
+    /// With Redis: messages received on the room channels (messages, presence and typing
+    /// events, epoch resets) from every instance, this one included.
+    pub redis_pubsub_messages: Counter,
+    /// With Redis: subscription connections established (the first one, then one after
+    /// each loss).
+    pub redis_connects: Counter,
+    /// With Redis: times the members of a room on this instance were sent an unsolicited
+    /// `Joined` because the room's history was lost (or could not be delivered in full).
+    pub epoch_resets: Counter,
     errors: Family<CodeLabel, Counter>,
     history_requests: Family<OutcomeLabel, Counter>,
     disconnects: Family<ReasonLabel, Counter>,
@@ -85,6 +100,11 @@ impl Metrics {
             publishes: Counter::default(),
             auth_failures: Counter::default(),
             room_logs: Gauge::default(),
+            redis_up: Gauge::default(),
+            redis_errors: Counter::default(),
+            redis_pubsub_messages: Counter::default(),
+            redis_connects: Counter::default(),
+            epoch_resets: Counter::default(),
             errors: Family::default(),
             history_requests: Family::default(),
             disconnects: Family::default(),
@@ -156,6 +176,39 @@ impl Metrics {
             });
         }
         Metrics { registry, ..m }
+    }
+
+    /// A registry that also exports the Redis metrics (`chorus_redis_*` and
+    /// `chorus_epoch_resets_total`), for an instance that uses Redis. Without Redis they
+    /// would only ever read 0.
+    pub fn with_redis() -> Metrics {
+        let mut m = Metrics::new();
+        m.registry.register(
+            "redis_up",
+            "1 while this instance is connected to Redis, 0 while it is not",
+            m.redis_up.clone(),
+        );
+        m.registry.register(
+            "redis_errors",
+            "Redis commands and scripts that failed",
+            m.redis_errors.clone(),
+        );
+        m.registry.register(
+            "redis_pubsub_messages",
+            "Messages received on Redis room channels",
+            m.redis_pubsub_messages.clone(),
+        );
+        m.registry.register(
+            "redis_connects",
+            "Redis subscription connections established",
+            m.redis_connects.clone(),
+        );
+        m.registry.register(
+            "epoch_resets",
+            "Unsolicited Joined sent to a room's local members because its history was lost",
+            m.epoch_resets.clone(),
+        );
+        m
     }
 
     /// Count an error reply.

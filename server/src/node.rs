@@ -13,7 +13,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{Auth, Claims, unix_now};
-use crate::broker::{Broker, BrokerError, Ephemeral, MemoryBroker, Publication};
+use crate::broker::{
+    Broker, BrokerError, BrokerHealth, Ephemeral, MemoryBroker, Publication, RedisBroker,
+};
 use crate::config::Config;
 use crate::history::{HistoryPage, HistoryPolicy, PageError};
 use crate::hub::{ConnId, Hub, Outbox, frame};
@@ -46,6 +48,10 @@ impl From<BrokerError> for Refusal {
             // The details are for the server's log (see `Node::history`), not the client.
             BrokerError::History(PageError::Corrupt { .. } | PageError::TooLarge { .. }) => {
                 Refusal::new(ErrorCode::Internal, "cannot read the room's history")
+            }
+            BrokerError::Unexpected(_) => {
+                tracing::error!(error = %err, "broker failure");
+                Refusal::new(ErrorCode::Internal, "the server failed; retry later")
             }
         }
     }
@@ -134,22 +140,37 @@ impl Drop for ConnSlot {
 }
 
 impl Node {
-    pub(crate) fn new(config: Config) -> Arc<Node> {
+    /// The node for `config`: with a Redis URL, a [`RedisBroker`] (whose background tasks
+    /// start here and end with `shutdown`), otherwise a [`MemoryBroker`]. Must be called
+    /// within a tokio runtime.
+    pub(crate) fn new(config: Config) -> crate::Result<Arc<Node>> {
         let hub = Arc::new(Hub::default());
-        let metrics = Metrics::new();
-        let broker = Arc::new(MemoryBroker::new(hub.clone(), metrics.room_logs.clone()));
-        Arc::new(Node {
+        let shutdown = CancellationToken::new();
+        let (metrics, broker): (Metrics, Arc<dyn Broker>) = match &config.redis_url {
+            None => {
+                let metrics = Metrics::new();
+                let broker = MemoryBroker::new(hub.clone(), metrics.room_logs.clone());
+                (metrics, Arc::new(broker))
+            }
+            Some(url) => {
+                let metrics = Metrics::with_redis();
+                let broker =
+                    RedisBroker::start(url, &config, hub.clone(), &metrics, shutdown.clone())?;
+                (metrics, Arc::new(broker))
+            }
+        };
+        Ok(Arc::new(Node {
             auth: Auth::new(&config.token_secret),
             typing: Typing::new(config.typing_throttle, config.typing_ttl),
             config,
             metrics,
             hub,
             broker,
-            shutdown: CancellationToken::new(),
+            shutdown,
             tasks: TaskTracker::new(),
             counts: Mutex::new(ConnCounts::default()),
             next_conn: AtomicU64::new(1),
-        })
+        }))
     }
 
     pub(crate) fn next_conn_id(&self) -> ConnId {
@@ -176,12 +197,7 @@ impl Node {
     }
 
     fn history_policy(&self, room: &str) -> HistoryPolicy {
-        let policy = self.config.policy(room);
-        HistoryPolicy {
-            size: policy.history_size,
-            ttl: policy.history_ttl,
-            dedupe_window: self.config.dedupe_window,
-        }
+        self.config.history_policy(room)
     }
 
     /// Join `room`. The caller has checked that the connection is not in it yet and has
@@ -208,14 +224,14 @@ impl Node {
                 ));
             }
         }
-        let (room_id, first_local) = self.hub.add(
+        let room_id = self.hub.add(
             room,
             member.conn,
             member.user.clone(),
             member.outbox.clone(),
         );
         self.metrics.rooms.set(self.hub.room_count() as i64);
-        match self.join_shared(member, room, since, first_local).await {
+        match self.join_shared(member, room, since).await {
             Ok((position, reply, replay)) => Ok(Joined {
                 room_id,
                 position,
@@ -223,27 +239,42 @@ impl Node {
                 replay,
             }),
             Err(err) => {
-                self.hub.remove(room, member.conn);
-                self.metrics.rooms.set(self.hub.room_count() as i64);
+                self.remove_local(member, room).await;
                 Err(err.into())
             }
         }
     }
 
-    /// The broker side of a join, after the connection is in the local hub (so nothing
-    /// published from now on can be missed).
+    /// The broker side of a join, after the connection is in the local hub: the room's
+    /// frames reach this instance from now on (subscribing waits for that, on every join,
+    /// not only the first here), so nothing published after the history is read can be
+    /// missed. A failure after the member was counted present counts it out again.
     async fn join_shared(
         &self,
         member: Member<'_>,
         room: &str,
         since: Option<Position>,
-        first_local: bool,
     ) -> Result<(Position, Bytes, Vec<(u64, Bytes)>), BrokerError> {
-        if first_local {
-            self.broker.subscribe(room).await?;
-        }
-        let policy = self.config.policy(room);
+        self.broker.subscribe(room).await?;
         let newcomer = self.broker.presence_add(room, member.user).await?;
+        match self.join_answer(member, room, since, newcomer).await {
+            Ok(answer) => Ok(answer),
+            Err(err) => {
+                self.depart(room, member.user).await;
+                Err(err)
+            }
+        }
+    }
+
+    /// Announce a newcomer, then read the members and the replay for the `Joined`.
+    async fn join_answer(
+        &self,
+        member: Member<'_>,
+        room: &str,
+        since: Option<Position>,
+        newcomer: bool,
+    ) -> Result<(Position, Bytes, Vec<(u64, Bytes)>), BrokerError> {
+        let policy = self.config.policy(room);
         let members = if policy.presence {
             if newcomer {
                 let joined = frame(&ServerMessage::MemberJoined {
@@ -380,21 +411,33 @@ impl Node {
 
     /// Leave `room` (the connection is in it).
     pub(crate) async fn leave(&self, member: Member<'_>, room: &str) {
+        self.remove_local(member, room).await;
+        self.depart(room, member.user).await;
+    }
+
+    /// Take the connection out of the local room, and stop receiving the room's frames if
+    /// it was the last one here.
+    async fn remove_local(&self, member: Member<'_>, room: &str) {
         if self.hub.remove(room, member.conn) {
             self.metrics.rooms.set(self.hub.room_count() as i64);
             if let Err(e) = self.broker.unsubscribe(room).await {
                 tracing::warn!(room, error = %e, "unsubscribe failed");
             }
         }
-        match self.broker.presence_remove(room, member.user).await {
+    }
+
+    /// Count one connection of `user` out of `room`'s presence; if it was their last, end
+    /// their typing and announce that they left.
+    async fn depart(&self, room: &str, user: &str) {
+        match self.broker.presence_remove(room, user).await {
             Ok(true) => {
-                if self.typing.stopped(room, member.user) {
-                    self.relay_typing(room, member.user, false).await;
+                if self.typing.stopped(room, user) {
+                    self.relay_typing(room, user, false).await;
                 }
                 if self.config.policy(room).presence {
                     let left = frame(&ServerMessage::MemberLeft {
                         room: room.to_owned(),
-                        user: member.user.to_string(),
+                        user: user.to_owned(),
                     });
                     self.broadcast(room, left, None).await;
                 }
@@ -402,6 +445,11 @@ impl Node {
             Ok(false) => {}
             Err(e) => tracing::warn!(room, error = %e, "presence update failed"),
         }
+    }
+
+    /// Whether the broker's backing store is reachable, for `/healthz`.
+    pub(crate) fn broker_health(&self) -> BrokerHealth {
+        self.broker.health()
     }
 
     /// Publish a message. The caller has checked that the sender may publish to `room`.

@@ -145,11 +145,11 @@ impl Core {
                 }
             }
             ServerMessage::Pong { nonce } => {
-                if let Phase::Open(open) = &mut self.phase {
-                    if open.sync == Some(nonce) {
-                        open.sync = None;
-                        self.flush();
-                    }
+                if let Phase::Open(open) = &mut self.phase
+                    && open.sync == Some(nonce)
+                {
+                    open.sync = None;
+                    self.flush();
                 }
             }
             // Not through the duplicate guard, and no resume position moves: a page of

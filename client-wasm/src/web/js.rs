@@ -443,10 +443,8 @@ fn dispatch(handlers: &Handlers, event: &Event) {
                 .borrow()
                 .iter()
                 .any(|(k, h)| *k == kind && *h == handler);
-            if still_there {
-                if let Err(exception) = handler.call1(&JsValue::UNDEFINED, &value) {
-                    env::report_error(&exception);
-                }
+            if still_there && let Err(exception) = handler.call1(&JsValue::UNDEFINED, &value) {
+                env::report_error(&exception);
             }
         }
     }

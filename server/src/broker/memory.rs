@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::{Broker, BrokerError, Ephemeral, PolicyOf, Publication};
 use crate::history::{Appended, HistoryPage, HistoryPolicy, Replay, RoomLog};
-use crate::hub::{Hub, frame};
+use crate::hub::{Hub, Kind, frame};
 
 /// A room's log, and whether the sweep has forgotten it.
 #[derive(Debug)]
@@ -130,7 +130,9 @@ impl Broker for MemoryBroker {
                 now,
                 policy,
             );
-            self.hub.broadcast(room, &frame, Some(seq), None);
+            let epoch = log.position().epoch;
+            self.hub
+                .broadcast(room, &frame, Kind::Message { epoch, seq }, None);
             Ok(Appended {
                 seq,
                 duplicate: false,
@@ -139,8 +141,12 @@ impl Broker for MemoryBroker {
     }
 
     async fn broadcast(&self, room: &str, event: Ephemeral) -> Result<(), BrokerError> {
-        self.hub
-            .broadcast(room, &event.frame, None, event.except_user.as_deref());
+        self.hub.broadcast(
+            room,
+            &event.frame,
+            Kind::Event,
+            event.except_user.as_deref(),
+        );
         Ok(())
     }
 

@@ -5,15 +5,18 @@
 //! (see [`Broker::sweep`]); it then starts again in a new epoch. Reading history never
 //! creates it.
 //!
-//! [`MemoryBroker`] is the in-process implementation (the default, one instance). A Redis
-//! implementation sits behind the same trait for many instances. An instance subscribes to
-//! a room only while it has local members; the broker delivers to the local [`Hub`].
+//! [`MemoryBroker`] is the in-process implementation (the default, one instance).
+//! [`RedisBroker`] sits behind the same trait for any number of instances sharing one Redis.
+//! An instance subscribes to a room only while it has local members; the broker delivers to
+//! the local [`Hub`].
 //!
 //! [`Hub`]: crate::hub::Hub
 
 mod memory;
+mod redis;
 
 pub use memory::MemoryBroker;
+pub use redis::RedisBroker;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -30,6 +33,10 @@ pub enum BrokerError {
     /// A history page cannot be given.
     #[error(transparent)]
     History(#[from] PageError),
+    /// The backing store answered something this server cannot read: a bug, or another
+    /// program writing under the same key prefix.
+    #[error("unexpected answer from the broker: {0}")]
+    Unexpected(String),
 }
 
 /// A message to publish; the broker gives it its sequence number.
@@ -54,6 +61,15 @@ pub struct Ephemeral {
     pub except_user: Option<String>,
 }
 
+/// Whether a broker's backing store is reachable, for `/healthz`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BrokerHealth {
+    /// What holds the shared state: `memory` or `redis`.
+    pub store: &'static str,
+    /// Whether it can be reached now (always, in memory).
+    pub up: bool,
+}
+
 /// Each room's [`HistoryPolicy`], by room name. (The lifetime is spelled out because
 /// `async_trait` would otherwise tie the elided one to the call.)
 pub type PolicyOf<'a> = dyn for<'r> Fn(&'r str) -> HistoryPolicy + Sync + 'a;
@@ -62,10 +78,14 @@ pub type PolicyOf<'a> = dyn for<'r> Fn(&'r str) -> HistoryPolicy + Sync + 'a;
 /// connection tasks.
 #[async_trait]
 pub trait Broker: Send + Sync + 'static {
-    /// Start delivering `room`'s frames to this instance (its first local member joined).
+    /// Deliver `room`'s frames to this instance. Called on every join, after the connection
+    /// is in the local hub and before the room's history is read: when it returns, every
+    /// frame published from then on reaches this instance, so nothing falls between the
+    /// replay and the live messages. Already subscribed, it returns at once.
     async fn subscribe(&self, room: &str) -> Result<(), BrokerError>;
 
-    /// Stop delivering `room`'s frames to this instance (its last local member left).
+    /// Stop delivering `room`'s frames to this instance: its last local member left. An
+    /// implementation checks the hub again, so a join racing this leave keeps the room.
     async fn unsubscribe(&self, room: &str) -> Result<(), BrokerError>;
 
     /// Give the message the room's next sequence number, keep it in the history under
@@ -118,13 +138,22 @@ pub trait Broker: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Count one more connection of `user` in `room`. Returns whether the user was absent.
+    /// Count one more connection of `user` in `room`. Returns whether the user was absent
+    /// (from every instance): the caller announces them, once.
     async fn presence_add(&self, room: &str, user: &str) -> Result<bool, BrokerError>;
 
     /// Count one connection of `user` fewer in `room`. Returns whether the user is now
-    /// absent.
+    /// absent (from every instance) and the caller is the one to announce it.
     async fn presence_remove(&self, room: &str, user: &str) -> Result<bool, BrokerError>;
 
     /// Users present in `room`, each once, sorted.
     async fn presence(&self, room: &str) -> Result<Vec<String>, BrokerError>;
+
+    /// Whether the backing store is reachable.
+    fn health(&self) -> BrokerHealth {
+        BrokerHealth {
+            store: "memory",
+            up: true,
+        }
+    }
 }

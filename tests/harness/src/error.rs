@@ -30,6 +30,10 @@ pub enum Error {
     /// An HTTP request to a server failed.
     #[error("request to chorus-server failed: {0}")]
     Http(#[from] reqwest::Error),
+    /// A test client did not get where a test waited for it to be in time; the text says
+    /// where it (and the others) were.
+    #[error("{0}")]
+    Stalled(String),
     /// Signing a token failed.
     #[error("token: {0}")]
     Token(#[from] chorus_server::Error),

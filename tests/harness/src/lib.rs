@@ -8,14 +8,23 @@
 //! `scripts/test-browser.sh` runs it, reads the first line of its stdout
 //! (`CHORUS_TEST_CONTROL=http://127.0.0.1:PORT`) and compiles that URL into the tests.
 //!
+//! The same parts serve the native tests in `tests/`: `chaos.rs` (one server, faults on
+//! every connection) and `scale_out.rs` (three server processes sharing a Redis, behind a
+//! load balancer), both with clients driven by [`driver`].
+//!
 //! ## Layout
 //! - [`run`] (here): serve the control API on a bound listener until a shutdown future
 //!   completes, then kill every server.
 //! - `api`: the routes (JSON, permissive CORS).
 //! - [`process`]: one `chorus-server` child process.
 //! - [`link`]: a TCP relay to a server that a test can cut and restore.
+//! - [`balancer`]: a round-robin TCP relay over several servers that skips dead ones.
 //! - [`redis`]: a `redis-server` of a test's own, on a free port.
+//! - [`driver`]: a native client (the browser client's sans-IO core over
+//!   tokio-tungstenite) that records what it saw, and the exactly-once checks.
 //! - [`Error`]: what can fail, and the HTTP status it answers with.
+//! - `src/bin/chorus-test-server.rs`: the server program under another name, so that the
+//!   integration tests start the current server (`CARGO_BIN_EXE_chorus-test-server`).
 //!
 //! ## API
 //! | Method and path | What it does |
@@ -51,6 +60,8 @@
 //! ```
 
 mod api;
+pub mod balancer;
+pub mod driver;
 mod error;
 pub mod link;
 pub mod process;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+use chorus_server::auth::Auth;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 
@@ -48,15 +49,26 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Spawn a server on a free port with `extra_args` after the harness's own flags, and
-    /// wait until it is healthy.
+    /// Spawn a server on a free port with a fresh token secret and `extra_args` after the
+    /// harness's own flags, and wait until it is healthy.
     pub async fn spawn(
         id: u64,
         binary: PathBuf,
         extra_args: Vec<String>,
         http: reqwest::Client,
     ) -> Result<ServerProcess> {
-        let secret = random_hex();
+        ServerProcess::spawn_with_secret(id, binary, random_hex(), extra_args, http).await
+    }
+
+    /// [`ServerProcess::spawn`] with a given token secret: instances that act as one (over
+    /// a shared Redis) must accept each other's tokens.
+    pub async fn spawn_with_secret(
+        id: u64,
+        binary: PathBuf,
+        secret: String,
+        extra_args: Vec<String>,
+        http: reqwest::Client,
+    ) -> Result<ServerProcess> {
         let mut last_error = None;
         for _ in 0..SPAWN_ATTEMPTS {
             let mut server = ServerProcess {
@@ -159,7 +171,10 @@ impl ServerProcess {
                 .timeout(Duration::from_secs(1))
                 .send()
                 .await;
-            if answer.is_ok_and(|r| r.status().is_success()) {
+            // The port was free when it was chosen, but another process may have taken it
+            // since and be the one answering (our child then exits, unable to bind, and the
+            // next round sees it).
+            if answer.is_ok_and(|r| r.status().is_success()) && self.answers_for_us().await {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
@@ -167,6 +182,27 @@ impl ServerProcess {
             }
             tokio::time::sleep(HEALTH_POLL).await;
         }
+    }
+
+    /// Whether the server on our port is ours: a dev token it signs (the harness always
+    /// starts servers with `--dev`) verifies with our secret.
+    async fn answers_for_us(&self) -> bool {
+        let answer = self
+            .http
+            .post(format!("{}/api/dev/token", self.http_url()))
+            .json(&serde_json::json!({ "user": "chorus-test-harness" }))
+            .timeout(Duration::from_secs(1))
+            .send()
+            .await;
+        let Ok(answer) = answer else {
+            return false;
+        };
+        let Ok(body) = answer.json::<serde_json::Value>().await else {
+            return false;
+        };
+        body["token"]
+            .as_str()
+            .is_some_and(|token| Auth::new(&self.secret).verify(token).is_ok())
     }
 
     /// SIGTERM (after SIGCONT if frozen) and wait for the exit; SIGKILL if it takes longer
@@ -242,6 +278,18 @@ impl ServerProcess {
             .text()
             .await?;
         Ok(parse_metrics(&text))
+    }
+
+    /// `GET /healthz`: the server's status and JSON (`{"status": "ok"}` when all is well).
+    pub async fn health(&self) -> Result<(reqwest::StatusCode, serde_json::Value)> {
+        let answer = self
+            .http
+            .get(format!("{}/healthz", self.http_url()))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await?;
+        let status = answer.status();
+        Ok((status, answer.json().await?))
     }
 
     /// `POST /api/publish` with the server's secret; answers the server's status and JSON.

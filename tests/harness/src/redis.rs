@@ -14,7 +14,7 @@ use tokio::process::{Child, Command};
 use crate::process::free_port;
 use crate::{Error, Result};
 
-/// How long `redis-server` may take to answer `PING` after it is spawned.
+/// How long `redis-server` may take to answer after it is spawned.
 const READY_WITHIN: Duration = Duration::from_secs(10);
 /// Spawn attempts on fresh ports when a newly chosen port turns out to be taken.
 const SPAWN_ATTEMPTS: usize = 3;
@@ -29,7 +29,8 @@ pub struct RedisServer {
 
 impl RedisServer {
     /// Start `redis-server` (from `PATH`, or `CHORUS_REDIS_SERVER`) on a free port and wait
-    /// until it answers `PING`.
+    /// until it answers (itself, not another Redis that took the port meanwhile: the answer's
+    /// `process_id` is the child's, so `CHORUS_REDIS_SERVER` must be the server or `exec` it).
     pub async fn start() -> Result<RedisServer> {
         let mut last_error = None;
         for _ in 0..SPAWN_ATTEMPTS {
@@ -108,7 +109,10 @@ impl RedisServer {
                 self.child = None;
                 return Err(Error::Exited(status));
             }
-            if ping(self.port).await {
+            // The port was free when it was chosen, but another Redis (another test's) may
+            // have taken it since and be the one answering; ours then exits, unable to bind.
+            let pid = self.child.as_ref().and_then(Child::id);
+            if pid.is_some() && answering_pid(self.port).await == pid {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
@@ -119,18 +123,30 @@ impl RedisServer {
     }
 }
 
-/// Whether Redis on `port` answers `PING` with `+PONG`.
-async fn ping(port: u16) -> bool {
+/// The process id of the Redis answering on `port` (from `INFO server`), if one answers.
+async fn answering_pid(port: u16) -> Option<u32> {
     let attempt = async {
         let mut stream = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-        stream.write_all(b"PING\r\n").await.ok()?;
-        let mut answer = [0u8; 7];
-        stream.read_exact(&mut answer).await.ok()?;
-        Some(&answer == b"+PONG\r\n")
+        stream.write_all(b"INFO server\r\n").await.ok()?;
+        // A bulk string: `$<length>\r\n<text>\r\n`; read until the pid's line is complete.
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut buf).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            answer.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&answer);
+            if let Some((_, rest)) = text.split_once("\r\nprocess_id:")
+                && let Some((pid, _)) = rest.split_once("\r\n")
+            {
+                return pid.trim().parse().ok();
+            }
+        }
     };
     tokio::time::timeout(Duration::from_secs(1), attempt)
         .await
         .ok()
         .flatten()
-        .unwrap_or(false)
 }

@@ -1,0 +1,98 @@
+-- Shared by every Chorus script: prepended to each (scripts.rs). Keys are those of one room,
+-- all with the room's hash tag, so every script runs within one Redis Cluster slot.
+
+-- Milliseconds on Redis's clock. Ages (history ttl, presence expiry) are measured by this
+-- one clock that every instance shares, never by an instance's own.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- An integer as decimal text. Lua 5.1 numbers are doubles and `..` writes those above 1e14
+-- in exponent notation; '%d' writes every integer below 2^53 exactly.
+local function int(n)
+  return string.format('%d', n)
+end
+
+-- The unsigned LEB128 varint of n, as postcard writes integers: 7 bits per byte, least
+-- significant group first, the high bit set on every byte but the last. Exact below 2^53.
+local function varint(n)
+  local out = {}
+  while n >= 128 do
+    out[#out + 1] = string.char(n % 128 + 128)
+    n = math.floor(n / 128)
+  end
+  out[#out + 1] = string.char(n)
+  return table.concat(out)
+end
+
+-- Keep an existing key for at least `ms` more milliseconds (never shorten its life).
+local function keep(key, ms)
+  local left = redis.call('PTTL', key)
+  if left ~= -2 and left < ms then
+    redis.call('PEXPIRE', key, ms)
+  end
+end
+
+-- Log entries have the id '<seq>-0' and the fields t (publication time, ms) and f (frame).
+local function entry_id(seq)
+  return int(seq) .. '-0'
+end
+
+local function seq_of(id)
+  return tonumber(string.match(id, '^(%d+)'))
+end
+
+-- Envelope tags on a room's channel (envelope.rs).
+local MESSAGE, RESET = '\1', '\3'
+
+-- The room's epoch, creating the room's history in epoch `new_epoch` when it has none. A new
+-- history is announced on the channel before anything happens in it, so every subscribed
+-- instance learns of the epoch change before the first message of the new epoch.
+local function ensure_meta(meta, log, channel, new_epoch, keep_ms)
+  local epoch = redis.call('HGET', meta, 'epoch')
+  if epoch then
+    return epoch
+  end
+  redis.call('DEL', log)
+  redis.call('HSET', meta, 'epoch', new_epoch, 'seq', 0)
+  redis.call('PEXPIRE', meta, keep_ms)
+  redis.call('PUBLISH', channel, RESET .. varint(tonumber(new_epoch)))
+  return new_epoch
+end
+
+-- Drop the log's head entries published before `cutoff` (ms).
+local function trim_expired(log, cutoff)
+  while true do
+    local head = redis.call('XRANGE', log, '-', '+', 'COUNT', 64)
+    if #head == 0 then
+      return
+    end
+    for i, entry in ipairs(head) do
+      if tonumber(entry[2][2]) >= cutoff then
+        if i > 1 then
+          redis.call('XTRIM', log, 'MINID', entry[1])
+        end
+        return
+      end
+    end
+    redis.call('XTRIM', log, 'MINID', entry_id(seq_of(head[#head][1]) + 1))
+    if #head < 64 then
+      return
+    end
+  end
+end
+
+-- The lowest sequence a log at `seq` may retain under a size of `size`.
+local function lowest_kept(seq, size)
+  return math.max(seq - size + 1, 1)
+end
+
+-- The oldest retained sequence (after trim_expired), or seq + 1 when nothing is retained.
+local function oldest_retained(log, seq, size)
+  local first = redis.call('XRANGE', log, entry_id(lowest_kept(seq, size)), '+', 'COUNT', 1)
+  if #first == 0 then
+    return seq + 1
+  end
+  return seq_of(first[1][1])
+end

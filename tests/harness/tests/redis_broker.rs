@@ -1,0 +1,1207 @@
+//! Several chorus-server instances sharing one Redis act as one server: messages, the HTTP
+//! publish API, presence, typing, resume, history and deduplication work whichever instance
+//! a client is on; a Redis outage degrades the instances without dropping their clients,
+//! and they recover (with an epoch change when Redis lost the histories) without a restart.
+//!
+//! Each test starts its own `redis-server` ([`RedisServer`]) and real servers in-process
+//! on 127.0.0.1:0, and talks to them over real WebSockets and HTTP.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chorus_protocol::{
+    AUTH_SUBPROTOCOL_PREFIX, Body, ClientMessage, ErrorCode, Position, Recovery, SUBPROTOCOL,
+    ServerMessage,
+};
+use chorus_server::auth::Auth;
+use chorus_server::{Config, run};
+use chorus_test_harness::link::Link;
+use chorus_test_harness::redis::RedisServer;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for an expected event before failing.
+const WAIT: Duration = Duration::from_secs(15);
+const SECRET: &str = "redis-broker-secret-0123456789";
+
+/// A chorus-server running in this process.
+struct Instance {
+    addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<chorus_server::Result<()>>>,
+}
+
+impl Instance {
+    /// An instance on `redis_url`, with the test defaults adjusted by `adjust`.
+    async fn start(redis_url: &str, adjust: impl FnOnce(&mut Config)) -> Instance {
+        let mut config = Config {
+            token_secret: SECRET.into(),
+            redis_url: Some(redis_url.to_owned()),
+            ..Config::default()
+        };
+        adjust(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(run(listener, config, async {
+            let _ = rx.await;
+        }));
+        Instance {
+            addr,
+            shutdown: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    /// `n` instances on one Redis, each up (connected and subscribed) before returning.
+    async fn cluster(redis: &RedisServer, n: usize) -> Vec<Instance> {
+        let mut instances = Vec::new();
+        for _ in 0..n {
+            let instance = Instance::start(&redis.url(), |_| {}).await;
+            instance.wait_health("ok").await;
+            instances.push(instance);
+        }
+        instances
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Connect as `user` and read the welcome.
+    async fn connect(&self, user: &str) -> Client {
+        let token = Auth::new(SECRET)
+            .issue(user, Duration::from_secs(3600), vec!["*".into()], false)
+            .unwrap();
+        let mut request = format!("ws://{}/ws", self.addr)
+            .into_client_request()
+            .unwrap();
+        let protocols = format!("{SUBPROTOCOL}, {AUTH_SUBPROTOCOL_PREFIX}{token}");
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            HeaderValue::from_str(&protocols).unwrap(),
+        );
+        let (ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        let mut client = Client {
+            ws,
+            user: user.to_owned(),
+        };
+        match client.recv().await {
+            ServerMessage::Welcome { .. } => client,
+            other => panic!("expected a welcome, got {other:?}"),
+        }
+    }
+
+    /// `POST /api/publish` with the secret: (HTTP status, JSON answer).
+    async fn http_publish(&self, room: &str, id: u64, text: &str) -> (u16, Value) {
+        let response = reqwest::Client::new()
+            .post(self.url("/api/publish"))
+            .bearer_auth(SECRET)
+            .json(&json!({ "room": room, "id": id, "text": text, "sender": "backend" }))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+
+    /// `GET /healthz`: (HTTP status, JSON answer).
+    async fn health(&self) -> (u16, Value) {
+        let response = reqwest::get(self.url("/healthz")).await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+
+    /// Wait until `/healthz` says `status` (`ok` or `degraded`).
+    async fn wait_health(&self, status: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let (code, body) = self.health().await;
+            if body["status"] == status {
+                assert_eq!(code, 200, "{body}");
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "health never became {status}: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// One sample of `GET /metrics`.
+    async fn metric(&self, sample: &str) -> f64 {
+        let text = reqwest::get(self.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no sample {sample} in /metrics:\n{text}"))
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            tokio::time::timeout(Duration::from_secs(30), handle)
+                .await
+                .expect("shutdown timed out")
+                .expect("server task panicked")
+                .expect("server failed");
+        }
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A WebSocket client speaking chorus-protocol.
+struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    user: String,
+}
+
+impl Client {
+    async fn send(&mut self, message: ClientMessage) {
+        let frame = message.encode(usize::MAX).unwrap();
+        self.ws.send(Message::Binary(frame.into())).await.unwrap();
+    }
+
+    /// The next binary frame, raw.
+    async fn recv_frame(&mut self) -> Vec<u8> {
+        loop {
+            let incoming = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("{}: timed out waiting for a message", self.user));
+            match incoming {
+                Some(Ok(Message::Binary(frame))) => return frame.to_vec(),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => panic!("{}: connection ended: {other:?}", self.user),
+            }
+        }
+    }
+
+    async fn recv(&mut self) -> ServerMessage {
+        let frame = self.recv_frame().await;
+        ServerMessage::decode(&frame, usize::MAX).expect("undecodable frame")
+    }
+
+    async fn recv_until(&mut self, mut pred: impl FnMut(&ServerMessage) -> bool) -> ServerMessage {
+        loop {
+            let message = self.recv().await;
+            if pred(&message) {
+                return message;
+            }
+        }
+    }
+
+    /// Everything up to the message matching `pred`, which is last.
+    async fn recv_through(
+        &mut self,
+        mut pred: impl FnMut(&ServerMessage) -> bool,
+    ) -> Vec<ServerMessage> {
+        let mut seen = Vec::new();
+        loop {
+            let message = self.recv().await;
+            let done = pred(&message);
+            seen.push(message);
+            if done {
+                return seen;
+            }
+        }
+    }
+
+    /// Join, returning the `Joined` (presence events before it skipped).
+    async fn join(&mut self, room: &str, since: Option<Position>) -> ServerMessage {
+        self.send(ClientMessage::Join {
+            room: room.into(),
+            since,
+        })
+        .await;
+        self.recv_until(|m| {
+            !matches!(
+                m,
+                ServerMessage::MemberJoined { .. }
+                    | ServerMessage::MemberLeft { .. }
+                    | ServerMessage::Typing { .. }
+            )
+        })
+        .await
+    }
+
+    async fn publish(&mut self, room: &str, id: u64, text: &str) {
+        self.send(ClientMessage::Publish {
+            room: room.into(),
+            id,
+            body: Body::Text(text.into()),
+        })
+        .await;
+    }
+
+    /// The answer to publish `id`: its seq, or the error code.
+    async fn outcome(&mut self, id: u64) -> Result<u64, u16> {
+        match self
+            .recv_until(|m| {
+                matches!(m, ServerMessage::PublishAck { id: i, .. } if *i == id)
+                    || matches!(m, ServerMessage::Error { id: Some(i), .. } if *i == id)
+            })
+            .await
+        {
+            ServerMessage::PublishAck { seq, .. } => Ok(seq),
+            ServerMessage::Error { code, .. } => Err(code),
+            _ => unreachable!(),
+        }
+    }
+
+    async fn ack(&mut self, id: u64) -> u64 {
+        self.outcome(id)
+            .await
+            .unwrap_or_else(|code| panic!("publish {id} refused with {code}"))
+    }
+
+    async fn history(
+        &mut self,
+        request: u64,
+        room: &str,
+        before: Option<Position>,
+        limit: u32,
+    ) -> ServerMessage {
+        self.send(ClientMessage::History {
+            request,
+            room: room.into(),
+            before,
+            limit,
+        })
+        .await;
+        self.recv_until(|m| match m {
+            ServerMessage::History { request: r, .. } => *r == request,
+            ServerMessage::Error { id, .. } => *id == Some(request),
+            _ => false,
+        })
+        .await
+    }
+
+    /// A round trip: the connection is open and served.
+    async fn ping(&mut self, nonce: u64) {
+        self.send(ClientMessage::Ping { nonce }).await;
+        self.recv_until(|m| matches!(m, ServerMessage::Pong { nonce: n } if *n == nonce))
+            .await;
+    }
+
+    /// Close, and wait until the server has dropped the connection (after leaving its
+    /// rooms).
+    async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(WAIT, self.ws.next()).await {}
+    }
+}
+
+/// The seqs of the `Message`s among `messages`.
+fn seqs(messages: &[ServerMessage]) -> Vec<u64> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            ServerMessage::Message { seq, .. } => Some(*seq),
+            _ => None,
+        })
+        .collect()
+}
+
+fn is_message(m: &ServerMessage, wanted: u64) -> bool {
+    matches!(m, ServerMessage::Message { id, .. } if *id == wanted)
+}
+
+fn position_of(joined: &ServerMessage) -> (Position, Recovery, Vec<String>) {
+    match joined {
+        ServerMessage::Joined {
+            position,
+            recovery,
+            members,
+            ..
+        } => (*position, *recovery, members.clone()),
+        other => panic!("expected Joined, got {other:?}"),
+    }
+}
+
+/// One Redis command over its own connection (RESP, binary-safe), answered as text: an
+/// integer or bulk string as itself, nil as "(nil)", an error as "ERR...".
+async fn redis_command(port: u16, args: &[&str]) -> String {
+    let mut request = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        request.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        request.extend_from_slice(arg.as_bytes());
+        request.extend_from_slice(b"\r\n");
+    }
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    stream.write_all(&request).await.unwrap();
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0, "Redis closed the connection");
+        reply.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&reply).into_owned();
+        let Some((head, rest)) = text.split_once("\r\n") else {
+            continue;
+        };
+        match head.as_bytes()[0] {
+            b'$' if head == "$-1" => return "(nil)".into(),
+            b'$' => {
+                let len: usize = head[1..].parse().unwrap();
+                if rest.len() >= len + 2 {
+                    return rest[..len].to_owned();
+                }
+            }
+            b':' | b'+' => return head[1..].to_owned(),
+            b'-' => return head[1..].to_owned(),
+            _ => panic!("unexpected reply {text:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn messages_published_on_every_instance_reach_every_member_once_in_one_order() {
+    let redis = RedisServer::start().await.unwrap();
+    let instances = Instance::cluster(&redis, 3).await;
+    let room = "chat:order";
+    let mut clients = Vec::new();
+    for (i, instance) in instances.iter().enumerate() {
+        let mut client = instance.connect(&format!("user{i}")).await;
+        client.join(room, None).await;
+        clients.push(client);
+    }
+    const EACH: u64 = 20;
+    // Everyone publishes at once, without waiting for acks.
+    for (i, client) in clients.iter_mut().enumerate() {
+        for n in 0..EACH {
+            client
+                .publish(room, 1000 * (i as u64 + 1) + n, &format!("{i}:{n}"))
+                .await;
+        }
+    }
+    let total = EACH * clients.len() as u64;
+    let mut orders = Vec::new();
+    for client in &mut clients {
+        let mut order = Vec::new();
+        while (order.len() as u64) < total {
+            if let ServerMessage::Message { seq, id, .. } = client.recv().await {
+                order.push((seq, id));
+            }
+        }
+        let seqs: Vec<u64> = order.iter().map(|(seq, _)| *seq).collect();
+        assert_eq!(seqs, (1..=total).collect::<Vec<_>>(), "{}", client.user);
+        orders.push(order);
+    }
+    assert!(
+        orders.windows(2).all(|w| w[0] == w[1]),
+        "every member saw the same messages in the same order"
+    );
+    // Nothing more: a last message is the next thing each member receives.
+    clients[0].publish(room, 1, "last").await;
+    for client in &mut clients {
+        match client
+            .recv_until(|m| matches!(m, ServerMessage::Message { .. }))
+            .await
+        {
+            ServerMessage::Message { seq, id: 1, .. } => assert_eq!(seq, total + 1),
+            other => panic!("expected the last message, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_http_publish_api_on_any_instance_reaches_members_on_all() {
+    let redis = RedisServer::start().await.unwrap();
+    let instances = Instance::cluster(&redis, 3).await;
+    let room = "news:api";
+    let mut clients = Vec::new();
+    for (i, instance) in instances.iter().enumerate() {
+        let mut client = instance.connect(&format!("reader{i}")).await;
+        client.join(room, None).await;
+        clients.push(client);
+    }
+    for (i, instance) in instances.iter().enumerate() {
+        let (status, answer) = instance
+            .http_publish(room, 70 + i as u64, "from the api")
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["seq"], i as u64 + 1);
+    }
+    for client in &mut clients {
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            if let ServerMessage::Message {
+                seq, id, sender, ..
+            } = client.recv().await
+            {
+                assert_eq!(sender, "backend");
+                got.push((seq, id));
+            }
+        }
+        assert_eq!(got, vec![(1, 70), (2, 71), (3, 72)]);
+    }
+}
+
+#[tokio::test]
+async fn presence_across_instances_is_once_per_user() {
+    let redis = RedisServer::start().await.unwrap();
+    let instances = Instance::cluster(&redis, 3).await;
+    let room = "chat:presence";
+    let mut bob = instances[2].connect("bob").await;
+    bob.join(room, None).await;
+
+    // Alice's first tab, on instance 0: one MemberJoined.
+    let mut tab1 = instances[0].connect("alice").await;
+    let (_, _, members) = position_of(&tab1.join(room, None).await);
+    assert_eq!(members, vec!["alice", "bob"]);
+    let event = bob
+        .recv_until(|m| matches!(m, ServerMessage::MemberJoined { .. }))
+        .await;
+    assert!(matches!(event, ServerMessage::MemberJoined { user, .. } if user == "alice"));
+
+    // Her second tab, on instance 1: no second MemberJoined, and she is listed once.
+    let mut tab2 = instances[1].connect("alice").await;
+    let (_, _, members) = position_of(&tab2.join(room, None).await);
+    assert_eq!(members, vec!["alice", "bob"]);
+    // A barrier: the channel is ordered, so an event sent before this message would come
+    // before it.
+    tab2.publish(room, 1, "barrier").await;
+    let seen = bob.recv_through(|m| is_message(m, 1)).await;
+    assert!(
+        !seen
+            .iter()
+            .any(|m| matches!(m, ServerMessage::MemberJoined { .. })),
+        "{seen:?}"
+    );
+
+    // Closing one tab: no MemberLeft.
+    tab1.close().await;
+    tab2.publish(room, 2, "barrier").await;
+    let seen = bob.recv_through(|m| is_message(m, 2)).await;
+    assert!(
+        !seen
+            .iter()
+            .any(|m| matches!(m, ServerMessage::MemberLeft { .. })),
+        "{seen:?}"
+    );
+
+    // Closing the other: exactly one MemberLeft.
+    tab2.close().await;
+    let mut carol = instances[0].connect("carol").await;
+    let (_, _, members) = position_of(&carol.join(room, None).await);
+    assert_eq!(members, vec!["bob", "carol"]);
+    carol.publish(room, 3, "barrier").await;
+    let seen = bob.recv_through(|m| is_message(m, 3)).await;
+    let left: Vec<_> = seen
+        .iter()
+        .filter(|m| matches!(m, ServerMessage::MemberLeft { .. }))
+        .collect();
+    assert!(
+        matches!(&left[..], [ServerMessage::MemberLeft { user, .. }] if user == "alice"),
+        "{seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn typing_is_relayed_across_instances_but_not_to_the_typist() {
+    let redis = RedisServer::start().await.unwrap();
+    let instances = Instance::cluster(&redis, 2).await;
+    let room = "chat:typing";
+    let mut alice = instances[0].connect("alice").await;
+    alice.join(room, None).await;
+    let mut alice_other_tab = instances[1].connect("alice").await;
+    alice_other_tab.join(room, None).await;
+    let mut bob = instances[1].connect("bob").await;
+    bob.join(room, None).await;
+
+    alice
+        .send(ClientMessage::TypingStarted { room: room.into() })
+        .await;
+    let typing = bob
+        .recv_until(|m| matches!(m, ServerMessage::Typing { .. }))
+        .await;
+    assert!(matches!(typing, ServerMessage::Typing { user, typing: true, .. } if user == "alice"));
+    alice
+        .send(ClientMessage::TypingStopped { room: room.into() })
+        .await;
+    let typing = bob
+        .recv_until(|m| matches!(m, ServerMessage::Typing { .. }))
+        .await;
+    assert!(matches!(typing, ServerMessage::Typing { user, typing: false, .. } if user == "alice"));
+
+    // Alice's own tabs never see her indicator.
+    bob.publish(room, 9, "barrier").await;
+    for tab in [&mut alice, &mut alice_other_tab] {
+        let seen = tab.recv_through(|m| is_message(m, 9)).await;
+        assert!(
+            !seen
+                .iter()
+                .any(|m| matches!(m, ServerMessage::Typing { .. })),
+            "{seen:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_resume_on_another_instance_recovers_what_was_missed() {
+    let redis = RedisServer::start().await.unwrap();
+    let instances = Instance::cluster(&redis, 3).await;
+    let room = "chat:resume";
+    let mut bob = instances[1].connect("bob").await;
+    bob.join(room, None).await;
+    let mut alice = instances[0].connect("alice").await;
+    let (start, _, _) = position_of(&alice.join(room, None).await);
+    for id in 1..=5 {
+        bob.publish(room, id, "before").await;
+        bob.ack(id).await;
+    }
+    let seen = alice.recv_through(|m| is_message(m, 5)).await;
+    assert_eq!(seqs(&seen), vec![1, 2, 3, 4, 5]);
+    alice.close().await;
+
+    for id in 6..=8 {
+        bob.publish(room, id, "while away").await;
+        bob.ack(id).await;
+    }
+    let mut alice = instances[2].connect("alice").await;
+    let since = Position {
+        epoch: start.epoch,
+        seq: 5,
+    };
+    let (position, recovery, _) = position_of(&alice.join(room, Some(since)).await);
+    assert_eq!(recovery, Recovery::Recovered);
+    assert_eq!(
+        position,
+        Position {
+            epoch: start.epoch,
+            seq: 8
+        }
+    );
+    bob.publish(room, 9, "live").await;
+    let seen = alice.recv_through(|m| is_message(m, 9)).await;
+    assert_eq!(
+        seqs(&seen),
+        vec![6, 7, 8, 9],
+        "replay, then live, each once"
+    );
+
+    // A position from a history that never was answers Missed, with what is retained.
+    let mut carol = instances[1].connect("carol").await;
+    let stranger = Position {
+        epoch: start.epoch ^ 1,
+        seq: 3,
+    };
+    let (_, recovery, _) = position_of(&carol.join(room, Some(stranger)).await);
+    assert_eq!(recovery, Recovery::Missed);
+    let seen = carol.recv_through(|m| is_message(m, 9)).await;
+    assert_eq!(seqs(&seen), (1..=9).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn history_pages_come_from_any_instance() {
+    let redis = RedisServer::start().await.unwrap();
+    let instances = Instance::cluster(&redis, 3).await;
+    let room = "chat:history";
+    for id in 1..=25 {
+        let (status, answer) = instances[0].http_publish(room, id, &format!("m{id}")).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    let mut reader = instances[1].connect("reader").await;
+    let page = |m: ServerMessage| match m {
+        ServerMessage::History {
+            position,
+            messages,
+            more,
+            ..
+        } => (
+            position,
+            messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+            more,
+        ),
+        other => panic!("expected a page, got {other:?}"),
+    };
+    let (position, newest, more) = page(reader.history(1, room, None, 10).await);
+    assert_eq!(position.seq, 25);
+    assert_eq!((newest, more), ((16..=25).collect(), true));
+
+    let mut other = instances[2].connect("reader").await;
+    let before = |seq| {
+        Some(Position {
+            epoch: position.epoch,
+            seq,
+        })
+    };
+    let (_, middle, more) = page(other.history(2, room, before(16), 10).await);
+    assert_eq!((middle, more), ((6..=15).collect(), true));
+    let (_, oldest, more) = page(reader.history(3, room, before(6), 10).await);
+    assert_eq!((oldest, more), ((1..=5).collect(), false));
+
+    // Every field survives the trip through Redis.
+    match other.history(4, room, before(2), 1).await {
+        ServerMessage::History { messages, .. } => {
+            assert_eq!(messages[0].id, 1);
+            assert_eq!(messages[0].sender, "backend");
+            assert_eq!(messages[0].body, Body::Text("m1".into()));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Another epoch is refused; a room never used is an empty history in epoch 0.
+    let stale = Some(Position {
+        epoch: position.epoch ^ 1,
+        seq: 5,
+    });
+    match reader.history(5, room, stale, 10).await {
+        ServerMessage::Error { code, .. } => assert_eq!(code, ErrorCode::EpochChanged.as_u16()),
+        other => panic!("{other:?}"),
+    }
+    let (position, messages, more) = page(reader.history(6, "chat:never", None, 10).await);
+    assert_eq!(
+        (position, messages, more),
+        (Position::default(), vec![], false)
+    );
+}
+
+#[tokio::test]
+async fn a_resend_on_another_instance_gets_the_original_ack_and_no_second_message() {
+    let redis = RedisServer::start().await.unwrap();
+    let instances = Instance::cluster(&redis, 3).await;
+    let room = "chat:dedupe";
+    let mut bob = instances[2].connect("bob").await;
+    bob.join(room, None).await;
+    let mut alice = instances[0].connect("alice").await;
+    alice.join(room, None).await;
+    alice.publish(room, 42, "once").await;
+    let seq = alice.ack(42).await;
+
+    // The same (user, id) from another connection on another instance.
+    let mut again = instances[1].connect("alice").await;
+    again.join(room, None).await;
+    again.publish(room, 42, "once").await;
+    assert_eq!(again.ack(42).await, seq, "the original ack");
+    // The same id from another user is another message.
+    bob.publish(room, 42, "mine").await;
+    let mut seen = Vec::new();
+    let mut acked = None;
+    while acked.is_none()
+        || !seen
+            .iter()
+            .any(|m| matches!(m, ServerMessage::Message { sender, .. } if sender == "bob"))
+    {
+        match bob.recv().await {
+            ServerMessage::PublishAck { seq, .. } => acked = Some(seq),
+            other => seen.push(other),
+        }
+    }
+    assert_eq!(acked, Some(seq + 1));
+    assert_eq!(seqs(&seen), vec![seq, seq + 1], "alice's message once");
+}
+
+#[tokio::test]
+async fn key_prefixes_keep_deployments_sharing_a_redis_apart() {
+    let redis = RedisServer::start().await.unwrap();
+    let one = Instance::start(&redis.url(), |c| c.redis_prefix = "one".into()).await;
+    let two = Instance::start(&redis.url(), |c| c.redis_prefix = "two".into()).await;
+    one.wait_health("ok").await;
+    two.wait_health("ok").await;
+    let room = "chat:shared-name";
+    let mut a = one.connect("alice").await;
+    a.join(room, None).await;
+    let mut b = two.connect("bob").await;
+    b.join(room, None).await;
+
+    a.publish(room, 1, "for deployment one").await;
+    assert_eq!(a.ack(1).await, 1);
+    b.publish(room, 2, "for deployment two").await;
+    assert_eq!(b.ack(2).await, 1, "each deployment numbers its own room");
+    let seen = b.recv_through(|m| is_message(m, 2)).await;
+    assert_eq!(seqs(&seen), vec![1], "nothing from the other deployment");
+    let seen = a.recv_through(|m| is_message(m, 1)).await;
+    assert_eq!(seqs(&seen), vec![1]);
+    assert_eq!(
+        redis_command(redis.port, &["EXISTS", "one:{chat:shared-name}:meta"]).await,
+        "1"
+    );
+    assert_eq!(
+        redis_command(redis.port, &["EXISTS", "two:{chat:shared-name}:meta"]).await,
+        "1"
+    );
+    assert_eq!(
+        redis_command(redis.port, &["EXISTS", "chorus:{chat:shared-name}:meta"]).await,
+        "0"
+    );
+}
+
+#[tokio::test]
+async fn frames_built_by_the_publish_script_are_exact_at_every_varint_width() {
+    let redis = RedisServer::start().await.unwrap();
+    let instances = Instance::cluster(&redis, 2).await;
+    let room = "chat:varint";
+    let mut alice = instances[0].connect("alice").await;
+    let (position, _, _) = position_of(&alice.join(room, None).await);
+    let mut bob = instances[1].connect("bob").await;
+    bob.join(room, None).await;
+    let meta = format!("chorus:{{{room}}}:meta");
+    // Sequence numbers just below each width boundary, and the largest Lua holds exactly.
+    for (id, from) in [
+        (1u64, 126u64),
+        (2, 16_382),
+        (3, 2_097_150),
+        (4, (1 << 53) - 2),
+    ] {
+        let set = redis_command(redis.port, &["HSET", &meta, "seq", &from.to_string()]).await;
+        assert_eq!(set, "0");
+        for n in 0..2 {
+            let id = id * 10 + n;
+            let body = Body::Binary(vec![n as u8; 130]);
+            alice
+                .send(ClientMessage::Publish {
+                    room: room.into(),
+                    id,
+                    body: body.clone(),
+                })
+                .await;
+            let seq = from + 1 + n;
+            // Bob's frame is the script's, byte for byte, whichever width the seq takes.
+            let (frame, ts) = loop {
+                let frame = bob.recv_frame().await;
+                if let Ok(ServerMessage::Message { ts, .. }) =
+                    ServerMessage::decode(&frame, usize::MAX)
+                {
+                    break (frame, ts);
+                }
+            };
+            let expected = ServerMessage::Message {
+                room: room.into(),
+                seq,
+                id,
+                sender: "alice".into(),
+                ts,
+                body,
+            };
+            assert_eq!(frame, expected.encode(usize::MAX).unwrap(), "seq {seq}");
+            assert_eq!(alice.ack(id).await, seq);
+        }
+    }
+    // The largest sequences read back from the log too.
+    let before = Some(Position {
+        epoch: position.epoch,
+        seq: 1 << 53,
+    });
+    match bob.history(1, room, before, 1).await {
+        ServerMessage::History { messages, .. } => {
+            let seqs: Vec<u64> = messages.iter().map(|m| m.seq).collect();
+            assert_eq!(seqs, vec![(1 << 53) - 1]);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_redis_outage_degrades_without_dropping_clients_and_recovery_changes_the_epoch() {
+    let mut redis = RedisServer::start().await.unwrap();
+    let instances = Instance::cluster(&redis, 2).await;
+    let room = "chat:outage";
+    let mut alice = instances[0].connect("alice").await;
+    let (start, _, _) = position_of(&alice.join(room, None).await);
+    let mut bob = instances[1].connect("bob").await;
+    bob.join(room, None).await;
+    for id in 1..=3 {
+        alice.publish(room, id, "before").await;
+        alice.ack(id).await;
+    }
+    let seen = bob.recv_through(|m| is_message(m, 3)).await;
+    assert_eq!(seqs(&seen), vec![1, 2, 3]);
+    assert_eq!(instances[0].metric("chorus_redis_up").await, 1.0);
+
+    redis.kill().await.unwrap();
+    for instance in &instances {
+        instance.wait_health("degraded").await;
+        assert_eq!(instance.health().await.1["redis"], "down");
+        assert_eq!(instance.metric("chorus_redis_up").await, 0.0);
+    }
+    // Publishing is refused, never silently lost; so are joins and history.
+    alice.publish(room, 4, "during").await;
+    assert_eq!(alice.outcome(4).await, Err(ErrorCode::Unavailable.as_u16()));
+    let (status, answer) = instances[1].http_publish(room, 5, "during").await;
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(answer["code"], ErrorCode::Unavailable.as_u16());
+    match bob.history(1, room, None, 10).await {
+        ServerMessage::Error { code, .. } => assert_eq!(code, ErrorCode::Unavailable.as_u16()),
+        other => panic!("{other:?}"),
+    }
+    let mut carol = instances[1].connect("carol").await;
+    match carol.join("chat:elsewhere", None).await {
+        ServerMessage::Error { code, .. } => assert_eq!(code, ErrorCode::Unavailable.as_u16()),
+        other => panic!("{other:?}"),
+    }
+    // Connected clients stay connected and served.
+    alice.ping(1).await;
+    bob.ping(2).await;
+
+    // Redis comes back empty: the instances recover by themselves, and tell their members
+    // that the history is gone (a new epoch) before any message of it.
+    redis.start_again().await.unwrap();
+    for instance in &instances {
+        instance.wait_health("ok").await;
+        assert_eq!(instance.metric("chorus_redis_up").await, 1.0);
+    }
+    let mut epochs = Vec::new();
+    for client in [&mut alice, &mut bob] {
+        let reset = client
+            .recv_until(|m| {
+                matches!(
+                    m,
+                    ServerMessage::Joined { .. } | ServerMessage::Message { .. }
+                )
+            })
+            .await;
+        let (position, recovery, members) = position_of(&reset);
+        assert_ne!(position.epoch, start.epoch);
+        assert_eq!((position.seq, recovery), (0, Recovery::Missed));
+        // Each instance restores its own members' presence before it tells them; the other
+        // instance's may come back a moment later (announced with MemberJoined).
+        assert!(members.contains(&client.user), "{members:?}");
+        epochs.push(position.epoch);
+    }
+    assert_eq!(epochs[0], epochs[1], "one new history for everyone");
+    assert!(instances[0].metric("chorus_epoch_resets_total").await >= 1.0);
+
+    alice.publish(room, 6, "after").await;
+    assert_eq!(alice.ack(6).await, 1, "the new history starts at 1");
+    for client in [&mut alice, &mut bob] {
+        let seen = client.recv_through(|m| is_message(m, 6)).await;
+        assert_eq!(seqs(&seen), vec![1], "delivered, not taken for an old seq");
+    }
+    // A resume from the lost history is Missed; the new one recovers.
+    let (_, recovery, _) = position_of(
+        &carol
+            .join(
+                room,
+                Some(Position {
+                    epoch: start.epoch,
+                    seq: 3,
+                }),
+            )
+            .await,
+    );
+    assert_eq!(recovery, Recovery::Missed);
+    let mut dave = instances[0].connect("dave").await;
+    let (_, recovery, _) = position_of(
+        &dave
+            .join(
+                room,
+                Some(Position {
+                    epoch: epochs[0],
+                    seq: 0,
+                }),
+            )
+            .await,
+    );
+    assert_eq!(recovery, Recovery::Recovered);
+    let seen = dave.recv_through(|m| is_message(m, 6)).await;
+    assert_eq!(seqs(&seen), vec![1]);
+    for instance in instances {
+        instance.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn an_instance_started_while_redis_is_down_serves_degraded_until_it_answers() {
+    let mut redis = RedisServer::start().await.unwrap();
+    redis.kill().await.unwrap();
+    let instance = Instance::start(&redis.url(), |_| {}).await;
+    instance.wait_health("degraded").await;
+    let mut alice = instance.connect("alice").await;
+    match alice.join("chat:early", None).await {
+        ServerMessage::Error { code, .. } => assert_eq!(code, ErrorCode::Unavailable.as_u16()),
+        other => panic!("{other:?}"),
+    }
+    redis.start_again().await.unwrap();
+    instance.wait_health("ok").await;
+    let (_, recovery, members) = position_of(&alice.join("chat:early", None).await);
+    assert_eq!(
+        (recovery, members),
+        (Recovery::NotRequested, vec!["alice".to_owned()])
+    );
+    alice.publish("chat:early", 1, "hello").await;
+    assert_eq!(alice.ack(1).await, 1);
+}
+
+#[tokio::test]
+async fn members_of_a_vanished_instance_leave_once_within_the_presence_ttl() {
+    const TTL: Duration = Duration::from_millis(600);
+    let redis = RedisServer::start().await.unwrap();
+    let short = |c: &mut Config| c.presence_ttl = TTL;
+    let a = Instance::start(&redis.url(), short).await;
+    let c = Instance::start(&redis.url(), short).await;
+    // Instance B reaches Redis through a link the test can cut: to everyone else, B is
+    // gone, as if it had crashed; its own client stays connected to it.
+    let link = Link::open(1, 0, redis.port).await.unwrap();
+    let b = Instance::start(&format!("redis://127.0.0.1:{}", link.port), short).await;
+    for instance in [&a, &b, &c] {
+        instance.wait_health("ok").await;
+    }
+    let room = "chat:vanish";
+    let mut bob = a.connect("bob").await;
+    bob.join(room, None).await;
+    let mut carol = c.connect("carol").await;
+    carol.join(room, None).await;
+    let mut alice = b.connect("alice").await;
+    alice.join(room, None).await;
+    for watcher in [&mut bob, &mut carol] {
+        let joined = watcher
+            .recv_until(
+                |m| matches!(m, ServerMessage::MemberJoined { user, .. } if user == "alice"),
+            )
+            .await;
+        assert!(matches!(joined, ServerMessage::MemberJoined { .. }));
+    }
+
+    link.cut();
+    let cut_at = Instant::now();
+    for watcher in [&mut bob, &mut carol] {
+        let left = watcher
+            .recv_until(|m| matches!(m, ServerMessage::MemberLeft { .. }))
+            .await;
+        assert!(matches!(left, ServerMessage::MemberLeft { user, .. } if user == "alice"));
+    }
+    assert!(
+        cut_at.elapsed() < TTL * 4,
+        "gone within the ttl and a refresh or two: {:?}",
+        cut_at.elapsed()
+    );
+    let mut dave = a.connect("dave").await;
+    let (_, _, members) = position_of(&dave.join(room, None).await);
+    assert_eq!(members, vec!["bob", "carol", "dave"], "no zombie");
+    // Both remaining instances reap; only one announces. Give each a few refresh rounds.
+    tokio::time::sleep(TTL).await;
+    carol.publish(room, 1, "barrier").await;
+    for watcher in [&mut bob, &mut carol] {
+        let seen = watcher.recv_through(|m| is_message(m, 1)).await;
+        assert!(
+            !seen
+                .iter()
+                .any(|m| matches!(m, ServerMessage::MemberLeft { user, .. } if user == "alice")),
+            "a second MemberLeft: {seen:?}"
+        );
+    }
+    b.wait_health("degraded").await;
+    alice.ping(1).await;
+
+    // B comes back: Alice is present again, announced once.
+    link.restore();
+    b.wait_health("ok").await;
+    let joined = bob
+        .recv_until(|m| matches!(m, ServerMessage::MemberJoined { .. }))
+        .await;
+    assert!(matches!(joined, ServerMessage::MemberJoined { user, .. } if user == "alice"));
+}
+
+#[tokio::test]
+async fn an_idle_room_is_forgotten_by_expiry_and_starts_a_new_epoch() {
+    let redis = RedisServer::start().await.unwrap();
+    let short = |c: &mut Config| {
+        c.dedupe_window = Duration::from_millis(200);
+        c.presence_ttl = Duration::from_millis(200);
+        c.default_namespace.history_ttl = Duration::from_millis(200);
+    };
+    let instance = Instance::start(&redis.url(), short).await;
+    instance.wait_health("ok").await;
+    let room = "chat:idle";
+    let mut alice = instance.connect("alice").await;
+    let (start, _, _) = position_of(&alice.join(room, None).await);
+    alice.publish(room, 1, "soon forgotten").await;
+    alice.ack(1).await;
+    alice.send(ClientMessage::Leave { room: room.into() }).await;
+    alice
+        .recv_until(|m| matches!(m, ServerMessage::Left { .. }))
+        .await;
+
+    let meta = format!("chorus:{{{room}}}:meta");
+    let deadline = Instant::now() + WAIT;
+    let mut keys: HashMap<&str, String> = HashMap::new();
+    while redis_command(redis.port, &["EXISTS", &meta]).await != "0" {
+        assert!(Instant::now() < deadline, "the room's keys never expired");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for part in ["log", "users", "u:alice"] {
+        let key = format!("chorus:{{{room}}}:{part}");
+        keys.insert(part, redis_command(redis.port, &["EXISTS", &key]).await);
+    }
+    assert!(keys.values().all(|v| v == "0"), "{keys:?}");
+    let (position, recovery, _) = position_of(
+        &alice
+            .join(
+                room,
+                Some(Position {
+                    epoch: start.epoch,
+                    seq: 1,
+                }),
+            )
+            .await,
+    );
+    assert_eq!(recovery, Recovery::Missed);
+    assert_ne!(position.epoch, start.epoch);
+    assert_eq!(position.seq, 0);
+}
+
+#[tokio::test]
+async fn members_of_an_instance_that_lost_its_subscription_miss_nothing_or_are_told() {
+    let redis = RedisServer::start().await.unwrap();
+    let small = |c: &mut Config| {
+        let policy = chorus_server::config::NamespacePolicy {
+            history_size: 2,
+            ..Default::default()
+        };
+        c.namespaces.insert("small".into(), policy);
+    };
+    let a = Instance::start(&redis.url(), small).await;
+    let link = Link::open(1, 0, redis.port).await.unwrap();
+    let b = Instance::start(&format!("redis://127.0.0.1:{}", link.port), small).await;
+    a.wait_health("ok").await;
+    b.wait_health("ok").await;
+    // "busy" has had messages on B before the loss, "quiet" none; "small:gap" keeps only
+    // the last 2 messages, fewer than B's member will miss.
+    let rooms = ["chat:busy", "chat:quiet", "small:gap"];
+    let mut alice = a.connect("alice").await;
+    let mut bob = b.connect("bob").await;
+    let mut epochs = HashMap::new();
+    for room in rooms {
+        alice.join(room, None).await;
+        let (position, _, _) = position_of(&bob.join(room, None).await);
+        epochs.insert(room, position.epoch);
+    }
+    for id in 1..=3 {
+        alice.publish("chat:busy", id, "before").await;
+        alice.ack(id).await;
+    }
+    let seen = bob.recv_through(|m| is_message(m, 3)).await;
+    assert_eq!(seqs(&seen), vec![1, 2, 3]);
+
+    link.cut();
+    b.wait_health("degraded").await;
+    let mut id = 10;
+    for (room, count) in [("chat:busy", 3), ("chat:quiet", 2), ("small:gap", 5)] {
+        for _ in 0..count {
+            id += 1;
+            alice.publish(room, id, "while B is cut off").await;
+            alice.ack(id).await;
+        }
+    }
+    link.restore();
+    b.wait_health("ok").await;
+    for room in rooms {
+        id += 1;
+        alice.publish(room, id, "after").await;
+        alice.ack(id).await;
+    }
+    // Bob's frames, per room, in order.
+    let mut per_room: HashMap<String, Vec<ServerMessage>> = HashMap::new();
+    while per_room.values().map(|m| seqs(m).len()).sum::<usize>() < 4 + 3 + 3 {
+        let message = bob.recv().await;
+        let room = match &message {
+            ServerMessage::Message { room, .. } | ServerMessage::Joined { room, .. } => room,
+            _ => continue,
+        };
+        per_room.entry(room.clone()).or_default().push(message);
+    }
+    assert_eq!(
+        seqs(&per_room["chat:busy"]),
+        vec![4, 5, 6, 7],
+        "the gap, then live"
+    );
+    assert_eq!(seqs(&per_room["chat:quiet"]), vec![1, 2, 3]);
+    // Only the last two of the five are still in the log: Bob is told he missed some, in
+    // the same history, then gets what is retained.
+    let gap = &per_room["small:gap"];
+    let (position, recovery, _) = position_of(&gap[0]);
+    assert_eq!(recovery, Recovery::Missed);
+    assert_eq!(
+        position,
+        Position {
+            epoch: epochs["small:gap"],
+            seq: 3
+        }
+    );
+    assert_eq!(seqs(&gap[1..]), vec![4, 5, 6]);
+    for room in ["chat:busy", "chat:quiet"] {
+        assert!(
+            !per_room[room]
+                .iter()
+                .any(|m| matches!(m, ServerMessage::Joined { .. })),
+            "{room}: {:?}",
+            per_room[room]
+        );
+    }
+}
+
+#[tokio::test]
+async fn messages_past_the_history_ttl_are_neither_paged_nor_replayed() {
+    let redis = RedisServer::start().await.unwrap();
+    let instance = Instance::start(&redis.url(), |c| {
+        c.default_namespace.history_ttl = Duration::from_millis(300);
+    })
+    .await;
+    instance.wait_health("ok").await;
+    let room = "chat:ttl";
+    let mut alice = instance.connect("alice").await;
+    let (start, _, _) = position_of(&alice.join(room, None).await);
+    for id in 1..=3 {
+        alice.publish(room, id, "short-lived").await;
+        alice.ack(id).await;
+    }
+    let log = format!("chorus:{{{room}}}:log");
+    assert_eq!(redis_command(redis.port, &["XLEN", &log]).await, "3");
+    // Wait for them to age out of what the history serves.
+    let deadline = Instant::now() + WAIT;
+    let mut request = 0;
+    loop {
+        request += 1;
+        match alice.history(request, room, None, 10).await {
+            ServerMessage::History { messages, .. } if messages.is_empty() => break,
+            ServerMessage::History { .. } => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(Instant::now() < deadline, "messages never expired");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        redis_command(redis.port, &["XLEN", &log]).await,
+        "0",
+        "trimmed"
+    );
+    let mut bob = instance.connect("bob").await;
+    let at = |seq| {
+        Some(Position {
+            epoch: start.epoch,
+            seq,
+        })
+    };
+    let (position, recovery, _) = position_of(&bob.join(room, at(1)).await);
+    assert_eq!((position.seq, recovery), (3, Recovery::Missed));
+    let mut carol = instance.connect("carol").await;
+    let (_, recovery, _) = position_of(&carol.join(room, at(3)).await);
+    assert_eq!(recovery, Recovery::Recovered, "nothing missed after seq 3");
+}
