@@ -63,6 +63,12 @@ end
 
 -- Drop the log's head entries published before `cutoff` (ms).
 local function trim_expired(log, cutoff)
+  -- Usually the oldest entry is still young: one entry read, not a batch (every publish
+  -- runs this, and converting a batch of entries to Lua is most of a publish's cost).
+  local oldest = redis.call('XRANGE', log, '-', '+', 'COUNT', 1)
+  if #oldest == 0 or tonumber(oldest[1][2][2]) >= cutoff then
+    return
+  end
   while true do
     local head = redis.call('XRANGE', log, '-', '+', 'COUNT', 64)
     if #head == 0 then
