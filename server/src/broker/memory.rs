@@ -8,6 +8,7 @@ use chorus_protocol::{Position, ServerMessage};
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::time::Instant;
 
+use super::presence::LocalPresence;
 use super::{Broker, BrokerError, Ephemeral, PolicyOf, Publication};
 use crate::history::{Appended, HistoryPage, HistoryPolicy, Replay, RoomLog};
 use crate::hub::{Hub, Kind, frame};
@@ -32,7 +33,7 @@ pub struct MemoryBroker {
     // a room's log, then the hub's lock; only the sweep holds the first two together.
     logs: Mutex<HashMap<String, Arc<Mutex<Slot>>>>,
     // user -> connection count, per room. Small and briefly held.
-    presence: Mutex<HashMap<String, HashMap<String, usize>>>,
+    presence: Mutex<LocalPresence>,
     /// The number of room logs held (`chorus_room_logs`).
     room_logs: Gauge,
 }
@@ -43,7 +44,7 @@ impl MemoryBroker {
         MemoryBroker {
             hub,
             logs: Mutex::new(HashMap::new()),
-            presence: Mutex::new(HashMap::new()),
+            presence: Mutex::new(LocalPresence::default()),
             room_logs,
         }
     }
@@ -200,41 +201,16 @@ impl Broker for MemoryBroker {
 
     async fn presence_add(&self, room: &str, user: &str) -> Result<bool, BrokerError> {
         let mut presence = self.presence.lock().unwrap_or_else(|e| e.into_inner());
-        let count = presence
-            .entry(room.to_owned())
-            .or_default()
-            .entry(user.to_owned())
-            .or_insert(0);
-        *count += 1;
-        Ok(*count == 1)
+        Ok(presence.add(room, user))
     }
 
     async fn presence_remove(&self, room: &str, user: &str) -> Result<bool, BrokerError> {
         let mut presence = self.presence.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(users) = presence.get_mut(room) else {
-            return Ok(false);
-        };
-        let Some(count) = users.get_mut(user) else {
-            return Ok(false);
-        };
-        *count -= 1;
-        if *count > 0 {
-            return Ok(false);
-        }
-        users.remove(user);
-        if users.is_empty() {
-            presence.remove(room);
-        }
-        Ok(true)
+        Ok(presence.remove(room, user))
     }
 
     async fn presence(&self, room: &str) -> Result<Vec<String>, BrokerError> {
         let presence = self.presence.lock().unwrap_or_else(|e| e.into_inner());
-        let mut users: Vec<String> = presence
-            .get(room)
-            .map(|users| users.keys().cloned().collect())
-            .unwrap_or_default();
-        users.sort_unstable();
-        Ok(users)
+        Ok(presence.users(room))
     }
 }

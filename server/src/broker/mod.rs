@@ -13,6 +13,7 @@
 //! [`Hub`]: crate::hub::Hub
 
 mod memory;
+mod presence;
 mod redis;
 
 pub use memory::MemoryBroker;

@@ -153,6 +153,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
 use redis::{Client, IntoConnectionInfo, ProtocolVersion, ScriptInvocation, Value};
 use tokio_util::sync::CancellationToken;
 
+use super::presence::LocalPresence;
 use super::{Broker, BrokerError, BrokerHealth, Ephemeral, Publication};
 use crate::config::Config;
 use crate::history::{self, Appended, HistoryPage, HistoryPolicy, Replay};
@@ -239,7 +240,7 @@ struct Inner {
     link: Mutex<Link>,
     cursors: Mutex<HashMap<String, Cursor>>,
     /// room → user → connections on this instance.
-    local: Mutex<HashMap<String, HashMap<String, usize>>>,
+    local: Mutex<LocalPresence>,
     subscriber_up: AtomicBool,
     commands_up: AtomicBool,
 }
@@ -301,7 +302,7 @@ impl RedisBroker {
             hasher: std::hash::RandomState::new(),
             link: Mutex::new(Link::default()),
             cursors: Mutex::new(HashMap::new()),
-            local: Mutex::new(HashMap::new()),
+            local: Mutex::new(LocalPresence::default()),
             subscriber_up: AtomicBool::new(false),
             commands_up: AtomicBool::new(false),
         });
@@ -484,10 +485,7 @@ impl Inner {
 
     fn local_users(&self, room: &str) -> Vec<String> {
         let local = self.local.lock().unwrap_or_else(|e| e.into_inner());
-        local
-            .get(room)
-            .map(|users| users.keys().cloned().collect())
-            .unwrap_or_default()
+        local.users(room)
     }
 }
 
@@ -623,8 +621,7 @@ impl Broker for RedisBroker {
         let _room = inner.lock(room).await;
         {
             let mut local = inner.local.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(count) = local.get_mut(room).and_then(|users| users.get_mut(user)) {
-                *count += 1;
+            if local.add_if_present(room, user) {
                 return Ok(false);
             }
         }
@@ -638,10 +635,7 @@ impl Broker for RedisBroker {
         // unannounced.
         let absent = scripts::int(&inner.invoke(&add, false).await?, "a flag")? == 1;
         let mut local = inner.local.lock().unwrap_or_else(|e| e.into_inner());
-        local
-            .entry(room.to_owned())
-            .or_default()
-            .insert(user.to_owned(), 1);
+        local.add(room, user);
         Ok(absent)
     }
 
@@ -650,19 +644,8 @@ impl Broker for RedisBroker {
         let _room = inner.lock(room).await;
         {
             let mut local = inner.local.lock().unwrap_or_else(|e| e.into_inner());
-            let Some(users) = local.get_mut(room) else {
+            if !local.remove(room, user) {
                 return Ok(false);
-            };
-            let Some(count) = users.get_mut(user) else {
-                return Ok(false);
-            };
-            *count -= 1;
-            if *count > 0 {
-                return Ok(false);
-            }
-            users.remove(user);
-            if users.is_empty() {
-                local.remove(room);
             }
         }
         // If this fails, the entry is no longer renewed: it expires, and an instance with

@@ -35,7 +35,7 @@ impl Inner {
     pub(super) async fn refresh_presence(&self) -> Result<(), BrokerError> {
         let rooms: Vec<String> = {
             let local = self.local.lock().unwrap_or_else(|e| e.into_inner());
-            local.keys().cloned().collect()
+            local.rooms()
         };
         let mut first_error = None;
         for room in rooms {
