@@ -163,7 +163,10 @@ fn handshake(
     let claims = match verified {
         Ok(claims) => claims,
         Err(e) => {
-            node.metrics.auth_failures.inc();
+            // A plain GET is the client's probe after a refused upgrade (already counted).
+            if upgrade.is_ok() {
+                node.metrics.auth_failures.inc();
+            }
             tracing::debug!(error = %e, "upgrade refused");
             return error(StatusCode::UNAUTHORIZED, None, &e.to_string());
         }

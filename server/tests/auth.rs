@@ -137,4 +137,6 @@ async fn a_plain_get_tells_a_refused_token_from_a_good_one_and_allowed_origins_m
         good.headers()["access-control-allow-origin"],
         "https://app.example"
     );
+    // The probe follows a refused upgrade, which was counted: the probe is not.
+    assert_eq!(server.metric("chorus_auth_failures_total").await, 0.0);
 }
