@@ -28,5 +28,6 @@ step build-client bash scripts/build-client.sh
 step browser bash scripts/test-browser.sh
 step e2e bash scripts/test-e2e.sh
 step yew-chat-browser bash examples/yew-chat/test-browser.sh
+step bench-peers bash -c 'cargo build --quiet -p chorus-bench-baseline && node --test bench/peers/smoke.test.mjs'
 
 printf '\ntest.sh: all steps passed\n'
