@@ -7,16 +7,16 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 
-use super::{CONNECT_CONCURRENCY, Env, connect_all};
+use super::{CONNECT_CONCURRENCY, Env, connect_all, measure_window};
 use crate::client::Conn;
 use crate::clock::now_ns;
 use crate::protocol::{Incoming, Stamp, handle};
 use crate::report::Report;
-use crate::stats::{CpuSample, Recorder, round3};
+use crate::stats::{Recorder, round3};
 use crate::{Error, Result};
 
 /// Echo arguments.
@@ -68,15 +68,11 @@ async fn one(env: &Env, args: &Echo, connections: usize, body: usize) -> Result<
         .map(|conn| tokio::spawn(echo_loop(conn, body, shared.clone())))
         .collect();
 
-    tokio::time::sleep(args.warmup).await;
-    shared.recorder.take()?;
-    let cpu = CpuSample::now();
-    let started = Instant::now();
-    shared.measuring.store(true, Ordering::Relaxed);
-    tokio::time::sleep(args.duration).await;
-    shared.measuring.store(false, Ordering::Relaxed);
-    let seconds = started.elapsed().as_secs_f64();
-    let generator = CpuSample::now().since(&cpu);
+    let (seconds, generator) =
+        measure_window(args.warmup, args.duration, &shared.measuring, || {
+            shared.recorder.take().map(drop)
+        })
+        .await?;
     for task in &tasks {
         task.abort();
     }

@@ -9,16 +9,16 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 
-use super::{CONNECT_CONCURRENCY, Env, connect_all};
+use super::{CONNECT_CONCURRENCY, Env, connect_all, measure_window};
 use crate::client::Conn;
 use crate::clock::now_ns;
 use crate::protocol::{Incoming, Stamp, handle};
 use crate::report::Report;
-use crate::stats::{CpuSample, Recorder, round3};
+use crate::stats::{Recorder, round3};
 use crate::{Error, Result};
 
 /// Fan-out arguments (the flags of `chorus-bench fanout`).
@@ -80,15 +80,11 @@ pub async fn run(env: &Env, args: &Fanout) -> Result<Report> {
         .map(|conn| tokio::spawn(publish(conn, args.clone(), rooms, shared.clone())))
         .collect();
 
-    tokio::time::sleep(args.warmup).await;
-    shared.deliveries.take()?;
-    let cpu = CpuSample::now();
-    let started = Instant::now();
-    shared.measuring.store(true, Ordering::Relaxed);
-    tokio::time::sleep(args.duration).await;
-    shared.measuring.store(false, Ordering::Relaxed);
-    let seconds = started.elapsed().as_secs_f64();
-    let generator = CpuSample::now().since(&cpu);
+    let (seconds, generator) =
+        measure_window(args.warmup, args.duration, &shared.measuring, || {
+            shared.deliveries.take().map(drop)
+        })
+        .await?;
     shared.publishing.store(false, Ordering::Relaxed);
     for task in publisher_tasks {
         if let Err(e) = task.await.expect("publishers do not panic") {

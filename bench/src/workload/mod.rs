@@ -19,6 +19,8 @@ pub mod ramp;
 pub mod storm;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::sync::Semaphore;
@@ -26,7 +28,7 @@ use tokio::task::JoinSet;
 
 use crate::client::{Conn, Target};
 use crate::report::Report;
-use crate::stats::CpuUsage;
+use crate::stats::{CpuSample, CpuUsage};
 use crate::{Error, Result};
 
 /// What every workload shares.
@@ -97,6 +99,28 @@ pub async fn connect_all(
         }
     }
     Ok(conns.into_iter().map(|c| c.expect("all joined")).collect())
+}
+
+/// Warm up, then measure for `duration`: `reset` drops what the warm-up recorded, and
+/// `measuring` is true for the measured window only. Returns its length in seconds and the
+/// generator's CPU use over it.
+pub(crate) async fn measure_window(
+    warmup: Duration,
+    duration: Duration,
+    measuring: &AtomicBool,
+    reset: impl FnOnce() -> Result<()>,
+) -> Result<(f64, CpuUsage)> {
+    tokio::time::sleep(warmup).await;
+    reset()?;
+    let cpu = CpuSample::now();
+    let started = Instant::now();
+    measuring.store(true, Ordering::Relaxed);
+    tokio::time::sleep(duration).await;
+    measuring.store(false, Ordering::Relaxed);
+    Ok((
+        started.elapsed().as_secs_f64(),
+        CpuSample::now().since(&cpu),
+    ))
 }
 
 /// Connects in flight at once during setup.
