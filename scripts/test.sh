@@ -31,5 +31,6 @@ step browser bash scripts/test-browser.sh
 step e2e bash scripts/test-e2e.sh
 step yew-chat-browser bash examples/yew-chat/test-browser.sh
 step bench-peers bash -c 'cargo build --quiet -p chorus-bench-baseline && node --test bench/peers/smoke.test.mjs'
+step bench-quick bash bench/run.sh --quick
 
 printf '\ntest.sh: all steps passed\n'

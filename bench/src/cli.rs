@@ -64,6 +64,10 @@ struct Common {
     /// Seconds a connect, greeting and join may take.
     #[arg(long, global = true, default_value_t = 10.0)]
     connect_timeout: f64,
+    /// The server's process id (one server on this machine): every result then reports the
+    /// server's CPU time beside the generator's, and `idle` its resident memory.
+    #[arg(long, global = true)]
+    server_pid: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -96,7 +100,9 @@ enum Command {
     /// The generator alone against a local blaster: frames parsed per CPU-second.
     Ceiling(CeilingArgs),
     /// idle, echo, ramp, chat and storm in turn, with their defaults.
-    Suite(SuiteArgs),
+    Suite,
+    /// Write BENCHMARKS.md and its SVG charts from a run's results (bench/run.sh).
+    Render(RenderArgs),
 }
 
 #[derive(Debug, Args)]
@@ -107,10 +113,10 @@ struct EchoArgs {
     /// Body sizes in bytes, one run each. Default: 32,1024.
     #[arg(long, value_delimiter = ',')]
     body: Option<Vec<usize>>,
-    /// Seconds measured per run. Default: 5 (quick: 0.5).
+    /// Seconds measured per run. Default: 3 (quick: 0.5).
     #[arg(long)]
     duration: Option<f64>,
-    /// Seconds of load before measuring. Default: 1 (quick: 0.2).
+    /// Seconds of load before measuring. Default: 0.5 (quick: 0.2).
     #[arg(long)]
     warmup: Option<f64>,
 }
@@ -130,7 +136,7 @@ struct RampArgs {
     /// Default: 2 (quick: 0).
     #[arg(long)]
     refine: Option<usize>,
-    /// Seconds of publishing per step. Default: 2 (quick: 0.5).
+    /// Seconds of publishing per step. Default: 1.5 (quick: 0.5).
     #[arg(long)]
     step: Option<f64>,
     /// A step holds while p99 is at most this many milliseconds. Default: 50.
@@ -196,9 +202,6 @@ struct IdleArgs {
     /// Connections per room.
     #[arg(long, default_value_t = 100)]
     room_size: usize,
-    /// The server's process id: its VmRSS is read before and after.
-    #[arg(long)]
-    server_pid: Option<u32>,
     /// Seconds each total is held before the server's RSS is read. Default: 3 (quick: 0.5).
     #[arg(long)]
     hold: Option<f64>,
@@ -250,10 +253,19 @@ struct CeilingArgs {
 }
 
 #[derive(Debug, Args)]
-struct SuiteArgs {
-    /// The server's process id, for the idle workload's RSS per connection.
+struct RenderArgs {
+    /// The results, JSON lines (`--json` output of the workloads and bench/codec.sh).
     #[arg(long)]
-    server_pid: Option<u32>,
+    results: PathBuf,
+    /// What the run was: machine, versions, settings (one JSON object).
+    #[arg(long)]
+    meta: PathBuf,
+    /// The markdown page to write.
+    #[arg(long)]
+    markdown: PathBuf,
+    /// The directory for the SVG charts: the page's directory or one below it.
+    #[arg(long)]
+    charts: PathBuf,
 }
 
 /// Parse the command line, run, and print; the process's exit code.
@@ -294,6 +306,10 @@ pub fn run(cli: Cli) -> Result<()> {
 /// Run a parsed command line on the current runtime, handing each result to `emit` as it
 /// comes.
 pub async fn execute(cli: Cli, threads: usize, emit: &mut dyn FnMut(&Report)) -> Result<()> {
+    if let Command::Render(args) = &cli.command {
+        let run = crate::render::Run::read(&args.results, &args.meta)?;
+        return crate::render::write(&run, &args.markdown, &args.charts);
+    }
     let common = &cli.common;
     let quick = common.quick;
     // The ceiling signs no token: any secret does.
@@ -343,6 +359,7 @@ pub async fn execute(cli: Cli, threads: usize, emit: &mut dyn FnMut(&Report)) ->
         target: Arc::new(target),
         threads,
         quick,
+        server_pid: common.server_pid,
     };
     match &cli.command {
         Command::Echo(args) => echo(&env, args, emit).await,
@@ -363,13 +380,12 @@ pub async fn execute(cli: Cli, threads: usize, emit: &mut dyn FnMut(&Report)) ->
         }
         Command::Idle(args) => idle(&env, args, emit).await,
         Command::Storm(args) => storm(&env, args, emit).await,
-        Command::Suite(args) => {
+        Command::Suite => {
             // Idle first: its RSS per connection is only right on a server whose heap has
             // not yet grown and been freed by other workloads.
             let idle_args = IdleArgs {
                 connections: None,
                 room_size: 100,
-                server_pid: args.server_pid,
                 hold: None,
             };
             idle(&env, &idle_args, emit).await?;
@@ -378,7 +394,7 @@ pub async fn execute(cli: Cli, threads: usize, emit: &mut dyn FnMut(&Report)) ->
             chat(&env, &default_chat(), emit).await?;
             storm(&env, &default_storm(), emit).await
         }
-        Command::Ceiling(_) => unreachable!("handled above"),
+        Command::Ceiling(_) | Command::Render(_) => unreachable!("handled above"),
     }
 }
 
@@ -390,8 +406,8 @@ async fn echo(env: &Env, args: &EchoArgs, emit: &mut dyn FnMut(&Report)) -> Resu
             .clone()
             .unwrap_or_else(|| if quick { vec![1, 10] } else { vec![1, 10, 100] }),
         bodies: args.body.clone().unwrap_or_else(|| vec![32, 1024]),
-        duration: seconds(args.duration, 5.0, 0.5, quick),
-        warmup: seconds(args.warmup, 1.0, 0.2, quick),
+        duration: seconds(args.duration, 3.0, 0.5, quick),
+        warmup: seconds(args.warmup, 0.5, 0.2, quick),
     };
     workload::echo::run(env, &echo, emit).await?;
     Ok(())
@@ -403,7 +419,7 @@ fn ramp_of(args: &RampArgs, quick: bool) -> Ramp {
         factor: args.factor.unwrap_or(2.0).max(1.01),
         max_steps: args.max_steps.unwrap_or(if quick { 2 } else { 12 }),
         refine: args.refine.unwrap_or(if quick { 0 } else { 2 }),
-        step: seconds(args.step, 2.0, 0.5, quick),
+        step: seconds(args.step, 1.5, 0.5, quick),
         p99_limit: Duration::from_secs_f64(args.p99_limit.unwrap_or(50.0) / 1e3),
         body: args.body.unwrap_or(64),
     }
@@ -444,7 +460,6 @@ async fn idle(env: &Env, args: &IdleArgs, emit: &mut dyn FnMut(&Report)) -> Resu
             }
         }),
         room_size: args.room_size,
-        server_pid: args.server_pid,
         hold: seconds(args.hold, 3.0, 0.5, env.quick),
     };
     workload::idle::run(env, &idle, emit).await?;

@@ -6,7 +6,7 @@
 //!
 //! ## Layout
 //! - [`cli`]: the command line (`echo`, `ramp`, `chat`, `fanout`, `idle`, `storm`,
-//!   `ceiling`, `suite`; `--protocol`, `--url`, `--json`, `--quick`, ...).
+//!   `ceiling`, `suite`, `render`; `--protocol`, `--url`, `--json`, `--quick`, ...).
 //! - [`ws`]: a minimal WebSocket client: one reusable buffer, many frames per read, no
 //!   allocation per message.
 //! - [`protocol`]: the [`protocol::Protocol`] trait (sans-IO: frames out, meaning in) and
@@ -15,6 +15,7 @@
 //! - [`workload`]: the workloads.
 //! - [`stats`]: sharded latency histograms, CPU time, resident memory.
 //! - [`report`]: results as text or JSON lines.
+//! - [`render`]: a run's results into `docs/BENCHMARKS.md` and its SVG charts.
 //!
 //! ## Not the bottleneck
 //! A subscriber's receive path is one `read` into its buffer, then for each frame in it:
@@ -52,6 +53,7 @@ pub mod client;
 pub mod clock;
 mod error;
 pub mod protocol;
+pub mod render;
 pub mod report;
 pub mod stats;
 pub mod workload;

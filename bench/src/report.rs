@@ -7,11 +7,13 @@
 //! {"workload": "echo", "protocol": "chorus", "servers": ["ws://127.0.0.1:8080/ws"],
 //!  "quick": false, "params": {...}, "results": {...},
 //!  "generator": {"wall_s": .., "cpu_s": .., "user_s": .., "system_s": .., "cpu_percent": ..,
-//!                "threads": 2}}
+//!                "threads": 2},
+//!  "server": {"cpu_s": .., "cpu_percent": ..}}
 //! ```
 //!
-//! `generator` is the load generator's own CPU over the measured stretch; compare it with
-//! the server's (the orchestrator's part) to see which side was the bottleneck.
+//! `generator` is the load generator's own CPU over the measured stretch, and `server` the
+//! server process's over the same stretch (only with `--server-pid`): together they show
+//! which side was the bottleneck.
 
 use serde_json::{Value, json};
 
@@ -45,7 +47,7 @@ impl Report {
     pub fn json(&self) -> Value {
         let mut generator = self.generator.json();
         generator["threads"] = json!(self.threads);
-        json!({
+        let mut report = json!({
             "workload": self.workload,
             "protocol": self.protocol,
             "servers": self.servers,
@@ -53,7 +55,11 @@ impl Report {
             "params": self.params,
             "results": self.results,
             "generator": generator,
-        })
+        });
+        if let Some(server) = self.generator.server_json() {
+            report["server"] = server;
+        }
+        report
     }
 
     /// Print as JSON or text.

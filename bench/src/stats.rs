@@ -146,42 +146,57 @@ pub fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-/// The process's CPU time at one instant.
+/// /proc counts CPU time in USER_HZ, which Linux fixes at 100 for this interface.
+const TICK: f64 = 0.01;
+
+/// The process's CPU time at one instant, and the server's when its pid is known.
 #[derive(Debug, Clone, Copy)]
 pub struct CpuSample {
     wall: Instant,
     cpu: Duration,
     user_ticks: u64,
     system_ticks: u64,
+    server_ticks: Option<(u64, u64)>,
 }
 
 impl CpuSample {
     /// CPU time of this process (all threads) so far.
     pub fn now() -> CpuSample {
+        CpuSample::with_server(None)
+    }
+
+    /// CPU time of this process so far and, if given, of the server process `server`.
+    pub fn with_server(server: Option<u32>) -> CpuSample {
         let cpu = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
-        let (user_ticks, system_ticks) = proc_self_ticks().unwrap_or((0, 0));
+        let (user_ticks, system_ticks) = proc_ticks("self").unwrap_or((0, 0));
         CpuSample {
             wall: Instant::now(),
             cpu: Duration::new(cpu.tv_sec as u64, cpu.tv_nsec as u32),
             user_ticks,
             system_ticks,
+            server_ticks: server.and_then(|pid| proc_ticks(&pid.to_string())),
         }
     }
 
     /// What was spent between `earlier` and this sample.
     pub fn since(&self, earlier: &CpuSample) -> CpuUsage {
-        // /proc counts in USER_HZ, which Linux fixes at 100 for this interface.
-        const TICK: f64 = 0.01;
+        let seconds = |now: u64, then: u64| now.saturating_sub(then) as f64 * TICK;
         CpuUsage {
             wall: self.wall.duration_since(earlier.wall).as_secs_f64(),
             cpu: self.cpu.saturating_sub(earlier.cpu).as_secs_f64(),
-            user: self.user_ticks.saturating_sub(earlier.user_ticks) as f64 * TICK,
-            system: self.system_ticks.saturating_sub(earlier.system_ticks) as f64 * TICK,
+            user: seconds(self.user_ticks, earlier.user_ticks),
+            system: seconds(self.system_ticks, earlier.system_ticks),
+            server: match (self.server_ticks, earlier.server_ticks) {
+                (Some((user, system)), Some((user0, system0))) => {
+                    Some(seconds(user, user0) + seconds(system, system0))
+                }
+                _ => None,
+            },
         }
     }
 }
 
-/// The load generator's own CPU use over a stretch of wall time.
+/// The load generator's own CPU use over a stretch of wall time, and the server's.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CpuUsage {
     /// Wall-clock seconds.
@@ -192,6 +207,8 @@ pub struct CpuUsage {
     pub user: f64,
     /// System CPU seconds (10 ms resolution).
     pub system: f64,
+    /// The server's CPU seconds, user and system (10 ms resolution), when its pid is known.
+    pub server: Option<f64>,
 }
 
 impl CpuUsage {
@@ -215,23 +232,43 @@ impl CpuUsage {
         })
     }
 
+    /// The server's CPU time over wall time, in percent of one core, when known.
+    pub fn server_percent(&self) -> Option<f64> {
+        self.server
+            .filter(|_| self.wall > 0.0)
+            .map(|cpu| 100.0 * cpu / self.wall)
+    }
+
+    /// The server's part as JSON, when known.
+    pub fn server_json(&self) -> Option<Value> {
+        Some(json!({
+            "cpu_s": round3(self.server?),
+            "cpu_percent": round3(self.server_percent()?),
+        }))
+    }
+
     /// For a human.
     pub fn text(&self) -> String {
-        if self.user == 0.0 && self.system == 0.0 {
-            return format!("generator CPU {:.0}%", self.percent());
+        let mut text = if self.user == 0.0 && self.system == 0.0 {
+            format!("generator CPU {:.0}%", self.percent())
+        } else {
+            format!(
+                "generator CPU {:.0}% ({:.2} s user, {:.2} s system)",
+                self.percent(),
+                self.user,
+                self.system
+            )
+        };
+        if let Some(server) = self.server_percent() {
+            text.push_str(&format!(", server CPU {server:.0}%"));
         }
-        format!(
-            "generator CPU {:.0}% ({:.2} s user, {:.2} s system)",
-            self.percent(),
-            self.user,
-            self.system
-        )
+        text
     }
 }
 
-/// User and system ticks of this process, from `/proc/self/stat`.
-fn proc_self_ticks() -> Option<(u64, u64)> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+/// User and system ticks of process `pid` (`self` for this one), from `/proc/<pid>/stat`.
+fn proc_ticks(pid: &str) -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: fields count from the last ')'.
     let after = &stat[stat.rfind(')')? + 1..];
     let mut fields = after.split_whitespace();
@@ -289,15 +326,17 @@ mod tests {
 
     #[test]
     fn own_cpu_time_and_memory_are_readable() {
-        let before = CpuSample::now();
+        // This process stands in for the server too.
+        let before = CpuSample::with_server(Some(std::process::id()));
         let mut x = 0u64;
         for i in 0..5_000_000u64 {
             x = x.wrapping_mul(31).wrapping_add(i);
         }
         std::hint::black_box(x);
-        let usage = CpuSample::now().since(&before);
+        let usage = CpuSample::with_server(Some(std::process::id())).since(&before);
         assert!(usage.cpu > 0.0);
+        assert!(usage.server.is_some());
         assert!(rss_bytes(std::process::id()).unwrap() > 0);
-        assert!(proc_self_ticks().is_some());
+        assert!(proc_ticks("self").is_some());
     }
 }

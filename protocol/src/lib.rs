@@ -11,6 +11,8 @@
 //! - [`codes`]: stable [`ErrorCode`] numbers and [`DisconnectReason`] close codes.
 //! - [`codec`]: [`encode`] and [`decode`] with a maximum frame size; decoding never panics.
 //! - [`validate`]: room and user naming rules and the body limit, used by both sides.
+//! - `samples` (feature `bench-samples`): one representative value of every message, for
+//!   the codec benchmarks (`benches/codec.rs`, `bench/codec-wasm`).
 //!
 //! ## Compatibility
 //! [`PROTOCOL_VERSION`] travels in [`ServerMessage::Welcome`]. Variants and fields are only
@@ -34,6 +36,8 @@
 pub mod codec;
 pub mod codes;
 pub mod message;
+#[cfg(feature = "bench-samples")]
+pub mod samples;
 pub mod validate;
 
 pub use codec::{CodecError, DEFAULT_MAX_FRAME, FRAME_OVERHEAD, decode, encode};

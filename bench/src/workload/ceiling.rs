@@ -150,6 +150,7 @@ fn one(
             cpu: thread_cpu,
             user: 0.0,
             system: 0.0,
+            server: None,
         },
         threads: 1,
         text: format!(

@@ -69,7 +69,7 @@ async fn one(env: &Env, args: &Echo, connections: usize, body: usize) -> Result<
         .collect();
 
     let (seconds, generator) =
-        measure_window(args.warmup, args.duration, &shared.measuring, || {
+        measure_window(env, args.warmup, args.duration, &shared.measuring, || {
             shared.recorder.take().map(drop)
         })
         .await?;

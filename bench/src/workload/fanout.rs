@@ -81,7 +81,7 @@ pub async fn run(env: &Env, args: &Fanout) -> Result<Report> {
         .collect();
 
     let (seconds, generator) =
-        measure_window(args.warmup, args.duration, &shared.measuring, || {
+        measure_window(env, args.warmup, args.duration, &shared.measuring, || {
             shared.deliveries.take().map(drop)
         })
         .await?;

@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 use super::{CONNECT_CONCURRENCY, Env};
 use crate::client::{Conn, Target};
 use crate::report::Report;
-use crate::stats::{CpuSample, raise_fd_limit, round3, rss_bytes};
+use crate::stats::{raise_fd_limit, round3, rss_bytes};
 use crate::ws;
 use crate::{Error, Result};
 
@@ -57,8 +57,6 @@ pub struct Idle {
     pub totals: Vec<Total>,
     /// Connections per room.
     pub room_size: usize,
-    /// The server's process id, to read its resident memory.
-    pub server_pid: Option<u32>,
     /// How long to hold each total (the server's RSS is read at its end, and connections
     /// lost meanwhile are counted).
     pub hold: Duration,
@@ -75,7 +73,7 @@ pub async fn run(env: &Env, args: &Idle, emit: &mut dyn FnMut(&Report)) -> Resul
     };
     target.timeout = env.target.timeout.max(Duration::from_secs(30));
     let target = Arc::new(target);
-    let rss_before = args.server_pid.map(rss_bytes).transpose()?;
+    let rss_before = env.server_pid.map(rss_bytes).transpose()?;
     let lost = Arc::new(AtomicU64::new(0));
     let mut open = JoinSet::new();
     let mut opened = 0usize;
@@ -91,7 +89,7 @@ pub async fn run(env: &Env, args: &Idle, emit: &mut dyn FnMut(&Report)) -> Resul
             continue;
         }
         let new = total - opened;
-        let cpu = CpuSample::now();
+        let cpu = env.cpu_sample();
         let started = Instant::now();
         let gate = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
         let mut connecting = JoinSet::new();
@@ -122,9 +120,9 @@ pub async fn run(env: &Env, args: &Idle, emit: &mut dyn FnMut(&Report)) -> Resul
         let lost_before = lost.load(Ordering::Relaxed);
         tokio::time::sleep(args.hold).await;
         let lost_holding = lost.load(Ordering::Relaxed) - lost_before;
-        let generator = CpuSample::now().since(&cpu);
+        let generator = env.cpu_sample().since(&cpu);
         let alive = open.len() as u64 - lost.load(Ordering::Relaxed);
-        let rss_after = args.server_pid.map(rss_bytes).transpose()?;
+        let rss_after = env.server_pid.map(rss_bytes).transpose()?;
         let per_connection = match (rss_before, rss_after) {
             (Some(before), Some(after)) if alive > 0 => {
                 Some(after.saturating_sub(before) as f64 / alive as f64)
@@ -150,7 +148,7 @@ pub async fn run(env: &Env, args: &Idle, emit: &mut dyn FnMut(&Report)) -> Resul
                 "room_size": args.room_size,
                 "hold_s": args.hold.as_secs_f64(),
                 "fd_limit": limit,
-                "server_pid": args.server_pid,
+                "server_pid": env.server_pid,
             }),
             json!({
                 "open": alive,

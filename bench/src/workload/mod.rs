@@ -40,9 +40,16 @@ pub struct Env {
     pub threads: usize,
     /// Whether `--quick` shrinks the run.
     pub quick: bool,
+    /// The server's process id (one server), for its CPU time and memory.
+    pub server_pid: Option<u32>,
 }
 
 impl Env {
+    /// The generator's CPU time now, and the server's when its pid is known.
+    pub fn cpu_sample(&self) -> CpuSample {
+        CpuSample::with_server(self.server_pid)
+    }
+
     /// A report on this environment.
     pub fn report(
         &self,
@@ -105,6 +112,7 @@ pub async fn connect_all(
 /// `measuring` is true for the measured window only. Returns its length in seconds and the
 /// generator's CPU use over it.
 pub(crate) async fn measure_window(
+    env: &Env,
     warmup: Duration,
     duration: Duration,
     measuring: &AtomicBool,
@@ -112,14 +120,14 @@ pub(crate) async fn measure_window(
 ) -> Result<(f64, CpuUsage)> {
     tokio::time::sleep(warmup).await;
     reset()?;
-    let cpu = CpuSample::now();
+    let cpu = env.cpu_sample();
     let started = Instant::now();
     measuring.store(true, Ordering::Relaxed);
     tokio::time::sleep(duration).await;
     measuring.store(false, Ordering::Relaxed);
     Ok((
         started.elapsed().as_secs_f64(),
-        CpuSample::now().since(&cpu),
+        env.cpu_sample().since(&cpu),
     ))
 }
 

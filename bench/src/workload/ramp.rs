@@ -161,6 +161,8 @@ struct Phase {
 struct Shared {
     /// The generator's worker threads (its CPU ceiling, in cores).
     threads: usize,
+    /// The server process, whose CPU time each step reports when known.
+    server_pid: Option<u32>,
     recorder: Recorder,
     sent: AtomicU64,
     refused: AtomicU64,
@@ -212,6 +214,7 @@ impl Step {
         step["held"] = json!(self.failed.is_none());
         step["failed"] = json!(self.failed);
         step["generator"] = self.generator.json();
+        step["server"] = self.generator.server_json().unwrap_or(Value::Null);
         step["generator_saturated"] = json!(self.saturated);
         step
     }
@@ -239,6 +242,7 @@ pub async fn run(env: &Env, layout: Layout, ramp: &Ramp) -> Result<Report> {
     let total = members.len();
     let shared = Arc::new(Shared {
         threads: env.threads,
+        server_pid: env.server_pid,
         recorder: Recorder::for_threads(env.threads),
         sent: AtomicU64::new(0),
         refused: AtomicU64::new(0),
@@ -296,12 +300,18 @@ pub async fn run(env: &Env, layout: Layout, ramp: &Ramp) -> Result<Report> {
         cpu: sum.cpu + s.generator.cpu,
         user: sum.user + s.generator.user,
         system: sum.system + s.generator.system,
+        server: sum
+            .server
+            .zip(s.generator.server)
+            .map(|(sum, step)| sum + step)
+            .or(s.generator.server),
     });
     let best_json = best.map(|b| {
         let mut j = b.summary.latency_json();
         j["deliveries_per_second"] = json!(round3(b.deliveries_per_second()));
         j["publishes_per_second"] = json!(round3(b.publish_rate));
         j["generator_cpu_percent"] = json!(round3(b.generator.percent()));
+        j["server_cpu_percent"] = json!(b.generator.server_percent().map(round3));
         j
     });
     let mut text = format!(
@@ -343,7 +353,7 @@ pub async fn run(env: &Env, layout: Layout, ramp: &Ramp) -> Result<Report> {
     ))
 }
 
-/// The rising steps, then the bisecting ones.
+/// A warm-up step, the rising steps, then the bisecting ones.
 async fn steps(
     shared: &Shared,
     phase: &watch::Sender<Option<Phase>>,
@@ -351,6 +361,9 @@ async fn steps(
     ramp: &Ramp,
     total: usize,
 ) -> Result<Vec<Step>> {
+    // A warm-up step at the first rate, not counted: a server's first burst pays for cold
+    // caches, lazily grown buffers and, on Node, code not yet compiled by the JIT.
+    step(shared, phase, layout, ramp, total, ramp.from).await?;
     let mut steps = Vec::new();
     let mut asked = ramp.from;
     let mut held: Option<f64> = None;
@@ -428,7 +441,7 @@ async fn step(
     let fanout = layout.fanout().max(1) as f64;
     let publish_rate = asked / fanout;
     let per_publisher = publish_rate / layout.publishers() as f64;
-    let cpu = CpuSample::now();
+    let cpu = CpuSample::with_server(shared.server_pid);
     let start_ns = now_ns() + 20_000_000;
     let end_ns = start_ns + ramp.step.as_nanos() as u64;
     phase.send_replace(Some(Phase {
@@ -455,7 +468,7 @@ async fn step(
             break;
         }
     }
-    let generator = CpuSample::now().since(&cpu);
+    let generator = CpuSample::with_server(shared.server_pid).since(&cpu);
     let summary = shared.recorder.take()?;
     let sent = shared.sent.load(Ordering::Relaxed);
     let expected = sent * layout.fanout() as u64;

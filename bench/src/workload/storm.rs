@@ -24,7 +24,7 @@ use super::{CONNECT_CONCURRENCY, Env, connect_all, unit};
 use crate::client::{Conn, Target};
 use crate::clock::now_ns;
 use crate::report::Report;
-use crate::stats::{CpuSample, Summary, histogram, round3};
+use crate::stats::{Summary, histogram, round3};
 use crate::ws;
 use crate::{Error, Result};
 
@@ -130,7 +130,7 @@ pub async fn run(env: &Env, args: &Storm) -> Result<Report> {
         })
         .collect();
 
-    let cpu = CpuSample::now();
+    let cpu = env.cpu_sample();
     match args.trigger {
         Trigger::Client => {
             tokio::time::sleep(Duration::from_millis(if env.quick { 100 } else { 1000 })).await;
@@ -168,7 +168,7 @@ pub async fn run(env: &Env, args: &Storm) -> Result<Report> {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let generator = CpuSample::now().since(&cpu);
+    let generator = env.cpu_sample().since(&cpu);
     for task in &tasks {
         task.abort();
     }
