@@ -66,7 +66,15 @@ fi
 ulimit -n "$(ulimit -Hn)"
 
 secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-chorus_flags=(--publish-rate 1000000 --publish-burst 1000000 --max-connections 1000000)
+# The peers have no presence or typing, so the bench rooms have none either: the same
+# semantics, join and broadcast. History (the recovery log) stays on, as in production.
+cat >"$out/chorus.toml" <<'TOML'
+[namespaces.bench]
+presence = false
+typing = false
+TOML
+chorus_flags=(--config "$out/chorus.toml" --publish-rate 1000000 --publish-burst 1000000
+  --max-connections 1000000)
 
 server_pid=""
 cleanup() {
@@ -178,7 +186,7 @@ json.dump({
     },
     "settings": {
         "pinning": "$pinning",
-        "chorus_server": "${chorus_flags[*]} (everything else default)",
+        "chorus_server": "--publish-rate 1000000 --publish-burst 1000000 --max-connections 1000000; namespace bench: presence and typing off (the peers have neither); everything else default, history on",
         "peers": "$peers",
         "compression": "off for every peer",
         "build": "cargo profile $profile for chorus-server, chorus-bench and chorus-bench-baseline" + (" (opt-level 3, thin LTO)" if "$profile" == "release" else " (unoptimized: a smoke test)"),

@@ -40,6 +40,16 @@ pub struct Page {
     pub markdown: String,
     /// (file name, SVG) of each chart, linked from the page relative to its directory.
     pub charts: Vec<(String, String)>,
+    /// Where the page links its charts, relative to the page.
+    charts_dir: String,
+}
+
+impl Page {
+    /// Add a chart and its link.
+    fn chart(&mut self, file: &str, alt: &str, svg: String) {
+        let _ = writeln!(self.markdown, "![{alt}]({}/{file})\n", self.charts_dir);
+        self.charts.push((file.to_owned(), svg));
+    }
 }
 
 impl Run {
@@ -119,21 +129,21 @@ impl Run {
 
     /// The page and its charts; charts are linked as `<charts_dir>/<file>`.
     pub fn page(&self, charts_dir: &str) -> Page {
-        let mut md = String::new();
-        let mut charts = Vec::new();
-        self.header(&mut md);
-        self.targets(&mut md);
-        self.fanout(&mut md, &mut charts, charts_dir);
-        self.chat(&mut md);
-        self.echo_section(&mut md, &mut charts, charts_dir);
-        self.idle(&mut md, &mut charts, charts_dir);
-        self.storm(&mut md);
-        self.codec(&mut md, &mut charts, charts_dir);
-        method(&mut md);
-        Page {
-            markdown: md,
-            charts,
-        }
+        let mut page = Page {
+            markdown: String::new(),
+            charts: Vec::new(),
+            charts_dir: charts_dir.to_owned(),
+        };
+        self.header(&mut page.markdown);
+        self.targets(&mut page.markdown);
+        self.fanout(&mut page);
+        self.chat(&mut page.markdown);
+        self.echo_section(&mut page);
+        self.idle(&mut page);
+        self.storm(&mut page.markdown);
+        self.codec(&mut page);
+        method(&mut page.markdown);
+        page
     }
 
     fn header(&self, md: &mut String) {
@@ -304,7 +314,8 @@ impl Run {
         md.push('\n');
     }
 
-    fn fanout(&self, md: &mut String, charts: &mut Vec<(String, String)>, dir: &str) {
+    fn fanout(&self, page: &mut Page) {
+        let md = &mut page.markdown;
         let _ = writeln!(md, "## Room fan-out, 1 → N\n");
         let _ = writeln!(
             md,
@@ -367,14 +378,7 @@ impl Run {
                 .collect(),
             log: true,
         };
-        chart(
-            md,
-            charts,
-            dir,
-            "fanout.svg",
-            "Fan-out deliveries per second",
-            bars.svg(),
-        );
+        page.chart("fanout.svg", "Fan-out deliveries per second", bars.svg());
         let n = 1000;
         let series: Vec<(&str, Vec<(f64, f64)>)> = PEERS
             .iter()
@@ -401,10 +405,7 @@ impl Run {
                 series,
                 limit: Some((50.0, "50 ms")),
             };
-            chart(
-                md,
-                charts,
-                dir,
+            page.chart(
                 "fanout-latency.svg",
                 "Fan-out p99 against rate",
                 lines.svg(),
@@ -461,7 +462,8 @@ impl Run {
         md.push('\n');
     }
 
-    fn echo_section(&self, md: &mut String, charts: &mut Vec<(String, String)>, dir: &str) {
+    fn echo_section(&self, page: &mut Page) {
+        let md = &mut page.markdown;
         let _ = writeln!(md, "## Echo round trip\n");
         let _ = writeln!(
             md,
@@ -517,10 +519,11 @@ impl Run {
                 .collect(),
             log: true,
         };
-        chart(md, charts, dir, "echo.svg", "Echo p99", bars.svg());
+        page.chart("echo.svg", "Echo p99", bars.svg());
     }
 
-    fn idle(&self, md: &mut String, charts: &mut Vec<(String, String)>, dir: &str) {
+    fn idle(&self, page: &mut Page) {
+        let md = &mut page.markdown;
         let _ = writeln!(md, "## Idle joined connections\n");
         let _ = writeln!(
             md,
@@ -574,14 +577,7 @@ impl Run {
                 series,
                 log: false,
             };
-            chart(
-                md,
-                charts,
-                dir,
-                "idle.svg",
-                "Idle memory per connection",
-                bars.svg(),
-            );
+            page.chart("idle.svg", "Idle memory per connection", bars.svg());
         }
     }
 
@@ -618,7 +614,8 @@ impl Run {
         md.push('\n');
     }
 
-    fn codec(&self, md: &mut String, charts: &mut Vec<(String, String)>, dir: &str) {
+    fn codec(&self, page: &mut Page) {
+        let md = &mut page.markdown;
         let codec: Vec<&Value> = self
             .reports
             .iter()
@@ -708,14 +705,7 @@ impl Run {
                 log: true,
             };
             let file = format!("codec-{runtime}.svg");
-            chart(
-                md,
-                charts,
-                dir,
-                &file,
-                &format!("Decode time, {runtime}"),
-                bars.svg(),
-            );
+            page.chart(&file, &format!("Decode time, {runtime}"), bars.svg());
         }
     }
 }
@@ -739,18 +729,6 @@ fn method(md: &mut String) {
          raw Rust baseline that fans out pre-framed bytes with vectored writes.\n\
          - The raw results are `bench/results.jsonl` and `bench/meta.json` beside this page."
     );
-}
-
-fn chart(
-    md: &mut String,
-    charts: &mut Vec<(String, String)>,
-    dir: &str,
-    file: &str,
-    alt: &str,
-    svg: String,
-) {
-    let _ = writeln!(md, "![{alt}]({dir}/{file})\n");
-    charts.push((file.to_owned(), svg));
 }
 
 fn yes(met: bool) -> &'static str {
