@@ -2,27 +2,31 @@
 //! drains the connection's outbound queue, watches the heartbeat and the token's expiry, and
 //! ends with a [`DisconnectReason`] (or because the client left).
 
-use std::collections::HashMap;
-use std::num::NonZeroU32;
+use std::collections::VecDeque;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use bytes::Bytes;
 use chorus_protocol::{
     ClientMessage, DisconnectReason, ErrorCode, Limits, PROTOCOL_VERSION, Reconnect, ServerMessage,
 };
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use tokio::sync::mpsc;
-use tokio::time::{Instant, MissedTickBehavior, sleep_until, timeout};
+use tokio::time::{Instant, Sleep, sleep, sleep_until, timeout};
 
 use crate::auth::Claims;
 use crate::hub::{ConnId, Kind, Outbox, Outgoing, frame};
 use crate::node::{ConnSlot, Member, Node, Refusal};
+use crate::rate_limit::{Bucket, Rate};
+use crate::ws::{self, Incoming, ReadError};
 
-/// Frames written per flush when draining the outbound queue.
-const WRITE_BATCH: usize = 64;
+/// Requests handled in one turn of the connection's loop when more are already read.
+const REQUESTS_PER_TURN: usize = 32;
+
+/// Reply frames buffered before they are written even though more requests are waiting
+/// (a join's replay, or a burst of requests in one read).
+const MAX_BUFFERED_REPLIES: usize = 256;
 
 /// How long a server-initiated close waits for the client's close frame.
 const CLOSE_REPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
@@ -47,6 +51,8 @@ fn reconnect_hint(reason: DisconnectReason) -> Reconnect {
 /// A room this connection is in.
 #[derive(Debug)]
 struct JoinedRoom {
+    /// The room's name.
+    name: Box<str>,
     /// The hub's id for the room, as tagged on its frames.
     id: u64,
     /// The history the connection is in (from its `Joined`).
@@ -63,10 +69,25 @@ enum WriteError {
     Closed,
 }
 
-fn limiter(per_second: u32, burst: u32) -> DefaultDirectRateLimiter {
-    let rate = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
-    let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
-    RateLimiter::direct(Quota::per_second(rate).allow_burst(burst))
+/// A connection's rate limits: what it may still do.
+#[derive(Debug)]
+struct Buckets {
+    /// When the connection opened: the buckets count time from here.
+    epoch: Instant,
+    publish: Bucket,
+    typing: Bucket,
+    history: Bucket,
+    /// Rejected requests; running out means persistent abuse.
+    abuse: Bucket,
+}
+
+/// Which of a connection's rate limits.
+#[derive(Debug, Clone, Copy)]
+enum Limit {
+    Publish,
+    Typing,
+    History,
+    Abuse,
 }
 
 struct Connection {
@@ -75,109 +96,168 @@ struct Connection {
     user: Arc<str>,
     claims: Claims,
     outbox: Arc<Outbox>,
-    sink: SplitSink<WebSocket, Message>,
-    rooms: HashMap<String, JoinedRoom>,
-    publish_limit: DefaultDirectRateLimiter,
-    typing_limit: DefaultDirectRateLimiter,
-    history_limit: DefaultDirectRateLimiter,
-    /// Rejected requests; running out means persistent abuse.
-    abuse_limit: DefaultDirectRateLimiter,
+    io: ws::Io,
+    reader: ws::Reader,
+    /// Reply frames to write, before anything taken from the outbox after them.
+    out: VecDeque<Bytes>,
+    /// Frames taken from the outbox: filtered, then written after `out`.
+    batch: VecDeque<Outgoing>,
+    /// Set when the client sent a close frame (with its code, if any): it is answered.
+    client_closed: Option<Option<u16>>,
+    /// The rooms joined, in no order (a connection is in a few; at most
+    /// `max_rooms_per_connection`).
+    rooms: Vec<JoinedRoom>,
+    buckets: Buckets,
 }
 
 /// Serve an upgraded socket until it ends. `slot` is the connection's place under the
 /// connection limits, or the limit that refused it.
-pub(crate) async fn serve(
+///
+/// Not an `async fn`: its future would keep the arguments beside the connection built from
+/// them, for as long as the connection lives.
+pub(crate) fn serve(
     node: Arc<Node>,
-    socket: WebSocket,
+    io: ws::Io,
     claims: Claims,
     slot: Result<ConnSlot, DisconnectReason>,
-) {
-    let (sink, mut stream) = socket.split();
+) -> impl Future<Output = ()> + Send {
     let config = &node.config;
-    let (outbox, rx) = Outbox::new(config.queue_max_messages, config.queue_max_bytes);
+    let outbox = Outbox::new(config.queue_max_messages, config.queue_max_bytes);
     let mut conn = Connection {
         id: node.next_conn_id(),
         user: Arc::from(claims.sub.as_str()),
-        publish_limit: limiter(config.publish_rate, config.publish_burst),
-        typing_limit: limiter(config.typing_rate, config.typing_burst),
-        history_limit: limiter(config.history_per_second, config.history_burst),
-        abuse_limit: limiter(1, config.abuse_burst),
+        buckets: Buckets {
+            epoch: Instant::now(),
+            publish: Bucket::new(),
+            typing: Bucket::new(),
+            history: Bucket::new(),
+            abuse: Bucket::new(),
+        },
         node: node.clone(),
         claims,
         outbox,
-        sink,
-        rooms: HashMap::new(),
+        io,
+        reader: ws::Reader::default(),
+        out: VecDeque::new(),
+        batch: VecDeque::new(),
+        client_closed: None,
+        rooms: Vec::new(),
     };
-    let _slot = match slot {
-        Ok(slot) => slot,
-        Err(reason) => {
+    // `slot` is held to the end: dropping it gives the connection's place back.
+    async move {
+        if let Err(reason) = &slot {
+            let reason = *reason;
             tracing::debug!(user = %conn.user, reason = reason.name(), "connection refused");
-            conn.disconnect(&mut stream, reason, None).await;
+            Box::pin(conn.disconnect(reason, None)).await;
             return;
         }
-    };
-    tracing::debug!(conn = conn.id, user = %conn.user, "connected");
-    let reason = conn.run(&mut stream, rx).await;
-    if reason.is_none() {
-        // The client closed (or vanished): complete the closing handshake if it is there.
-        let _ = timeout(node.config.write_timeout, conn.sink.close()).await;
+        tracing::debug!(conn = conn.id, user = %conn.user, "connected");
+        let reason = conn.run().await;
+        // The endings are boxed, like request handling (see `run`): the task's future is
+        // allocated for as long as the connection lives, and would be sized for its largest
+        // state.
+        if reason.is_none() {
+            Box::pin(conn.finish()).await;
+        }
+        Box::pin(conn.leave_all()).await;
+        tracing::debug!(conn = conn.id, user = %conn.user, reason = reason.map(|r| r.name()), "disconnected");
     }
-    conn.leave_all().await;
-    tracing::debug!(conn = conn.id, user = %conn.user, reason = reason.map(|r| r.name()), "disconnected");
 }
 
 impl Connection {
     /// The connection's main loop. Returns the reason the server ended it, or `None` if the
     /// client left.
-    async fn run(
-        &mut self,
-        stream: &mut SplitStream<WebSocket>,
-        mut rx: mpsc::Receiver<Outgoing>,
-    ) -> Option<DisconnectReason> {
+    async fn run(&mut self) -> Option<DisconnectReason> {
         let node = self.node.clone();
         let config = &node.config;
-        if self.write(self.welcome()).await.is_err() {
+        self.write(self.welcome());
+        if self.flush().await.is_err() {
             return None;
         }
-        let mut heartbeat = tokio::time::interval_at(
-            Instant::now() + config.heartbeat_interval,
-            config.heartbeat_interval,
-        );
-        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut last_seen = Instant::now();
-        let expires_at = Instant::now() + self.claims.remaining();
+        let mut next_ping = last_seen + config.heartbeat_interval;
+        let expires_at = last_seen + self.claims.remaining();
+        // One timer for the heartbeat and the token's expiry, whichever is next. It and the
+        // shutdown waiter are made once, not on every turn of the loop: each would register
+        // and deregister a timer, and a waiter on the token that every connection shares.
+        let timer = sleep_until(next_ping.min(expires_at));
+        let shutdown = node.shutdown.cancelled();
+        tokio::pin!(timer, shutdown);
         let outbox = self.outbox.clone();
+        let max_frame = config.max_frame;
 
-        let reason = loop {
+        let reason = 'run: loop {
+            // Replies wait while more requests are already here, to go out in one write.
+            if !self.out.is_empty()
+                && (!self.reader.has_frame() || self.out.len() >= MAX_BUFFERED_REPLIES)
+                && let Err(e) = self.flush().await
+            {
+                break e.reason();
+            }
             tokio::select! {
-                reason = outbox.closed() => break Some(reason),
-                _ = node.shutdown.cancelled() => break Some(DisconnectReason::ServerShutdown),
-                _ = sleep_until(expires_at) => break Some(DisconnectReason::TokenExpired),
-                _ = heartbeat.tick() => {
-                    if last_seen.elapsed() >= config.heartbeat_timeout {
-                        break Some(DisconnectReason::HeartbeatTimeout);
+                _ = &mut shutdown => break Some(DisconnectReason::ServerShutdown),
+                () = &mut timer => {
+                    let now = Instant::now();
+                    if now >= expires_at {
+                        break Some(DisconnectReason::TokenExpired);
                     }
-                    if let Err(e) = self.send(Message::Ping(Bytes::new())).await {
+                    if now >= next_ping {
+                        if now.duration_since(last_seen) >= config.heartbeat_timeout {
+                            break Some(DisconnectReason::HeartbeatTimeout);
+                        }
+                        self.out.push_back(ws::ping());
+                        next_ping = now + config.heartbeat_interval;
+                    }
+                    timer.as_mut().reset(next_ping.min(expires_at));
+                }
+                taken = poll_fn(|cx| {
+                    let taken = outbox.poll_take(cx, &mut self.batch);
+                    if taken.is_pending() && self.out.is_empty() {
+                        // Nothing to do: an idle connection holds no buffer.
+                        self.out = VecDeque::new();
+                    }
+                    taken
+                }) => {
+                    if let Err(reason) = taken {
+                        break Some(reason);
+                    }
+                    if let Err(e) = self.drain().await {
                         break e.reason();
                     }
                 }
-                Some(first) = rx.recv() => {
-                    if let Err(e) = self.drain(first, &mut rx).await {
-                        break e.reason();
-                    }
-                }
-                incoming = stream.next() => {
-                    let message = match incoming {
-                        Some(Ok(message)) => message,
-                        Some(Err(err)) => break read_error_reason(err),
-                        None => break None,
-                    };
-                    last_seen = Instant::now();
-                    match self.on_message(message).await {
-                        Ok(true) => {}
-                        Ok(false) => break None,
-                        Err(Ended::Reason(reason)) => break Some(reason),
-                        Err(Ended::Write(e)) => break e.reason(),
+                incoming = poll_fn(|cx| self.reader.poll_next(cx, &mut self.io, max_frame)) => {
+                    // Requests already read are handled together, up to a turn's worth,
+                    // before the queue gets its turn: a publisher's own room frames then
+                    // go out in one write with its acks.
+                    let mut incoming = incoming;
+                    let mut handled = 0;
+                    loop {
+                        let message = match incoming {
+                            Ok(message) => message,
+                            Err(err) => break 'run self.read_error(err),
+                        };
+                        last_seen = Instant::now();
+                        // Boxed: handling a request is the largest state of the
+                        // connection's future, and an idle connection would otherwise
+                        // carry it.
+                        match Box::pin(self.on_message(message)).await {
+                            Ok(true) => {}
+                            Ok(false) => break 'run None,
+                            Err(reason) => break 'run Some(reason),
+                        }
+                        // Requests already read are handled without waiting on the socket,
+                        // so take turns with other tasks (the writers of the rooms this one
+                        // publishes to) as a socket read would.
+                        tokio::task::coop::consume_budget().await;
+                        handled += 1;
+                        if handled == REQUESTS_PER_TURN
+                            || self.out.len() >= MAX_BUFFERED_REPLIES
+                            || !self.reader.has_frame()
+                        {
+                            break;
+                        }
+                        incoming =
+                            poll_fn(|cx| self.reader.poll_next(cx, &mut self.io, max_frame)).await;
                     }
                 }
             }
@@ -185,17 +265,38 @@ impl Connection {
         if let Some(reason) = reason {
             if reason == DisconnectReason::ServerShutdown {
                 // Deliver what is already queued before saying goodbye.
-                let deadline = Instant::now() + config.shutdown_timeout;
-                while let Ok(out) = rx.try_recv() {
-                    if Instant::now() >= deadline || self.drain(out, &mut rx).await.is_err() {
-                        break;
-                    }
-                }
+                outbox.take_now(&mut self.batch);
+                let _ = Box::pin(timeout(config.shutdown_timeout, self.drain())).await;
             }
-            self.disconnect(stream, reason, Some(config.write_timeout))
-                .await;
+            Box::pin(self.disconnect(reason, Some(config.write_timeout))).await;
         }
         reason
+    }
+
+    /// After the client left: answer its close frame (if it sent one), and end the stream.
+    async fn finish(&mut self) {
+        if let Some(code) = self.client_closed {
+            self.out.push_back(ws::close_reply(code));
+        }
+        let limit = self.node.config.write_timeout;
+        if self.flush_within(limit).await.is_ok() {
+            let _ = timeout(limit, poll_fn(|cx| ws::poll_shutdown(cx, &mut self.io))).await;
+        }
+    }
+
+    /// The reason a failed read ends the connection with: a frame over the limit is the
+    /// client's fault; a broken frame is answered with a close frame; anything else means
+    /// the socket is gone.
+    fn read_error(&mut self, err: ReadError) -> Option<DisconnectReason> {
+        match err {
+            ReadError::TooLarge => Some(DisconnectReason::FrameTooLarge),
+            ReadError::Protocol => {
+                self.out
+                    .push_back(ws::close(ws::CLOSE_PROTOCOL_ERROR, "protocol error"));
+                None
+            }
+            ReadError::Gone => None,
+        }
     }
 
     fn welcome(&self) -> Bytes {
@@ -219,13 +320,13 @@ impl Connection {
         })
     }
 
-    /// Handle one frame from the client. `Ok(false)` means the client closed.
-    async fn on_message(&mut self, message: Message) -> Result<bool, Ended> {
+    /// Handle one message from the client. `Ok(false)` means the client closed.
+    async fn on_message(&mut self, message: Incoming) -> Result<bool, DisconnectReason> {
         let metrics = &self.node.metrics;
         metrics.messages_in.inc();
         let frame = match message {
-            Message::Binary(frame) => frame,
-            Message::Text(_) => {
+            Incoming::Binary(frame) => frame,
+            Incoming::Text => {
                 self.reject(
                     None,
                     None,
@@ -235,9 +336,16 @@ impl Connection {
                 .await?;
                 return Ok(true);
             }
-            Message::Close(_) => return Ok(false),
-            // Pongs count as traffic (done by the caller); pings are answered by the library.
-            Message::Ping(_) | Message::Pong(_) => return Ok(true),
+            Incoming::Close(code) => {
+                self.client_closed = Some(code);
+                return Ok(false);
+            }
+            Incoming::Ping(payload) => {
+                self.out.push_back(ws::pong(&payload));
+                return Ok(true);
+            }
+            // Pongs count as traffic (done by the caller).
+            Incoming::Pong => return Ok(true),
         };
         metrics.bytes_in.inc_by(frame.len() as u64);
         match ClientMessage::decode(&frame, self.node.config.max_frame) {
@@ -255,21 +363,20 @@ impl Connection {
         Ok(true)
     }
 
-    async fn on_request(&mut self, request: ClientMessage) -> Result<(), Ended> {
+    async fn on_request(&mut self, request: ClientMessage) -> Result<(), DisconnectReason> {
         match request {
-            ClientMessage::Ping { nonce } => {
-                self.write(frame(&ServerMessage::Pong { nonce })).await?
-            }
+            ClientMessage::Ping { nonce } => self.write(frame(&ServerMessage::Pong { nonce })),
             ClientMessage::Join { room, since } => self.join(room, since).await?,
             ClientMessage::Leave { room } => {
-                if self.rooms.remove(&room).is_some() {
+                if let Some(at) = self.room_index(&room) {
+                    self.rooms.swap_remove(at);
                     let node = self.node.clone();
                     node.leave(self.member(), &room).await;
                 }
-                self.write(frame(&ServerMessage::Left { room })).await?;
+                self.write(frame(&ServerMessage::Left { room }));
             }
             ClientMessage::Publish { room, id, body } => {
-                if self.publish_limit.check().is_err() {
+                if !self.allow(Limit::Publish) {
                     return self
                         .reject(
                             Some(id),
@@ -286,15 +393,12 @@ impl Connection {
                 }
                 let node = self.node.clone();
                 match node.publish(&room, &self.user, id, body).await {
-                    Ok(seq) => {
-                        self.write(frame(&ServerMessage::PublishAck { room, id, seq }))
-                            .await?
-                    }
+                    Ok(seq) => self.write(frame(&ServerMessage::PublishAck { room, id, seq })),
                     Err(refusal) => self.refuse(Some(id), Some(room), refusal).await?,
                 }
             }
             ClientMessage::TypingStarted { room } | ClientMessage::TypingStopped { room }
-                if self.typing_limit.check().is_err() =>
+                if !self.allow(Limit::Typing) =>
             {
                 self.reject(
                     None,
@@ -334,8 +438,8 @@ impl Connection {
         room: String,
         before: Option<chorus_protocol::Position>,
         limit: u32,
-    ) -> Result<(), Ended> {
-        let answer = if self.history_limit.check().is_err() {
+    ) -> Result<(), DisconnectReason> {
+        let answer = if !self.allow(Limit::History) {
             Err(Refusal::new(
                 ErrorCode::RateLimited,
                 "history rate limit exceeded",
@@ -348,7 +452,8 @@ impl Connection {
         match answer {
             Ok(page) => {
                 self.node.metrics.history_request(None);
-                Ok(self.write(page).await?)
+                self.write(page);
+                Ok(())
             }
             Err(refusal) => {
                 self.node.metrics.history_request(Some(refusal.code));
@@ -364,7 +469,7 @@ impl Connection {
         allowed: impl Fn(&crate::config::NamespacePolicy) -> bool,
         code: ErrorCode,
     ) -> Result<(), Refusal> {
-        if !self.rooms.contains_key(room) {
+        if self.room_index(room).is_none() {
             return Err(Refusal::new(
                 ErrorCode::NotJoined,
                 format!("not joined to room {room:?}"),
@@ -383,12 +488,15 @@ impl Connection {
         &mut self,
         room: String,
         since: Option<chorus_protocol::Position>,
-    ) -> Result<(), Ended> {
-        if self.rooms.contains_key(&room) {
+    ) -> Result<(), DisconnectReason> {
+        if self.room_index(&room).is_some() {
             // Already in: a no-op that repeats the answer.
             let node = self.node.clone();
             return match node.describe(&room).await {
-                Ok(reply) => Ok(self.write(reply).await?),
+                Ok(reply) => {
+                    self.write(reply);
+                    Ok(())
+                }
                 Err(refusal) => self.refuse(None, Some(room), refusal).await,
             };
         }
@@ -402,22 +510,45 @@ impl Connection {
         let joined = node.join(self.member(), &self.claims, &room, since).await;
         match joined {
             Ok(joined) => {
-                self.write(joined.reply).await?;
+                self.write(joined.reply);
                 for (_, message) in joined.replay {
-                    self.write(message).await?;
+                    self.write(message);
                 }
-                self.rooms.insert(
-                    room,
-                    JoinedRoom {
-                        id: joined.room_id,
-                        epoch: joined.position.epoch,
-                        last_seq: joined.position.seq,
-                    },
-                );
+                if self.rooms.is_empty() {
+                    // Most connections join one room: no spare capacity for them.
+                    self.rooms.reserve_exact(1);
+                }
+                self.rooms.push(JoinedRoom {
+                    name: room.into_boxed_str(),
+                    id: joined.room_id,
+                    epoch: joined.position.epoch,
+                    last_seq: joined.position.seq,
+                });
                 Ok(())
             }
             Err(refusal) => self.refuse(None, Some(room), refusal).await,
         }
+    }
+
+    /// Where `room` is in `self.rooms`.
+    fn room_index(&self, room: &str) -> Option<usize> {
+        self.rooms.iter().position(|r| *r.name == *room)
+    }
+
+    /// Take a token from one of the connection's rate limits, if one is left.
+    fn allow(&mut self, limit: Limit) -> bool {
+        let c = &self.node.config;
+        let b = &mut self.buckets;
+        let (bucket, rate) = match limit {
+            Limit::Publish => (&mut b.publish, Rate::new(c.publish_rate, c.publish_burst)),
+            Limit::Typing => (&mut b.typing, Rate::new(c.typing_rate, c.typing_burst)),
+            Limit::History => (
+                &mut b.history,
+                Rate::new(c.history_per_second, c.history_burst),
+            ),
+            Limit::Abuse => (&mut b.abuse, Rate::new(1, c.abuse_burst)),
+        };
+        bucket.check(rate, b.epoch, Instant::now())
     }
 
     fn member(&self) -> Member<'_> {
@@ -430,8 +561,8 @@ impl Connection {
 
     async fn leave_all(&mut self) {
         let node = self.node.clone();
-        for room in std::mem::take(&mut self.rooms).into_keys() {
-            node.leave(self.member(), &room).await;
+        for room in std::mem::take(&mut self.rooms) {
+            node.leave(self.member(), &room.name).await;
         }
     }
 
@@ -440,7 +571,7 @@ impl Connection {
         id: Option<u64>,
         room: Option<String>,
         refusal: Refusal,
-    ) -> Result<(), Ended> {
+    ) -> Result<(), DisconnectReason> {
         self.reject(id, room, refusal.code, &refusal.message).await
     }
 
@@ -451,7 +582,7 @@ impl Connection {
         room: Option<String>,
         code: ErrorCode,
         message: &str,
-    ) -> Result<(), Ended> {
+    ) -> Result<(), DisconnectReason> {
         tracing::debug!(conn = self.id, user = %self.user, code = code.name(), message, "request rejected");
         self.node.metrics.error(code);
         let reply = frame(&ServerMessage::Error {
@@ -460,52 +591,35 @@ impl Connection {
             id,
             room,
         });
-        self.write(reply).await?;
+        self.write(reply);
         // Mistakes (a forbidden or unknown room) are the app's business; flooding and
         // garbage are abuse, and persisting in them ends the connection.
         let abusive = matches!(
             code,
             ErrorCode::RateLimited | ErrorCode::BadFrame | ErrorCode::TextFrame
         );
-        if abusive && self.abuse_limit.check().is_err() {
-            return Err(Ended::Reason(DisconnectReason::PolicyViolation));
+        if abusive && !self.allow(Limit::Abuse) {
+            return Err(DisconnectReason::PolicyViolation);
         }
         Ok(())
     }
 
-    /// Write queued frames: `first`, then whatever else is ready (up to a batch), in one
-    /// flush.
-    async fn drain(
-        &mut self,
-        first: Outgoing,
-        rx: &mut mpsc::Receiver<Outgoing>,
-    ) -> Result<(), WriteError> {
-        let write_timeout = self.node.config.write_timeout;
-        let mut next = Some(first);
-        let mut fed = 0;
-        // A queue that fills up while a write is stuck ends the wait at once.
-        let outbox = self.outbox.clone();
-        let write = timeout(write_timeout, async {
-            while let Some(out) = next.take() {
-                self.outbox.taken(out.frame.len());
-                if self.fresh(&out) {
-                    self.count_out(out.frame.len());
-                    self.sink
-                        .feed(Message::Binary(out.frame))
-                        .await
-                        .map_err(|_| WriteError::Closed)?;
-                    fed += 1;
-                }
-                if fed < WRITE_BATCH {
-                    next = rx.try_recv().ok();
-                }
-            }
-            self.sink.flush().await.map_err(|_| WriteError::Closed)
-        });
-        tokio::select! {
-            result = write => result.unwrap_or(Err(WriteError::TimedOut)),
-            _ = outbox.closed() => Err(WriteError::TimedOut),
-        }
+    /// Write the frames just taken from the outbox that the connection should send, with
+    /// any replies before them, in as few writes as it takes.
+    async fn drain(&mut self) -> Result<(), WriteError> {
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.retain(|out| self.fresh(out));
+        self.batch = batch;
+        let count = self.batch.len() as u64;
+        let bytes: usize = self
+            .batch
+            .iter()
+            .map(|out| ws::payload_len(&out.frame))
+            .sum();
+        // Counted once per batch: the counters are shared by every connection.
+        self.node.metrics.messages_out.inc_by(count);
+        self.node.metrics.bytes_out.inc_by(bytes as u64);
+        self.flush().await
     }
 
     /// Whether a queued frame should go out: only for rooms the connection is in; for room
@@ -513,7 +627,7 @@ impl Connection {
     /// replay, or the same message twice); for an epoch reset only when the connection is
     /// not at that position yet, which then becomes its own.
     fn fresh(&mut self, out: &Outgoing) -> bool {
-        let Some(room) = self.rooms.values_mut().find(|r| r.id == out.room) else {
+        let Some(room) = self.rooms.iter_mut().find(|r| r.id == out.room) else {
             return false;
         };
         match out.kind {
@@ -536,61 +650,85 @@ impl Connection {
         }
     }
 
-    fn count_out(&self, len: usize) {
+    /// Queue one reply frame (an encoded message); it is written before anything taken
+    /// from the outbox after it.
+    fn write(&mut self, payload: Bytes) {
         self.node.metrics.messages_out.inc();
-        self.node.metrics.bytes_out.inc_by(len as u64);
+        self.node.metrics.bytes_out.inc_by(payload.len() as u64);
+        self.out.push_back(ws::binary(&payload));
     }
 
-    /// Write one reply frame now.
-    async fn write(&mut self, frame: Bytes) -> Result<(), WriteError> {
-        self.count_out(frame.len());
-        self.send(Message::Binary(frame)).await
+    /// Write every buffered frame, within the write timeout.
+    async fn flush(&mut self) -> Result<(), WriteError> {
+        self.flush_within(self.node.config.write_timeout).await
     }
 
-    async fn send(&mut self, message: Message) -> Result<(), WriteError> {
-        match timeout(self.node.config.write_timeout, self.sink.send(message)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(WriteError::Closed),
-            Err(_) => Err(WriteError::TimedOut),
-        }
+    /// Write every buffered frame, within `limit`. A queue that fills up while a write is
+    /// stuck ends the wait at once.
+    async fn flush_within(&mut self, limit: Duration) -> Result<(), WriteError> {
+        // Most writes complete at once: the timer is only made for one that waits, and
+        // lives on the heap while it does (the task's future is sized for its largest
+        // state, for as long as the connection lives).
+        let mut deadline: Option<Pin<Box<Sleep>>> = None;
+        poll_fn(|cx| {
+            let written = match ws::poll_write_frames(cx, &mut self.io, &mut self.out) {
+                Poll::Ready(Ok(())) => ws::poll_write_frames(cx, &mut self.io, &mut self.batch),
+                other => other,
+            };
+            match written {
+                Poll::Ready(Ok(())) => return Poll::Ready(Ok(())),
+                Poll::Ready(Err(_)) => return Poll::Ready(Err(WriteError::Closed)),
+                Poll::Pending => {}
+            }
+            let expired = deadline
+                .get_or_insert_with(|| Box::pin(sleep(limit)))
+                .as_mut()
+                .poll(cx)
+                .is_ready();
+            if expired || self.outbox.poll_closed(cx).is_ready() {
+                return Poll::Ready(Err(WriteError::TimedOut));
+            }
+            Poll::Pending
+        })
+        .await
     }
 
     /// Tell the client why, then close with the reason's code. `limit` bounds how long the
     /// goodbye may take (the default write timeout when `None`).
-    async fn disconnect(
-        &mut self,
-        stream: &mut SplitStream<WebSocket>,
-        reason: DisconnectReason,
-        limit: Option<std::time::Duration>,
-    ) {
+    async fn disconnect(&mut self, reason: DisconnectReason, limit: Option<Duration>) {
         self.node.metrics.disconnect(reason);
         let notice = frame(&ServerMessage::Disconnect {
             code: reason.close_code(),
             reason: reason.name().to_owned(),
             reconnect: reconnect_hint(reason),
         });
-        let close = Message::Close(Some(CloseFrame {
-            code: reason.close_code(),
-            reason: reason.name().into(),
-        }));
         let limit = limit.unwrap_or(self.node.config.write_timeout);
         // A slow consumer is not going to read a goodbye in time; do not wait on it long.
         let limit = if reason == DisconnectReason::SlowConsumer {
-            limit.min(std::time::Duration::from_millis(100))
+            limit.min(Duration::from_millis(100))
         } else {
             limit
         };
-        let sent = timeout(limit, async {
-            self.sink.send(Message::Binary(notice)).await?;
-            self.sink.send(close).await
-        })
-        .await;
-        if matches!(sent, Ok(Ok(()))) {
+        // A write that failed or timed out may have left the rest of a frame: it goes first,
+        // or the goodbye would land inside it. (`out` is written before `batch`, so frames
+        // left in `batch` mean `out` is empty.)
+        self.out.extend(self.batch.drain(..).map(|out| out.frame));
+        self.out.push_back(ws::binary(&notice));
+        self.out
+            .push_back(ws::close(reason.close_code(), reason.name()));
+        let write = timeout(
+            limit,
+            poll_fn(|cx| ws::poll_write_frames(cx, &mut self.io, &mut self.out)),
+        );
+        if matches!(write.await, Ok(Ok(()))) {
             // Wait briefly for the client's close reply before dropping the TCP connection:
             // closing at once can reset it and destroy the notice and close frame unread.
+            let max_frame = self.node.config.max_frame;
             let _ = timeout(CLOSE_REPLY_WAIT.min(limit), async {
-                while let Some(Ok(message)) = stream.next().await {
-                    if matches!(message, Message::Close(_)) {
+                while let Ok(message) =
+                    poll_fn(|cx| self.reader.poll_next(cx, &mut self.io, max_frame)).await
+                {
+                    if matches!(message, Incoming::Close(_)) {
                         break;
                     }
                 }
@@ -600,35 +738,11 @@ impl Connection {
     }
 }
 
-/// Why handling a request ended the connection.
-enum Ended {
-    /// The server decided to close, for this reason.
-    Reason(DisconnectReason),
-    /// Writing the reply failed.
-    Write(WriteError),
-}
-
-impl From<WriteError> for Ended {
-    fn from(e: WriteError) -> Ended {
-        Ended::Write(e)
-    }
-}
-
 impl WriteError {
     fn reason(&self) -> Option<DisconnectReason> {
         match self {
             WriteError::TimedOut => Some(DisconnectReason::SlowConsumer),
             WriteError::Closed => None,
         }
-    }
-}
-
-/// A read error that is the client's fault (a frame over the limit) gets a reason; anything
-/// else means the socket is gone.
-fn read_error_reason(err: axum::Error) -> Option<DisconnectReason> {
-    let inner = err.into_inner();
-    match inner.downcast_ref::<tungstenite::Error>() {
-        Some(tungstenite::Error::Capacity(_)) => Some(DisconnectReason::FrameTooLarge),
-        _ => None,
     }
 }

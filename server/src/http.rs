@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -21,12 +20,7 @@ use tower_http::services::ServeDir;
 use crate::auth::{AuthError, Claims};
 use crate::connection;
 use crate::node::{Node, Refusal};
-
-/// WebSocket read buffer per connection. tungstenite's default (128 KiB) would cost that
-/// much per idle connection; frames larger than this are read in several steps.
-const READ_BUFFER: usize = 4 * 1024;
-/// Outgoing bytes gathered before a socket write; flushes write out the rest.
-const WRITE_BUFFER: usize = 16 * 1024;
+use crate::ws::{NotUpgrade, Upgrade};
 
 /// The server's routes.
 pub(crate) fn router(node: Arc<Node>) -> Router {
@@ -119,7 +113,7 @@ async fn websocket(
     State(node): State<Arc<Node>>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    upgrade: Result<Upgrade, NotUpgrade>,
 ) -> Response {
     if !origin_allowed(&node, &headers) {
         return error(StatusCode::FORBIDDEN, None, "origin not allowed");
@@ -141,7 +135,7 @@ fn handshake(
     node: Arc<Node>,
     headers: &HeaderMap,
     query: &HashMap<String, String>,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    upgrade: Result<Upgrade, NotUpgrade>,
 ) -> Response {
     let offered = offered_protocols(headers);
     if !offered.is_empty() && !offered.contains(&SUBPROTOCOL) {
@@ -178,18 +172,11 @@ fn handshake(
     // Past the limits, the socket still opens, only to say why it closes at once: browsers
     // cannot read the status of a refused upgrade, but they can read a close code.
     let slot = node.reserve(&claims.sub);
-    let max_frame = node.config.max_frame;
-    upgrade
-        .protocols([SUBPROTOCOL])
-        .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(WRITE_BUFFER)
-        .max_write_buffer_size(node.config.queue_max_bytes + WRITE_BUFFER)
-        .max_message_size(max_frame)
-        .max_frame_size(max_frame)
-        .on_upgrade(move |socket| {
-            let tasks = node.tasks.clone();
-            tasks.track_future(connection::serve(node, socket, claims, slot))
-        })
+    let protocol = (!offered.is_empty()).then_some(SUBPROTOCOL);
+    upgrade.accept(protocol, move |socket| {
+        let tasks = node.tasks.clone();
+        tasks.track_future(connection::serve(node, socket, claims, slot))
+    })
 }
 
 /// `200 {"status":"ok"}`; with Redis also `"redis":"up"`, or, while Redis is unreachable,

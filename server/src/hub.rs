@@ -1,16 +1,20 @@
 //! The connections of this node, by room, and local fan-out.
 //!
-//! A frame for a room is encoded once into [`Bytes`] and the same buffer is pushed onto every
-//! member's bounded [`Outbox`]. A member whose outbox is full is a slow consumer: its
-//! connection is closed with that reason, and nobody else notices.
+//! A frame for a room is encoded once into [`Bytes`], WebSocket header included, and the
+//! same buffer is pushed onto every member's bounded [`Outbox`]. A member whose outbox is
+//! full is a slow consumer: its connection is closed with that reason, and nobody else
+//! notices.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use chorus_protocol::DisconnectReason;
-use tokio::sync::{Notify, mpsc};
+
+use crate::ws;
 
 /// Identifies one connection on this node.
 pub(crate) type ConnId = u64;
@@ -42,7 +46,8 @@ pub(crate) enum Kind {
 /// A frame waiting to be written to one connection.
 #[derive(Debug)]
 pub(crate) struct Outgoing {
-    /// The encoded frame, shared with every other recipient.
+    /// The complete WebSocket frame (header and encoded message), shared with every other
+    /// recipient.
     pub(crate) frame: Bytes,
     /// The hub's id for the room the frame belongs to: the connection drops frames of
     /// rooms it is no longer in.
@@ -51,78 +56,181 @@ pub(crate) struct Outgoing {
     pub(crate) kind: Kind,
 }
 
-/// The sending side of one connection's bounded outbound queue, bounded by count (the
-/// channel's capacity) and by bytes.
+impl ws::Frame for Outgoing {
+    fn bytes(&mut self) -> &mut Bytes {
+        &mut self.frame
+    }
+}
+
+/// One connection's bounded outbound queue, bounded by count and by bytes, shared by the
+/// rooms it is in (which push) and its connection task (which takes every queued frame at
+/// once, and writes them together).
+///
+/// Not a `tokio::sync::mpsc` channel: under fan-out, queueing a frame is the one thing done
+/// once per recipient, and a push here is one uncontended lock, one `VecDeque` push and,
+/// only when the connection is waiting for frames, one wake.
 #[derive(Debug)]
 pub(crate) struct Outbox {
-    tx: mpsc::Sender<Outgoing>,
-    queued_bytes: AtomicUsize,
+    max_messages: usize,
     max_bytes: usize,
-    closing: OnceLock<DisconnectReason>,
-    wake: Notify,
+    // A std Mutex: held for a push or a swap of queues, never across an `.await`, and
+    // contended only when the connection takes its batch at the moment a frame is pushed.
+    state: Mutex<State>,
+}
+
+/// What the outbox's lock protects.
+#[derive(Debug, Default)]
+struct State {
+    /// Frames not yet taken by the connection.
+    frames: VecDeque<Outgoing>,
+    /// Their bytes.
+    bytes: usize,
+    /// The connection task's waker, registered whenever it waits on the outbox.
+    waker: Option<Waker>,
+    /// Whether the connection is waiting for frames (a push must wake it).
+    parked: bool,
+    /// Why the connection must close; the first reason wins.
+    closing: Option<DisconnectReason>,
 }
 
 impl Outbox {
     /// A queue holding at most `max_messages` frames and `max_bytes` bytes.
-    pub(crate) fn new(
-        max_messages: usize,
-        max_bytes: usize,
-    ) -> (Arc<Outbox>, mpsc::Receiver<Outgoing>) {
-        let (tx, rx) = mpsc::channel(max_messages);
-        let outbox = Outbox {
-            tx,
-            queued_bytes: AtomicUsize::new(0),
+    pub(crate) fn new(max_messages: usize, max_bytes: usize) -> Arc<Outbox> {
+        Arc::new(Outbox {
+            max_messages,
             max_bytes,
-            closing: OnceLock::new(),
-            wake: Notify::new(),
-        };
-        (Arc::new(outbox), rx)
+            state: Mutex::default(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic cannot leave the state half-changed, so a poisoned lock is taken over.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Queue a frame without waiting. A full queue closes the connection as a slow
     /// consumer; returns whether the frame was queued.
     pub(crate) fn push(&self, out: Outgoing) -> bool {
-        if self.closing.get().is_some() {
+        let mut state = self.lock();
+        if state.closing.is_some() {
             return false;
         }
         let len = out.frame.len();
-        if self.queued_bytes.fetch_add(len, Ordering::Relaxed) + len > self.max_bytes {
-            self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-            self.close(DisconnectReason::SlowConsumer);
+        if state.frames.len() >= self.max_messages || state.bytes + len > self.max_bytes {
+            state.close(DisconnectReason::SlowConsumer);
             return false;
         }
-        match self.tx.try_send(out) {
-            Ok(()) => true,
-            Err(err) => {
-                self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-                if matches!(err, mpsc::error::TrySendError::Full(_)) {
-                    self.close(DisconnectReason::SlowConsumer);
-                }
-                false
+        if state.frames.capacity() == 0 {
+            state.frames = spare();
+        }
+        state.frames.push_back(out);
+        state.bytes += len;
+        if state.parked {
+            state.parked = false;
+            if let Some(waker) = &state.waker {
+                waker.wake_by_ref();
             }
         }
+        true
     }
 
-    /// The writer took a frame of `len` bytes off the queue.
-    pub(crate) fn taken(&self, len: usize) {
-        self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-    }
-
-    /// Ask the connection to close with `reason`. The first reason wins.
-    pub(crate) fn close(&self, reason: DisconnectReason) {
-        if self.closing.set(reason).is_ok() {
-            self.wake.notify_one();
+    /// Move every queued frame into the empty `batch`, or wait for one. `Err` when
+    /// someone asked the connection to close, with the reason. Waiting gives the queue's
+    /// buffers (the outbox's and `batch`'s) back to this thread's spares.
+    pub(crate) fn poll_take(
+        &self,
+        cx: &mut Context<'_>,
+        batch: &mut VecDeque<Outgoing>,
+    ) -> Poll<Result<(), DisconnectReason>> {
+        let mut state = self.lock();
+        if let Some(reason) = state.closing {
+            return Poll::Ready(Err(reason));
         }
+        if state.frames.is_empty() {
+            // Nothing to do: an idle connection holds no buffer.
+            recycle(std::mem::take(&mut state.frames));
+            recycle(std::mem::take(batch));
+            state.parked = true;
+            register(&mut state.waker, cx);
+            return Poll::Pending;
+        }
+        // The swap hands the queue the batch's (empty) buffer: no allocation either way.
+        std::mem::swap(&mut state.frames, batch);
+        state.bytes = 0;
+        Poll::Ready(Ok(()))
+    }
+
+    /// Move every queued frame into the empty `batch` without waiting.
+    pub(crate) fn take_now(&self, batch: &mut VecDeque<Outgoing>) {
+        let mut state = self.lock();
+        std::mem::swap(&mut state.frames, batch);
+        state.bytes = 0;
     }
 
     /// Wait until someone asks the connection to close; returns the reason.
-    pub(crate) async fn closed(&self) -> DisconnectReason {
-        loop {
-            if let Some(reason) = self.closing.get() {
-                return *reason;
+    pub(crate) fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<DisconnectReason> {
+        let mut state = self.lock();
+        match state.closing {
+            Some(reason) => Poll::Ready(reason),
+            None => {
+                register(&mut state.waker, cx);
+                Poll::Pending
             }
-            self.wake.notified().await;
         }
+    }
+}
+
+impl State {
+    /// Ask the connection to close with `reason`. The first reason wins.
+    fn close(&mut self, reason: DisconnectReason) {
+        if self.closing.is_none() {
+            self.closing = Some(reason);
+            if let Some(waker) = &self.waker {
+                waker.wake_by_ref();
+            }
+        }
+    }
+}
+
+/// Most queue buffers one thread keeps for reuse: enough for the members of a large room,
+/// whose connections all take their batch, and give it back, after each publish.
+const SPARES: usize = 128;
+
+/// Largest queue buffer kept for reuse, in frames; larger ones are freed. With
+/// [`SPARES`], this bounds the spares of a thread to 2 MiB.
+const SPARE_CAPACITY: usize = 256;
+
+thread_local! {
+    /// Empty queue buffers, for outboxes to reuse. A connection with nothing to do gives
+    /// its buffers back (an idle connection holds none), and a busy one would otherwise
+    /// allocate and grow a new one for every batch. A few per thread, so the memory they
+    /// hold does not grow with the number of connections.
+    static SPARE: RefCell<Vec<VecDeque<Outgoing>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// An empty queue buffer: a spare if this thread has one.
+fn spare() -> VecDeque<Outgoing> {
+    SPARE.with_borrow_mut(Vec::pop).unwrap_or_default()
+}
+
+/// Keep an emptied queue buffer for reuse, or free it.
+fn recycle(mut buffer: VecDeque<Outgoing>) {
+    if buffer.capacity() == 0 || buffer.capacity() > SPARE_CAPACITY {
+        return;
+    }
+    buffer.clear();
+    SPARE.with_borrow_mut(|spares| {
+        if spares.len() < SPARES {
+            spares.push(buffer);
+        }
+    });
+}
+
+/// Store the connection task's waker, cloning it only when it changed.
+fn register(slot: &mut Option<Waker>, cx: &Context<'_>) {
+    match slot {
+        Some(waker) if waker.will_wake(cx.waker()) => {}
+        _ => *slot = Some(cx.waker().clone()),
     }
 }
 
@@ -174,11 +282,12 @@ impl Hub {
         false
     }
 
-    /// Push `frame` to every local member of `room`, except connections of `except_user`.
+    /// Push the encoded message `payload` to every local member of `room`, except
+    /// connections of `except_user`.
     pub(crate) fn broadcast(
         &self,
         room: &str,
-        frame: &Bytes,
+        payload: &Bytes,
         kind: Kind,
         except_user: Option<&str>,
     ) {
@@ -186,6 +295,8 @@ impl Hub {
         let Some(local) = rooms.get(room) else {
             return;
         };
+        // The WebSocket frame is built once, and every member writes the same bytes.
+        let frame = ws::binary(payload);
         for member in local.members.values() {
             if except_user.is_some_and(|u| *member.user == *u) {
                 continue;

@@ -18,7 +18,9 @@
 //! - [`broker`]: what instances share (sequences, history, presence, delivery), in memory
 //!   by default, or in Redis (`--redis-url`) for any number of instances acting as one.
 //! - [`history`]: a room's bounded log, its resume replay and history pages.
+//! - `rate_limit`: the token buckets of a connection's rate limits.
 //! - `typing`: typing throttle and expiry.
+//! - `ws`: the WebSocket protocol, server side: the upgrade, client frames, server frames.
 //! - [`metrics`]: the Prometheus registry.
 //!
 //! ## Example
@@ -49,7 +51,9 @@ mod http;
 mod hub;
 pub mod metrics;
 mod node;
+mod rate_limit;
 mod typing;
+mod ws;
 
 use std::future::Future;
 

@@ -62,6 +62,10 @@ impl Typing {
     /// to relay the stop).
     pub(crate) fn stopped(&self, room: &str, user: &str) -> bool {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        // Called for every publish: nobody typing is the common case, and needs no key.
+        if state.is_empty() {
+            return false;
+        }
         state.remove(&(room.to_owned(), user.to_owned())).is_some()
     }
 

@@ -259,9 +259,7 @@ impl Lines<'_> {
         let points = || self.series.iter().flat_map(|(_, p)| p.iter());
         let x_axis = Axis::fit(points().map(|p| p.0), true);
         let y_axis = Axis::fit(
-            points()
-                .map(|p| p.1)
-                .chain(self.limit.map(|(y, _)| y).into_iter()),
+            points().map(|p| p.1).chain(self.limit.map(|(y, _)| y)),
             true,
         );
         let mut svg = String::new();
