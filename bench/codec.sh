@@ -68,7 +68,8 @@ target_dir=${CARGO_TARGET_DIR:-target}
 mkdir -p "$target_dir"
 # One directory per run (runs may overlap): criterion's estimates and the browser's output.
 # Removed after a good run, kept after a failed one.
-work=$(mktemp -d "$target_dir/codec-bench.XXXXXX")
+# Absolute: criterion runs the bench with the package directory as its working directory.
+work=$(realpath "$(mktemp -d "$target_dir/codec-bench.XXXXXX")")
 finish() {
   local status=$?
   if [[ $status -eq 0 ]]; then
