@@ -724,7 +724,10 @@ impl Run {
             }
             let groups = rows
                 .iter()
-                .map(|k| k.1.rsplit("::").next().unwrap_or(&k.1).to_owned())
+                .map(|k| {
+                    k.1.replace("ClientMessage::", "client ")
+                        .replace("ServerMessage::", "server ")
+                })
                 .collect();
             let values = |format| {
                 rows.iter()

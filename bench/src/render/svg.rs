@@ -4,11 +4,16 @@
 use std::fmt::Write as _;
 
 const WIDTH: f64 = 760.0;
+/// Height of a chart whose labels lie flat; the plot is this minus `TOP` and `BOTTOM`.
 const HEIGHT: f64 = 380.0;
 const LEFT: f64 = 80.0;
 const RIGHT: f64 = 20.0;
 const TOP: f64 = 44.0;
 const BOTTOM: f64 = 70.0;
+/// Room added below the plot for slanted group labels.
+const SLANT_ROOM: f64 = 110.0;
+/// More groups than this and their labels are slanted.
+const FLAT_GROUPS: usize = 8;
 /// One colour per series, in order (colour-blind safe: Okabe and Ito).
 const COLOURS: [&str; 6] = [
     "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00",
@@ -114,10 +119,10 @@ fn escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
-fn open(svg: &mut String, title: &str) {
+fn open(svg: &mut String, title: &str, height: f64) {
     let _ = write!(
         svg,
-        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" font-family="sans-serif" font-size="12">
+        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}" font-family="sans-serif" font-size="12">
 <rect width="100%" height="100%" fill="#ffffff"/>
 <text x="{}" y="24" text-anchor="middle" font-size="15" font-weight="bold">{}</text>
 "##,
@@ -128,6 +133,7 @@ fn open(svg: &mut String, title: &str) {
 
 fn value_axis(svg: &mut String, axis: &Axis, label: &str) {
     let plot_h = HEIGHT - TOP - BOTTOM;
+
     for tick in axis.ticks() {
         let y = TOP + plot_h * (1.0 - axis.fraction(tick));
         let _ = writeln!(
@@ -147,9 +153,9 @@ fn value_axis(svg: &mut String, axis: &Axis, label: &str) {
     );
 }
 
-fn legend(svg: &mut String, names: &[&str]) {
+fn legend(svg: &mut String, names: &[&str], height: f64) {
     let mut x = LEFT;
-    let y = HEIGHT - 16.0;
+    let y = height - 16.0;
     for (i, name) in names.iter().enumerate() {
         let _ = writeln!(
             svg,
@@ -187,8 +193,10 @@ impl Bars<'_> {
                 .flat_map(|(_, v)| v.iter().flatten().copied()),
             self.log,
         );
+        let slanted = self.groups.len() > FLAT_GROUPS;
+        let height = if slanted { HEIGHT + SLANT_ROOM } else { HEIGHT };
         let mut svg = String::new();
-        open(&mut svg, self.title);
+        open(&mut svg, self.title, height);
         value_axis(&mut svg, &axis, self.unit);
         let plot_w = WIDTH - LEFT - RIGHT;
         let plot_h = HEIGHT - TOP - BOTTOM;
@@ -223,16 +231,23 @@ impl Bars<'_> {
                     }
                 }
             }
-            let _ = writeln!(
-                svg,
-                r##"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
-                x0 + group_w * 0.4,
-                TOP + plot_h + 18.0,
-                escape(group)
-            );
+            let (x, y) = (x0 + group_w * 0.4, TOP + plot_h + 18.0);
+            let _ = if slanted {
+                writeln!(
+                    svg,
+                    r##"<text x="{x:.1}" y="{y:.1}" text-anchor="end" transform="rotate(-40 {x:.1} {y:.1})">{}</text>"##,
+                    escape(group)
+                )
+            } else {
+                writeln!(
+                    svg,
+                    r##"<text x="{x:.1}" y="{y:.1}" text-anchor="middle">{}</text>"##,
+                    escape(group)
+                )
+            };
         }
         let names: Vec<&str> = self.series.iter().map(|(n, _)| *n).collect();
-        legend(&mut svg, &names);
+        legend(&mut svg, &names, height);
         svg.push_str("</svg>\n");
         svg
     }
@@ -263,7 +278,7 @@ impl Lines<'_> {
             true,
         );
         let mut svg = String::new();
-        open(&mut svg, self.title);
+        open(&mut svg, self.title, HEIGHT);
         value_axis(&mut svg, &y_axis, self.y_unit);
         let plot_w = WIDTH - LEFT - RIGHT;
         let plot_h = HEIGHT - TOP - BOTTOM;
@@ -328,7 +343,7 @@ impl Lines<'_> {
             }
         }
         let names: Vec<&str> = self.series.iter().map(|(n, _)| *n).collect();
-        legend(&mut svg, &names);
+        legend(&mut svg, &names, HEIGHT);
         svg.push_str("</svg>\n");
         svg
     }
