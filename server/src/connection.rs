@@ -187,12 +187,18 @@ impl Connection {
         let max_frame = config.max_frame;
 
         let reason = 'run: loop {
-            // Replies wait while more requests are already here, to go out in one write.
+            // Replies wait while more requests are already here, to go out in one write,
+            // with the room frames queued meanwhile after them (a publisher's own message
+            // then leaves with its ack).
             if !self.out.is_empty()
                 && (!self.reader.has_frame() || self.out.len() >= MAX_BUFFERED_REPLIES)
-                && let Err(e) = self.flush().await
             {
-                break e.reason();
+                if self.batch.is_empty() {
+                    outbox.take_now(&mut self.batch);
+                }
+                if let Err(e) = self.drain().await {
+                    break e.reason();
+                }
             }
             tokio::select! {
                 _ = &mut shutdown => break Some(DisconnectReason::ServerShutdown),
@@ -671,10 +677,7 @@ impl Connection {
         // state, for as long as the connection lives).
         let mut deadline: Option<Pin<Box<Sleep>>> = None;
         poll_fn(|cx| {
-            let written = match ws::poll_write_frames(cx, &mut self.io, &mut self.out) {
-                Poll::Ready(Ok(())) => ws::poll_write_frames(cx, &mut self.io, &mut self.batch),
-                other => other,
-            };
+            let written = ws::poll_write_both(cx, &mut self.io, &mut self.out, &mut self.batch);
             match written {
                 Poll::Ready(Ok(())) => return Poll::Ready(Ok(())),
                 Poll::Ready(Err(_)) => return Poll::Ready(Err(WriteError::Closed)),

@@ -511,31 +511,58 @@ pub(crate) fn poll_write_frames<F: Frame>(
     io: &mut Io,
     frames: &mut VecDeque<F>,
 ) -> Poll<io::Result<()>> {
-    while !frames.is_empty() {
+    poll_write_both(cx, io, frames, &mut VecDeque::<Bytes>::new())
+}
+
+/// Write every frame in `first`, then every frame in `second` (popping each once
+/// written), sharing vectored writes: a reply and the room frames after it leave in one
+/// syscall.
+pub(crate) fn poll_write_both<F: Frame, G: Frame>(
+    cx: &mut Context<'_>,
+    io: &mut Io,
+    first: &mut VecDeque<F>,
+    second: &mut VecDeque<G>,
+) -> Poll<io::Result<()>> {
+    while !first.is_empty() || !second.is_empty() {
         let mut slices = [IoSlice::new(&[]); MAX_IOV];
         let mut count = 0;
-        for (slice, frame) in slices.iter_mut().zip(frames.iter_mut()) {
-            *slice = IoSlice::new(frame.bytes());
+        let frames = first
+            .iter_mut()
+            .map(|f| &*f.bytes())
+            .chain(second.iter_mut().map(|f| &*f.bytes()));
+        for (slice, frame) in slices.iter_mut().zip(frames) {
+            *slice = IoSlice::new(frame);
             count += 1;
         }
         let mut written = ready!(Pin::new(&mut *io).poll_write_vectored(cx, &slices[..count]))?;
         if written == 0 {
             return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
         }
-        while written > 0 {
-            let front = frames
-                .front_mut()
-                .expect("written bytes came from a frame")
-                .bytes();
-            if written < front.len() {
-                front.advance(written);
-                break;
-            }
-            written -= front.len();
-            frames.pop_front();
+        written = consume(first, written);
+        if written > 0 {
+            let rest = consume(second, written);
+            debug_assert_eq!(rest, 0, "written bytes came from a frame");
         }
     }
     Poll::Ready(Ok(()))
+}
+
+/// Pop the frames `written` bytes covered from the front of `frames`, advancing into a
+/// frame written in part; returns the bytes left over for what comes after `frames`.
+fn consume<F: Frame>(frames: &mut VecDeque<F>, mut written: usize) -> usize {
+    while written > 0 {
+        let Some(front) = frames.front_mut() else {
+            return written;
+        };
+        let front = front.bytes();
+        if written < front.len() {
+            front.advance(written);
+            return 0;
+        }
+        written -= front.len();
+        frames.pop_front();
+    }
+    0
 }
 
 /// Flush and shut down the write side, so the client sees the end of the stream.
@@ -630,6 +657,21 @@ mod tests {
             reader_with(&big).parse(100).err(),
             Some(ReadError::TooLarge)
         );
+    }
+
+    #[test]
+    fn a_partial_write_pops_what_it_covered_and_leaves_the_rest_for_the_next_queue() {
+        let mut first: VecDeque<Bytes> =
+            [Bytes::from_static(b"abc"), Bytes::from_static(b"de")].into();
+        let mut second: VecDeque<Bytes> = [Bytes::from_static(b"fgh")].into();
+        // 4 bytes: "abc" whole, one byte of "de".
+        assert_eq!(consume(&mut first, 4), 0);
+        assert_eq!(first, [Bytes::from_static(b"e")]);
+        // 3 bytes: the rest of "de", then two of the second queue's "fgh".
+        let left = consume(&mut first, 3);
+        assert!(first.is_empty());
+        assert_eq!(consume(&mut second, left), 0);
+        assert_eq!(second, [Bytes::from_static(b"h")]);
     }
 
     #[test]
