@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Builds the npm package `chorus-client` into client-wasm/pkg: the wasm (size-tuned profile
-# `wasm-release`, then wasm-opt -Oz), the wasm-bindgen glue and types, the entry point
-# (client-wasm/js/), README, LICENSE and package.json. Prints the gzip sizes, and fails when
-# their total is over the budget (scripts/client-package.mjs).
+# Builds the npm package `chorus-client` into client-wasm/pkg: the engine's wasm (feature
+# `js` alone, size-tuned profile `wasm-release`, then wasm-opt -Oz), the TypeScript API
+# (client-wasm/ts/) bundled with the wasm-bindgen glue into one module per entry (index.js
+# for browsers and bundlers, node.js for Node, Deno and Bun), its declarations, README,
+# LICENSE and package.json. Prints the gzip sizes, and fails when their total is over the
+# budget (scripts/client-package.mjs).
 #
 # wasm-pack runs the wasm-bindgen on PATH (scripts/setup.sh installs the version in
 # Cargo.lock) and never downloads tools (--mode no-install). wasm-opt comes from the npm
@@ -20,8 +22,8 @@ pkg=client-wasm/pkg
 wasm="$pkg/chorus_client_bg.wasm"
 
 if [[ "${1:-}" == "--if-stale" ]]; then
-  outputs=("$pkg/chorus_client.js" "$wasm" "$pkg/index.js" "$pkg/index.d.ts" "$pkg/package.json")
-  inputs=(client-wasm/src client-wasm/js client-wasm/Cargo.toml protocol/src protocol/Cargo.toml
+  outputs=("$wasm" "$pkg/index.js" "$pkg/node.js" "$pkg/index.d.ts" "$pkg/package.json")
+  inputs=(client-wasm/src client-wasm/ts client-wasm/Cargo.toml protocol/src protocol/Cargo.toml
     Cargo.toml Cargo.lock scripts/build-client.sh scripts/client-package.mjs)
   oldest=""
   for file in "${outputs[@]}"; do
@@ -39,11 +41,15 @@ if [[ "${1:-}" == "--if-stale" ]]; then
   fi
 fi
 wasm_opt=node_modules/.bin/wasm-opt
+rolldown=node_modules/.bin/rolldown
+tsc=node_modules/.bin/tsc
 
-if [ ! -x "$wasm_opt" ]; then
-  echo "build-client: $wasm_opt not found; run npm ci (or scripts/setup.sh)" >&2
-  exit 1
-fi
+for tool in "$wasm_opt" "$rolldown" "$tsc"; do
+  if [ ! -x "$tool" ]; then
+    echo "build-client: $tool not found; run npm ci (or scripts/setup.sh)" >&2
+    exit 1
+  fi
+done
 
 # Panic locations embed source paths in the wasm; the package should not carry this
 # machine's (nor differ from one machine to the next).
@@ -52,8 +58,9 @@ export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="--remap-path-prefix=$cargo
 --remap-path-prefix=$PWD=chorus"
 
 # --out-dir is relative to the crate.
+rm -rf "$pkg"
 wasm-pack build client-wasm --profile wasm-release --target web \
-  --out-dir pkg --out-name chorus_client --mode no-install
+  --out-dir pkg --out-name chorus_client --mode no-install -- --no-default-features --features js
 
 # The features rustc enables for wasm32-unknown-unknown (its target_features section).
 # Besides -Oz: --flatten --rereloop between two rounds restructures control flow for a
@@ -69,5 +76,16 @@ wasm-pack build client-wasm --profile wasm-release --target web \
   "$wasm" -o "$wasm.opt"
 mv "$wasm.opt" "$wasm"
 
-cp client-wasm/js/index.js client-wasm/js/index.d.ts "$pkg/"
+# The TypeScript API, built from a staging copy that has the glue beside it: declarations
+# from tsc (which also type-checks), one minified ES module per entry from rolldown.
+stage=target/client-ts
+rm -rf "$stage"
+mkdir -p "$stage"
+cp client-wasm/ts/*.ts client-wasm/ts/tsconfig.json "$pkg/chorus_client.js" "$pkg/chorus_client.d.ts" "$stage/"
+"$tsc" -p "$stage/tsconfig.json" --outDir "$pkg"
+for entry in index node; do
+  "$rolldown" "$stage/$entry.ts" --file "$pkg/$entry.js" --format esm --minify \
+    --no-codeSplitting --external node:fs --logLevel warn
+done
+rm -f "$pkg/chorus_client.js" "$pkg/chorus_client_bg.wasm.d.ts" "$pkg/.gitignore"
 node scripts/client-package.mjs "$pkg"

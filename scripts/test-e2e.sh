@@ -52,8 +52,7 @@ tarball=$(cd "$pkg" && npm pack --silent --pack-destination "$packed")
 # A package caught half-built (another build of client-wasm/pkg running at the same time)
 # would fail below in confusing ways; say so here instead.
 contents=$(tar -tzf "$packed/$tarball")
-for file in package.json index.js index.d.ts chorus_client.js chorus_client.d.ts \
-  chorus_client_bg.wasm; do
+for file in package.json index.js node.js index.d.ts chorus_client.d.ts chorus_client_bg.wasm; do
   if ! grep -qx "package/$file" <<<"$contents"; then
     echo "test-e2e: $tarball has no $file: is client-wasm/pkg being rebuilt right now?" >&2
     exit 1

@@ -3,13 +3,24 @@
 //
 // Everything user-supplied (nicknames, room names, message text) reaches the page as text
 // nodes or attribute values, never as HTML.
+//
+// The session survives a reload: the nickname, the token, the rooms with the position each
+// had reached, and the messages not yet acknowledged are kept in sessionStorage (this tab
+// only), and the reloaded page joins each room again with `join({ since })`, so what was
+// published meanwhile is replayed, and sends the unacknowledged messages again with their
+// ids, so each is delivered once.
+//
+// Payloads travel with the room's default "raw" codec: text messages are strings, images are
+// bytes, and a backend's `POST /api/publish` text reads as a message like any other.
 
-import init, { ChorusClient } from "/pkg/index.js";
+import init, { Client, ErrorCode } from "/pkg/index.js";
 import {
   DEFAULT_MAX_BODY,
   byteLength,
+  continuesGroup,
   formatBytes,
   nicknameError,
+  reasonText,
   roomError,
   statusLine,
   typingLine,
@@ -19,15 +30,20 @@ import {
 const MAX_MESSAGES = 500;
 /** Messages asked for per history page: on joining a room, and per "Load older messages". */
 const HISTORY_PAGE = 50;
-/** History error: the epoch of `before` is gone (see docs/PROTOCOL.md). */
-const EPOCH_CHANGED = 112;
-/** Error codes of a refused join (see docs/PROTOCOL.md). */
-const JOIN_REFUSALS = new Set([102, 104, 107, 108]);
 /** Error codes not worth interrupting anyone for: typing refused or rate limited. */
-const QUIET_ERRORS = new Set([106, 110]);
+const QUIET_ERRORS = new Set([ErrorCode.RateLimited, ErrorCode.TypingDisabled]);
+/** Client errors that close the client for good; the `close` event follows. */
+const FATAL_ERRORS = new Set([
+  ErrorCode.Unauthorized,
+  ErrorCode.DoNotRetry,
+  ErrorCode.AttemptsExhausted,
+]);
 /** A log scrolled to within this many pixels of its end follows new messages. */
 const STICK_PX = 48;
+/** The last nickname, to prefill the sign-in form (localStorage: kept across visits). */
 const NICKNAME_KEY = "chorus.nickname";
+/** The signed-in session, to resume it after a reload (sessionStorage: this tab only). */
+const SESSION_KEY = "chorus.session";
 
 /** Elements with an id, by that id in camelCase: #message-input is ui.messageInput. */
 const ui = {};
@@ -46,12 +62,15 @@ const fullTimeFormat = new Intl.DateTimeFormat(undefined, {
 init().catch(() => {});
 
 /**
- * The signed-in session, or null. `connection` follows the client's events: "connecting",
- * "open", "reconnecting"; `retry` is { attempt, until } while reconnecting.
+ * The signed-in session, or null. `connection` is the client's state ("connecting", "open",
+ * "reconnecting"), `reason` why it last changed; `retry` is { attempt, until } from the
+ * first `reconnecting` event of an outage until the connection is open again.
  */
 let session = null;
 /** Whether a session has ended: the status then says "Closed" rather than "Not signed in". */
 let everClosed = false;
+/** Why the last session closed, when it was not signed out. */
+let closedReason = "";
 
 // ---------------------------------------------------------------------------------------
 // Small helpers
@@ -117,18 +136,113 @@ async function fetchToken(user) {
   throw new Error(`Getting a token failed (HTTP ${response.status}).`);
 }
 
+function toBase64(bytes) {
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(binary);
+}
+
+function fromBase64(text) {
+  return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+}
+
+// ---------------------------------------------------------------------------------------
+// The session in sessionStorage
+
+/**
+ * The stored session, or null: `{ nickname, token, active, rooms: [{ name, position }],
+ * pending: [{ room, id, ts, text } | { room, id, ts, bytes }] }` (`bytes` in base64).
+ */
+function storedSession() {
+  try {
+    const stored = JSON.parse(sessionStorage.getItem(SESSION_KEY) ?? "null");
+    if (typeof stored?.nickname !== "string" || typeof stored.token !== "string") return null;
+    return {
+      nickname: stored.nickname,
+      token: stored.token,
+      active: typeof stored.active === "string" ? stored.active : null,
+      rooms: Array.isArray(stored.rooms) ? stored.rooms : [],
+      pending: Array.isArray(stored.pending) ? stored.pending : [],
+    };
+  } catch {
+    return null;
+  }
+}
+
+let saveQueued = false;
+
+/** Store the session once the current task's changes are done. */
+function saveSoon() {
+  if (saveQueued) return;
+  saveQueued = true;
+  queueMicrotask(() => {
+    saveQueued = false;
+    saveSession();
+  });
+}
+
+function saveSession() {
+  if (!session || session.ending) return;
+  const rooms = [...session.rooms.values()]
+    .filter((room) => room.status !== "error")
+    .map((room) => ({ name: room.name, position: room.handle.position ?? room.since }));
+  const pending = [...session.outgoing]
+    .filter((entry) => !entry.discarded && entry.id !== null)
+    .map(({ room, id, ts, body }) =>
+      typeof body === "string"
+        ? { room: room.name, id, ts, text: body }
+        : { room: room.name, id, ts, bytes: toBase64(body) },
+    );
+  const stored = {
+    nickname: session.nickname,
+    token: session.token,
+    active: session.active?.name ?? null,
+    rooms,
+    pending,
+  };
+  try {
+    sessionStorage.setItem(SESSION_KEY, JSON.stringify(stored));
+  } catch {
+    // Storage off or full (large images waiting): a reload then starts from the sign-in.
+  }
+}
+
+function forgetSession() {
+  try {
+    sessionStorage.removeItem(SESSION_KEY);
+  } catch {
+    // Nothing stored.
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // Connection status and the banner
 
+/** The connection as the status line shows it: "reconnecting" until open again. */
+function shownConnection() {
+  if (!session) return everClosed ? "closed" : "idle";
+  return session.connection === "connecting" && session.retry ? "reconnecting" : session.connection;
+}
+
 function renderStatus() {
-  const connection = session ? session.connection : everClosed ? "closed" : "idle";
+  const connection = shownConnection();
   const retry = session?.retry
     ? { attempt: session.retry.attempt, remainingMs: session.retry.until - performance.now() }
     : null;
-  const { state, text } = statusLine(connection, navigator.onLine, retry);
+  const reason =
+    connection === "reconnecting" ? session.reason : connection === "closed" ? closedReason : "";
+  const { state, text } = statusLine(connection, navigator.onLine, retry, reason);
   // Only real changes, so the live region is not told the same thing again.
-  if (ui.connectionText.textContent !== text) ui.connectionText.textContent = text;
+  if (ui.connectionText.textContent !== text) {
+    ui.connectionText.textContent = text;
+    ui.connectionText.title = text;
+  }
   ui.connectionStatus.dataset.state = state;
+  // For tests and the curious: how many times this session started waiting to reconnect.
+  ui.connectionStatus.dataset.reconnects = String(session?.reconnects ?? 0);
+  ui.retryNow.hidden = connection !== "reconnecting";
   if (retry && retry.remainingMs <= 0) stopTicker();
 }
 
@@ -145,6 +259,8 @@ function stopTicker() {
 
 addEventListener("online", renderStatus);
 addEventListener("offline", renderStatus);
+
+ui.retryNow.addEventListener("click", () => session?.client.reconnect());
 
 /** What the banner is about: "token" ones go away once connected again. */
 let bannerKind = "";
@@ -178,22 +294,17 @@ ui.loginForm.addEventListener("submit", async (event) => {
     return;
   }
   loginError("");
-  ui.loginButton.disabled = true;
-  ui.loginButton.textContent = "Connecting…";
+  setConnecting(true);
   try {
-    const [token] = await Promise.all([
-      fetchToken(nickname),
-      init().catch((error) => {
-        throw new Error(`Could not load the chat client: ${error.message}`);
-      }),
-    ]);
+    const [token] = await Promise.all([fetchToken(nickname), loadClient()]);
     start(nickname, token);
     storeNickname(nickname);
+    ui.roomInput.focus();
+    ui.roomInput.select();
   } catch (error) {
     loginError(error.message);
   } finally {
-    ui.loginButton.disabled = false;
-    ui.loginButton.textContent = "Connect";
+    setConnecting(false);
   }
 });
 
@@ -209,37 +320,105 @@ function loginError(text) {
   }
 }
 
+function setConnecting(connecting) {
+  ui.loginButton.disabled = connecting;
+  ui.loginButton.textContent = connecting ? "Connecting…" : "Connect";
+}
+
+function loadClient() {
+  return init().catch((error) => {
+    throw new Error(`Could not load the chat client: ${error.message}`);
+  });
+}
+
+/** Resume the session stored before a reload: the same user, rooms and unsent messages. */
+async function resume(stored) {
+  ui.nicknameInput.value = stored.nickname;
+  setConnecting(true);
+  try {
+    await loadClient();
+    if (session) return;
+    start(stored.nickname, stored.token);
+  } catch (error) {
+    loginError(error.message);
+    return;
+  } finally {
+    setConnecting(false);
+  }
+  for (const { name, position } of stored.rooms) {
+    if (typeof name !== "string" || roomError(name) || session.rooms.has(name)) continue;
+    joinRoom(addRoom(name), validPosition(position) ? position : undefined);
+  }
+  // After the joins, so that they go out after them.
+  for (const message of stored.pending) {
+    const room = session.rooms.get(message.room);
+    if (!room || !Number.isSafeInteger(message.id)) continue;
+    const body = typeof message.text === "string" ? message.text : fromBase64(message.bytes ?? "");
+    publish(room, body, undefined, { id: message.id, ts: message.ts });
+  }
+  const active = session.rooms.get(stored.active) ?? session.rooms.values().next().value;
+  if (active) {
+    selectRoom(active);
+    ui.messageInput.focus();
+  }
+  saveSession();
+}
+
+function validPosition(position) {
+  return Number.isInteger(position?.epoch) && Number.isInteger(position?.seq);
+}
+
 function start(nickname, token) {
-  const client = ChorusClient.connect(wsUrl(), {
+  const client = new Client(wsUrl(), {
     token,
     // Asked again when the server refuses or expires the token.
-    getToken: () => fetchToken(nickname),
+    getToken: async () => {
+      const fresh = await fetchToken(nickname);
+      if (session?.client === client) {
+        session.token = fresh;
+        saveSoon();
+      }
+      return fresh;
+    },
   });
   session = {
     client,
+    nickname,
+    token,
     me: nickname,
-    connection: "connecting",
+    connection: client.state,
+    reason: "",
     retry: null,
+    reconnects: 0,
     ticker: 0,
     rooms: new Map(),
     active: null,
-    /** Largest body the server takes; a "too_large" rejection tells the real one. */
+    /** Largest body the server takes; a BodyTooLarge rejection tells the real one. */
     maxBody: DEFAULT_MAX_BODY,
     /** Own messages not yet acknowledged: queued or pending. */
     outgoing: new Set(),
+    /** The error that closes the client for good, just before its `close` event. */
+    fatal: null,
     signingOut: false,
+    /** The page is going away: the stored session stays, to be resumed. */
+    unloading: false,
+    ending: false,
   };
-  for (const [name, handler] of Object.entries(handlers)) client.on(name, handler);
+  client.on("state", onState);
+  client.on("open", onOpen);
+  client.on("reconnecting", onReconnecting);
+  client.on("close", onClose);
+  client.on("error", onClientError);
 
   hideBanner();
+  closedReason = "";
   ui.whoami.textContent = nickname;
   ui.account.hidden = false;
   ui.loginView.hidden = true;
   ui.chatView.hidden = false;
   renderStatus();
   renderRoom();
-  ui.roomInput.focus();
-  ui.roomInput.select();
+  saveSession();
 }
 
 ui.signOut.addEventListener("click", () => {
@@ -249,22 +428,31 @@ ui.signOut.addEventListener("click", () => {
   if (session) end();
 });
 
-// Leave the rooms at once rather than when the server notices the socket is gone.
+// Leave the rooms at once rather than when the server notices the socket is gone. The
+// session stays stored: the page that comes next (a reload) resumes it.
 addEventListener("pagehide", () => {
   if (!session) return;
+  saveSession();
   session.signingOut = true;
+  session.unloading = true;
   session.client.close();
+});
+
+// Back from the back/forward cache: the client was closed on the way out.
+addEventListener("pageshow", (event) => {
+  const stored = event.persisted && !session ? storedSession() : null;
+  if (stored) resume(stored);
 });
 
 /** After the "close" event: drop everything and show the sign-in form again. */
 function end() {
-  const { client, rooms, ticker } = session;
+  const { rooms, ticker, unloading } = session;
+  session.ending = true;
   clearInterval(ticker);
   for (const room of rooms.values()) discardRoom(room);
   session = null;
   everClosed = true;
-  // Not from inside the client's own event handler.
-  setTimeout(() => client.free(), 0);
+  if (!unloading) forgetSession();
 
   ui.roomList.replaceChildren();
   ui.messageLog.replaceChildren();
@@ -281,140 +469,64 @@ function end() {
 // ---------------------------------------------------------------------------------------
 // Client events
 
-const handlers = {
-  open({ user }) {
-    session.me = user;
-    session.connection = "open";
-    session.retry = null;
-    stopTicker();
-    if (bannerKind === "token") hideBanner();
-    for (const entry of session.outgoing) {
-      if (entry.status === "queued") setStatus(entry, "pending");
-    }
-    renderStatus();
-  },
+function onState({ state, reason }) {
+  session.connection = state;
+  session.reason = state === "open" ? "" : reason.text;
+  if (state === "open") session.retry = null;
+  renderStatus();
+}
 
-  reconnecting({ attempt, delayMs }) {
-    session.connection = "reconnecting";
-    session.retry = { attempt, until: performance.now() + delayMs };
-    // Sent but unacknowledged messages go out again after the reconnect.
-    for (const entry of session.outgoing) {
-      if (entry.status === "pending") setStatus(entry, "queued");
-    }
-    // Nobody is seen typing through a lost connection; the rejoin tells who is present.
-    for (const room of session.rooms.values()) room.typing = [];
-    if (session.active) renderTyping();
-    renderStatus();
-    startTicker();
-  },
+function onOpen({ user }) {
+  session.me = user;
+  stopTicker();
+  if (bannerKind === "token") hideBanner();
+  for (const entry of session.outgoing) {
+    if (entry.status === "queued") setStatus(entry, "pending");
+  }
+  renderStatus();
+}
 
-  close({ code, reason }) {
-    const expected = session.signingOut;
-    end();
-    if (!expected) {
-      showBanner(`The connection was closed: ${reason || "no reason given"} (code ${code}).`);
-    }
-  },
+function onReconnecting({ attempt, delayMs }) {
+  session.retry = { attempt, until: performance.now() + delayMs };
+  session.reconnects += 1;
+  // Sent but unacknowledged messages go out again after the reconnect.
+  for (const entry of session.outgoing) {
+    if (entry.status === "pending") setStatus(entry, "queued");
+  }
+  // Nobody is seen typing through a lost connection; the rejoin tells who is present.
+  for (const room of session.rooms.values()) room.typing = [];
+  if (session.active) renderTyping();
+  renderStatus();
+  startTicker();
+}
 
-  joined({ room: name, members, position, recovery }) {
-    const room = session.rooms.get(name);
-    if (!room) return;
-    room.status = "joined";
-    room.error = "";
-    room.members = new Set(members);
-    if (room.epoch !== position.epoch) {
-      // Another history (the server lost the old one): its sequences start again, and
-      // the old one can no longer be paged through.
-      room.epoch = position.epoch;
-      room.bySeq.clear();
-      room.history.oldest = null;
-      room.history.more = false;
-    }
-    if (recovery === "missed" && room.entries.length > 0) {
-      addNotice(
-        room,
-        "Reconnected, but the server could not replay everything: " +
-          "messages sent while you were away may be missing.",
-      );
-    }
-    renderRoomItem(room);
-    if (room === session.active) renderRoom();
-    // A first join shows what the room said recently; after a gap the replay could not
-    // fill, what the server still has is shown too. ("recovered": nothing was lost.)
-    if (recovery !== "recovered") loadHistory(room);
-  },
+function onClose({ code, text }) {
+  const { signingOut, fatal } = session;
+  closedReason = signingOut ? "" : (fatal?.message ?? text);
+  end();
+  if (!signingOut) {
+    const why = fatal?.message ?? (reasonText(text) || "no reason given");
+    showBanner(`The connection was closed: ${why} (code ${code}).`);
+  }
+}
 
-  left() {
-    // The room left the list when "Leave room" was pressed.
-  },
-
-  message(event) {
-    const room = session.rooms.get(event.room);
-    if (!room) return;
-    const key = keyOf(event.sender, event.id);
-    // Shown already: our own message (by its id), or from a history page (by its seq).
-    const known = room.byKey.get(key) ?? room.bySeq.get(event.seq);
-    if (known) {
-      // The echo of our own message, already acknowledged: adopt the server's time.
-      if (known.own) {
-        setTime(known, event.ts, false);
-        setSeq(known, event.seq);
-      }
-      return;
-    }
-    const own = event.sender === session.me;
-    const entry = messageView(room, { sender: event.sender, ts: event.ts, own, body: event.body });
-    entry.id = event.id;
-    entry.el.dataset.id = String(event.id);
-    setSeq(entry, event.seq);
-    // An echo that arrives before its publish resolves waits here; acknowledged() then puts
-    // the pending entry in its place.
-    room.byKey.set(key, entry);
-    addEntry(room, entry);
-    if (!own && room !== session.active) {
-      room.unread += 1;
-      renderRoomItem(room);
-      renderTitle();
-    }
-  },
-
-  presence(event) {
-    const room = session.rooms.get(event.room);
-    if (!room) return;
-    if (event.kind === "list") room.members = new Set(event.members);
-    else if (event.kind === "join") room.members.add(event.user);
-    else if (event.kind === "leave") room.members.delete(event.user);
-    if (room === session.active) renderMembers();
-  },
-
-  typing({ room: name, users }) {
-    const room = session.rooms.get(name);
-    if (!room) return;
-    room.typing = users.filter((user) => user !== session.me);
-    if (room === session.active) renderTyping();
-  },
-
-  error({ code, message, room: name }) {
-    const room = name === undefined ? undefined : session.rooms.get(name);
-    if (name !== undefined && !room) {
-      console.info("chorus: about a room already left:", code, message);
-      return;
-    }
-    if (room && JOIN_REFUSALS.has(code)) {
-      room.status = "error";
-      room.error = `Could not join: ${message}`;
-      renderRoomItem(room);
-      if (room === session.active) renderRoom();
-      return;
-    }
-    if (QUIET_ERRORS.has(code)) {
-      console.info("chorus:", code, message);
-      return;
-    }
-    if (code === 1002) showBanner(`Could not get a new token: ${message}`, "token");
-    else showBanner(message);
-  },
-};
+/** A failure no Promise reports and no room owns. */
+function onClientError(error) {
+  if (FATAL_ERRORS.has(error.code)) {
+    // The close that follows says it.
+    session.fatal = error;
+    return;
+  }
+  if (QUIET_ERRORS.has(error.code)) {
+    console.info("chorus:", error.name, error.message);
+    return;
+  }
+  if (error.code === ErrorCode.TokenUnavailable) {
+    showBanner(`Could not get a new token: ${error.message}`, "token");
+  } else {
+    showBanner(error.message);
+  }
+}
 
 // ---------------------------------------------------------------------------------------
 // Rooms
@@ -428,21 +540,12 @@ ui.joinForm.addEventListener("submit", (event) => {
     return;
   }
   let room = session.rooms.get(name);
-  if (!room || room.status === "error") {
-    try {
-      session.client.join(name);
-    } catch (error) {
-      roomInputError(error.message);
-      return;
-    }
-    if (room) {
-      // Try again a join the server refused.
-      room.status = "joining";
-      room.error = "";
-      renderRoomItem(room);
-    } else {
-      room = addRoom(name);
-    }
+  if (!room) {
+    room = addRoom(name);
+    joinRoom(room);
+  } else if (room.status === "error") {
+    // Try again a join the server refused.
+    joinRoom(room);
   }
   roomInputError("");
   ui.roomInput.value = "";
@@ -462,6 +565,33 @@ function roomInputError(text) {
   }
 }
 
+/** Join `room` (again, after a refusal), resuming from `since` when given. */
+function joinRoom(room, since) {
+  room.status = "joining";
+  room.error = "";
+  room.since = since ?? null;
+  renderRoomItem(room);
+  if (room === session.active) renderRoom();
+  room.handle.join(since ? { since } : {}).catch((error) => {
+    // Left first, or signed out: nothing to say. A refusal also comes as the room's
+    // `error` event (on a rejoin after a reconnect, only so).
+    if (error.code !== ErrorCode.NotJoined && error.code !== ErrorCode.Closed) {
+      joinRefused(room, error);
+    }
+  });
+  saveSoon();
+}
+
+function joinRefused(room, error) {
+  if (session?.rooms.get(room.name) !== room || room.status === "error") return;
+  room.status = "error";
+  room.error = `Could not join: ${error.message}`;
+  renderRoomItem(room);
+  if (room === session.active) renderRoom();
+  saveSoon();
+}
+
+/** A room in the list, with its handle's events followed (until it is left). */
 function addRoom(name) {
   const badge = h("span", { class: "badge", "aria-hidden": "true", "data-testid": "unread-count" });
   const unreadText = h("span", { class: "sr-only" });
@@ -479,11 +609,17 @@ function addRoom(name) {
     { class: "room-item", "data-testid": "room-item", "data-room": name },
     button,
   );
+  const handle = session.client.room(name);
   const room = {
     name,
+    handle,
     /** "joining", "joined" or "error" (the server refused the join). */
     status: "joining",
     error: "",
+    /** The position the join resumes from (after a reload), until joined. */
+    since: null,
+    /** What the last join's resume request became ("not_requested" without one). */
+    recovery: "",
     members: new Set(),
     typing: [],
     unread: 0,
@@ -498,9 +634,10 @@ function addRoom(name) {
     /**
      * Paging back: `oldest` is the sequence the next older page ends before, `more` whether
      * the server has older messages, `loading` "recent" or "older" while a page is on its
-     * way, `failed` the page that failed ("recent" or "older") and `error` why.
+     * way, `failed` the page that failed ("recent" or "older") and `error` why; `asked`
+     * whether the recent messages were asked for since the room was added.
      */
-    history: { oldest: null, more: false, loading: "", failed: "", error: "" },
+    history: { oldest: null, more: false, loading: "", failed: "", error: "", asked: false },
     list: h("ol", { class: "messages" }),
     historyBar: null,
     olderButton: null,
@@ -513,7 +650,16 @@ function addRoom(name) {
     badge,
     unreadText,
     state,
+    /** Stop following the handle's events. */
+    unfollow: [],
   };
+  room.unfollow = [
+    handle.on("joined", (info) => onJoined(room, info)),
+    handle.on("message", (message) => onMessage(room, message)),
+    handle.on("presence", (event) => onPresence(room, event)),
+    handle.on("typing", ({ users }) => onTyping(room, users)),
+    handle.on("error", (error) => onRoomError(room, error)),
+  ];
   button.addEventListener("click", () => {
     selectRoom(room);
     ui.messageInput.focus();
@@ -541,6 +687,91 @@ function addRoom(name) {
   return room;
 }
 
+function onJoined(room, { members, position, recovery }) {
+  room.status = "joined";
+  room.error = "";
+  room.since = null;
+  room.recovery = recovery;
+  room.members = new Set(members);
+  if (room.epoch !== position.epoch) {
+    // Another history (the server lost the old one): its sequences start again, and
+    // the old one can no longer be paged through.
+    room.epoch = position.epoch;
+    room.bySeq.clear();
+    room.history.oldest = null;
+    room.history.more = false;
+  }
+  if (recovery === "missed" && room.entries.length > 0) {
+    addNotice(
+      room,
+      "Reconnected, but the server could not replay everything: " +
+        "messages sent while you were away may be missing.",
+    );
+  }
+  renderRoomItem(room);
+  if (room === session.active) renderRoom();
+  // The first join shows what the room said recently (after a reload too: the replay
+  // brings only what was published since); after a gap the replay could not fill, what
+  // the server still has is shown too. ("recovered": nothing was lost.)
+  if (recovery !== "recovered" || !room.history.asked) loadHistory(room);
+  saveSoon();
+}
+
+function onMessage(room, message) {
+  const key = keyOf(message.sender, message.id);
+  // Shown already: our own message (by its id), or from a history page (by its seq).
+  const known = room.byKey.get(key) ?? room.bySeq.get(message.seq);
+  if (known) {
+    // The echo of our own message: adopt the server's time and sequence.
+    if (known.own) {
+      setTime(known, message.ts, false);
+      setSeq(known, message.seq);
+    }
+  } else {
+    const own = message.sender === session.me;
+    const entry = messageView(room, {
+      sender: message.sender,
+      ts: message.ts,
+      own,
+      body: message.data,
+    });
+    setId(entry, message.id);
+    setSeq(entry, message.seq);
+    addEntry(room, entry);
+    if (!own && room !== session.active) {
+      room.unread += 1;
+      renderRoomItem(room);
+      renderTitle();
+    }
+  }
+  saveSoon(); // The room's position moved.
+}
+
+function onPresence(room, event) {
+  if (event.kind === "list") room.members = new Set(event.members);
+  else if (event.kind === "join") room.members.add(event.user);
+  else if (event.kind === "leave") room.members.delete(event.user);
+  if (room === session.active) renderMembers();
+}
+
+function onTyping(room, users) {
+  room.typing = users.filter((user) => user !== session.me);
+  if (room === session.active) renderTyping();
+}
+
+function onRoomError(room, error) {
+  // Refused for good: the handle stopped wanting the room.
+  if (room.handle.state === "left") {
+    joinRefused(room, error);
+    return;
+  }
+  if (QUIET_ERRORS.has(error.code)) {
+    console.info("chorus:", room.name, error.name, error.message);
+    return;
+  }
+  showBanner(`${room.name}: ${error.message}`);
+}
+
 function selectRoom(room) {
   const previous = session.active;
   if (previous && previous !== room) {
@@ -563,12 +794,13 @@ function selectRoom(room) {
     if (room.stick) scrollToEnd();
     else ui.messageLog.scrollTop = room.scrollTop;
   }
+  saveSoon();
 }
 
 ui.leaveButton.addEventListener("click", () => {
   const room = session?.active;
   if (!room) return;
-  session.client.leave(room.name);
+  room.handle.leave();
   const rooms = [...session.rooms.values()];
   const index = rooms.indexOf(room);
   const next = rooms[index + 1] ?? rooms[index - 1] ?? null;
@@ -579,8 +811,9 @@ ui.leaveButton.addEventListener("click", () => {
   (next ? ui.messageInput : ui.roomInput).focus();
 });
 
-/** Releases what a room holds: its images, and its unacknowledged messages. */
+/** Releases what a room holds: its handle's listeners, its images, its unsent messages. */
 function discardRoom(room) {
+  for (const stop of room.unfollow) stop();
   for (const entry of room.entries) discardEntry(entry);
   room.entries = [];
   room.byKey.clear();
@@ -613,6 +846,7 @@ function renderRoom() {
   ui.roomTitle.textContent = room.name;
   ui.roomView.dataset.room = room.name;
   ui.roomView.dataset.status = room.status;
+  ui.roomView.dataset.recovery = room.recovery;
   ui.roomState.textContent = room.status === "joining" ? "Joining…" : "";
   ui.roomErrorText.textContent = room.error;
   ui.roomErrorText.hidden = room.error === "";
@@ -656,6 +890,9 @@ function keyOf(sender, id) {
   return `${sender}\n${id}`;
 }
 
+/** The entry of each message element, for grouping. */
+const entryOf = new WeakMap();
+
 /** A message's view: `entry.el` plus what later updates need. */
 function messageView(room, { sender, ts, own, body, blob, local = false }) {
   const time = h("time", { class: "time", "data-testid": "message-time" });
@@ -694,6 +931,7 @@ function messageView(room, { sender, ts, own, body, blob, local = false }) {
     blobUrl: null,
     discarded: false,
   };
+  entryOf.set(el, entry);
   setTime(entry, ts, local);
   showBody(entry, body, blob);
   return entry;
@@ -754,6 +992,18 @@ function setTime(entry, ts, local) {
     : fullTimeFormat.format(ts);
   if (local) delete entry.el.dataset.ts;
   else entry.el.dataset.ts = String(ts);
+  if (entry.el.parentNode) regroup(entry.room);
+}
+
+/** The entry's message id: it finds the entry for the echo, the ack and history pages. */
+function setId(entry, id) {
+  const { room } = entry;
+  if (entry.id !== null && room.byKey.get(keyOf(entry.sender, entry.id)) === entry) {
+    room.byKey.delete(keyOf(entry.sender, entry.id));
+  }
+  entry.id = id;
+  entry.el.dataset.id = String(id);
+  room.byKey.set(keyOf(entry.sender, id), entry);
 }
 
 function setSeq(entry, seq) {
@@ -786,9 +1036,28 @@ function place(entry) {
     room.entries[before].el.before(entry.el);
     room.entries.splice(before, 0, entry);
   }
+  regroup(room);
 }
 
-/** "queued", "pending", "acknowledged" or "failed" (with the reason, under the message). */
+/**
+ * Consecutive messages from one sender form a group: the first shows the sender, the others
+ * only their text (the name stays there for screen readers). A notice breaks a group.
+ */
+function regroup(room) {
+  let previous = null;
+  for (const el of room.list.children) {
+    const entry = entryOf.get(el);
+    if (!entry) {
+      previous = null;
+      continue;
+    }
+    const grouped = continuesGroup(previous, entry);
+    if (el.classList.contains("grouped") !== grouped) el.classList.toggle("grouped", grouped);
+    previous = entry;
+  }
+}
+
+/** "queued", "pending", "sent" or "failed" (with the reason, under the message). */
 function setStatus(entry, status, reason = "") {
   entry.status = status;
   entry.el.dataset.status = status;
@@ -814,11 +1083,13 @@ function addEntry(room, entry) {
     }
     if (old.seq !== undefined && room.bySeq.get(old.seq) === old) room.bySeq.delete(old.seq);
   }
+  regroup(room);
   if (room === session.active && room.stick) scrollToEnd();
 }
 
 function addNotice(room, text) {
   room.list.append(h("li", { class: "notice", "data-testid": "notice" }, text));
+  regroup(room);
   if (room === session.active && room.stick) scrollToEnd();
 }
 
@@ -840,11 +1111,12 @@ async function loadHistory(room, which = "recent") {
   history.loading = which;
   history.failed = "";
   history.error = "";
+  if (which === "recent") history.asked = true;
   renderHistory(room);
   let page = null;
   let failure = null;
   try {
-    page = await session.client.history(room.name, options);
+    page = await room.handle.history(options);
   } catch (error) {
     failure = error;
   }
@@ -857,11 +1129,11 @@ async function loadHistory(room, which = "recent") {
     return;
   }
   if (failure) {
-    if (which === "older" && failure.code === EPOCH_CHANGED) {
+    if (which === "older" && failure.code === ErrorCode.EpochChanged) {
       history.more = false;
       announceHistory("Older messages are no longer available.");
-    } else if (failure.code !== 1006) {
-      // 1006: the client closed (signing out); nothing to tell.
+    } else if (failure.code !== ErrorCode.Closed) {
+      // Closed: the client closed (signing out); nothing to tell.
       history.failed = which;
       history.error = `Could not load ${which === "older" ? "older" : "recent"} messages: ${failure.message}`;
       announceHistory(history.error);
@@ -905,21 +1177,17 @@ function showHistory(room, messages, older) {
   // Newest first: when the room is full, the oldest are the ones left out.
   for (const message of [...messages].reverse()) {
     if (room.bySeq.has(message.seq)) continue;
-    const key = keyOf(message.sender, message.id);
-    if (room.byKey.has(key)) continue;
+    // Our own message whose ack is still on its way is found by its id: the ack settles it.
+    if (room.byKey.has(keyOf(message.sender, message.id))) continue;
     if (older && room.entries.length >= MAX_MESSAGES) break;
     const entry = messageView(room, {
       sender: message.sender,
       ts: message.ts,
       own: message.sender === session.me,
-      body: message.body,
+      body: message.data,
     });
-    entry.id = message.id;
-    entry.el.dataset.id = String(message.id);
     entry.el.dataset.history = "";
-    // Our own message whose ack is still on its way is found here by its id, and takes
-    // this entry's place when the ack comes (see acknowledged()).
-    room.byKey.set(key, entry);
+    setId(entry, message.id);
     setSeq(entry, message.seq);
     addEntry(room, entry);
     shown += 1;
@@ -990,69 +1258,70 @@ ui.messageLog.addEventListener("scroll", () => {
   room.stick = log.scrollHeight - log.scrollTop - log.clientHeight < STICK_PX;
 });
 
-/** Show our own message at once, then publish it. */
-function publish(room, body, blob) {
+/**
+ * Show our own message at once, then publish it. `resend`: a message from before a reload,
+ * sent again with its id (and shown with its time) so that it is delivered once.
+ */
+function publish(room, body, blob, resend) {
   const entry = messageView(room, {
     sender: session.me,
-    ts: Date.now(),
+    ts: resend?.ts ?? Date.now(),
     own: true,
     body,
     blob,
     local: true,
   });
+  if (resend) setId(entry, resend.id);
   room.stick = true;
   addEntry(room, entry);
   send(entry);
 }
 
+/** Publish the entry's message; a retry keeps its id, so it is delivered at most once. */
 function send(entry) {
-  const { client } = session;
+  const { room } = entry;
   setStatus(entry, session.connection === "open" ? "pending" : "queued");
   session.outgoing.add(entry);
-  let promise;
-  try {
-    promise = client.publish(entry.room.name, entry.body);
-  } catch (error) {
-    failed(entry, error);
-    return;
-  }
+  const promise = room.handle.publish(entry.body, entry.id === null ? {} : { id: entry.id });
+  if (entry.id === null && Number.isSafeInteger(promise.id)) setId(entry, promise.id);
   promise.then(
     (ack) => acknowledged(entry, ack),
     (error) => failed(entry, error),
   );
+  saveSoon();
 }
 
 function acknowledged(entry, ack) {
   if (!session || entry.discarded) return;
   session.outgoing.delete(entry);
   const { room } = entry;
-  const key = keyOf(session.me, ack.id);
-  const echo = room.byKey.get(key);
-  if (echo && echo !== entry) {
-    // The echo came first: this entry takes its place (and its server time).
-    setTime(entry, echo.ts, false);
-    echo.el.replaceWith(entry.el);
-    room.entries.splice(room.entries.indexOf(echo), 1);
-    discardEntry(echo);
+  const other = room.bySeq.get(ack.seq);
+  if (other && other !== entry) {
+    // Shown already under its sequence (not found by its id): this entry takes its place.
+    setTime(entry, other.ts, false);
+    other.el.replaceWith(entry.el);
+    room.entries.splice(room.entries.indexOf(other), 1);
+    discardEntry(other);
   }
-  entry.id = ack.id;
-  entry.el.dataset.id = String(ack.id);
+  setId(entry, ack.id);
   setSeq(entry, ack.seq);
-  room.byKey.set(key, entry);
-  setStatus(entry, "acknowledged");
+  setStatus(entry, "sent");
+  saveSoon();
 }
 
 function failed(entry, error) {
   if (!session || entry.discarded) return;
   session.outgoing.delete(entry);
+  saveSoon();
   let reason = error?.message ?? String(error);
-  if (error?.code === "too_large" && error.max) {
+  const tooLarge = error?.code === ErrorCode.BodyTooLarge;
+  if (tooLarge && error.max) {
     session.maxBody = error.max;
     const [size, max] = [formatBytes(error.size), formatBytes(error.max)];
     reason = `too large: ${size}, over the server's limit of ${max}`;
   }
   setStatus(entry, "failed", reason);
-  if (error?.code !== "too_large" && error?.code !== "closed") {
+  if (!tooLarge && error?.code !== ErrorCode.Closed) {
     const retry = h("button", { type: "button", class: "link", "data-testid": "retry" }, "Retry");
     retry.addEventListener("click", () => {
       send(entry);
@@ -1085,7 +1354,7 @@ ui.composer.addEventListener("submit", (event) => {
 ui.messageInput.addEventListener("input", () => {
   composerError("");
   const room = session?.active;
-  if (room && ui.messageInput.value !== "") session.client.typing(room.name);
+  if (room && ui.messageInput.value !== "") room.handle.typing();
 });
 
 ui.imageInput.addEventListener("change", async () => {
@@ -1116,3 +1385,7 @@ ui.imageInput.addEventListener("change", async () => {
 function composerError(text) {
   ui.composerError.textContent = text;
 }
+
+// A session stored before a reload: carry on with it.
+const stored = storedSession();
+if (stored) resume(stored);

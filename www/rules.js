@@ -73,13 +73,39 @@ export function formatBytes(n) {
   return `${(n / (1024 * 1024)).toFixed(1)} MB`;
 }
 
+/** Consecutive messages from one sender within this long of each other form a group. */
+export const GROUP_MS = 5 * 60 * 1000;
+
+/**
+ * Whether message `next` continues the group of `previous` (the message shown just above it,
+ * or null): the same sender, at most GROUP_MS apart. `ts` is ms since the Unix epoch.
+ */
+export function continuesGroup(previous, next) {
+  return (
+    previous !== null &&
+    previous.sender === next.sender &&
+    Math.abs(next.ts - previous.ts) <= GROUP_MS
+  );
+}
+
+/**
+ * Why the connection changed, for people: the client's reasons are already words ("connection
+ * lost", "server unreachable"), the server's are snake_case names ("server_shutdown").
+ */
+export function reasonText(reason) {
+  return reason ? reason.replaceAll("_", " ") : "";
+}
+
 /**
  * The connection status line. `connection` is "idle" (never connected), "connecting",
  * "open", "reconnecting" or "closed"; `retry` is `{ attempt, remainingMs }` while
- * reconnecting.
+ * reconnecting; `reason` is why the connection was lost or closed (the client's `state`
+ * event), shown after the state.
  */
-export function statusLine(connection, online, retry) {
-  if (connection === "closed") return { state: "closed", text: "Closed" };
+export function statusLine(connection, online, retry, reason = "") {
+  const why = reasonText(reason);
+  const because = why ? `: ${why}` : "";
+  if (connection === "closed") return { state: "closed", text: `Closed${because}` };
   if (connection === "idle") return { state: "idle", text: "Not signed in" };
   if (!online) return { state: "offline", text: "Offline" };
   if (connection === "open") return { state: "connected", text: "Connected" };
@@ -87,8 +113,8 @@ export function statusLine(connection, online, retry) {
     const seconds = Math.ceil(retry.remainingMs / 1000);
     const text =
       seconds > 0
-        ? `Reconnecting in ${seconds} s (attempt ${retry.attempt})`
-        : `Reconnecting… (attempt ${retry.attempt})`;
+        ? `Reconnecting in ${seconds} s (attempt ${retry.attempt})${because}`
+        : `Reconnecting… (attempt ${retry.attempt})${because}`;
     return { state: "reconnecting", text };
   }
   return { state: "connecting", text: "Connecting…" };

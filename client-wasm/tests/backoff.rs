@@ -170,7 +170,8 @@ fn a_welcome_that_never_comes_times_out_and_counts_as_a_failure() {
     assert_eq!(closes(&actions), vec![(4000, "connect timeout".to_owned())]);
     assert_eq!(reconnecting(&actions)[0].0, 1);
     assert_eq!(d.core.state(), State::Reconnecting);
-    // A socket that never opens times out the same way, without asking about the token.
+    // A socket that never opens times out the same way (the attempt after it asks about
+    // the token first: see `auth_probe.rs`).
     d.until_open();
     let actions = d.advance(10_000);
     assert_eq!(closes(&actions).len(), 1);

@@ -309,7 +309,7 @@ fn requests_beyond_the_bound_are_refused_until_one_is_settled() {
             result: Err(HistoryError::TooManyPending)
         }]
     );
-    assert_eq!(HistoryError::TooManyPending.code(), 1007);
+    assert_eq!(HistoryError::TooManyPending.code(), 606);
     d.frame(history_page(first, "lobby", 1, 10, 10..=10, true));
     let admitted = d.history("lobby", None, 1);
     assert_eq!(

@@ -4,7 +4,7 @@
 mod common;
 
 use chorus_client::PublishError;
-use chorus_client::core::{Action, Event, Options, State};
+use chorus_client::core::{Action, Event, Options, Probe, State};
 use chorus_protocol::{Reconnect, Recovery, ServerMessage};
 use common::*;
 
@@ -22,11 +22,12 @@ fn assert_inert(d: &mut Driver) {
     let now = d.now + 1;
     let core = &mut d.core;
     core.connect(now);
-    core.join("other", now).unwrap();
+    core.join("other", None, now).unwrap();
     core.leave("lobby", now);
     core.typing("lobby", now);
     core.token_fetched(Ok("t".into()), now);
-    core.auth_probed(true, now);
+    core.auth_probed(Probe::Refused, now);
+    core.auth_probed(Probe::Accepted, now);
     core.wake(now);
     core.socket_opened(now);
     let frame = welcome().encode(usize::MAX).unwrap();
@@ -65,6 +66,11 @@ fn close_rejects_pending_publishes_and_emits_close_once() {
                 id: sent_id,
                 result: Err(PublishError::Closed)
             },
+            Action::Emit(Event::State {
+                state: State::Closed,
+                code: 1000,
+                reason: "client closed".into()
+            }),
             Action::Emit(close_event()),
         ]
     );

@@ -18,12 +18,16 @@ fn offline(options: Options) -> Driver {
 fn a_body_over_the_protocol_default_is_too_large_before_any_welcome() {
     let mut d = offline(Options::default());
     let max = validate::max_body(chorus_protocol::DEFAULT_MAX_FRAME);
-    let ok = d
-        .core
-        .publish("lobby", chorus_protocol::Body::Binary(vec![0; max]), d.now);
+    let ok = d.core.publish(
+        "lobby",
+        chorus_protocol::Body::Binary(vec![0; max]),
+        None,
+        d.now,
+    );
     let big = d.core.publish(
         "lobby",
         chorus_protocol::Body::Binary(vec![0; max + 1]),
+        None,
         d.now,
     );
     assert_eq!(

@@ -78,7 +78,7 @@ fn a_join_while_open_goes_out_at_once_and_only_once() {
 fn an_invalid_room_name_is_refused_at_once() {
     let mut d = Driver::open(Options::default());
     assert!(matches!(
-        d.core.join("no spaces", d.now),
+        d.core.join("no spaces", None, d.now),
         Err(InvalidArgument(m)) if m.contains("invalid room name")
     ));
     assert!(d.actions().is_empty());

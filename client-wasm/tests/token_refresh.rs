@@ -1,74 +1,87 @@
-//! Tokens: a socket failing before it opens is checked for a 401; a refused or expired
-//! token is replaced through `getToken` (the first time at once, then with backoff), and
-//! without `getToken` the client closes instead of retrying blindly.
+//! Tokens: after a socket fails before it opens, the next attempt asks the server whether
+//! it takes the token (see `auth_probe.rs`); a refused or expired token is replaced through
+//! `getToken`, and without `getToken` the client closes instead of retrying blindly.
 
 mod common;
 
 use chorus_client::PublishError;
-use chorus_client::core::{Action, ClientErrorCode, Event, Options, State};
+use chorus_client::core::{ClientErrorCode, Event, Options, Probe, State};
 use chorus_protocol::Reconnect;
 use common::*;
 
-fn probe(actions: &[Action]) -> Option<String> {
-    actions.iter().find_map(|a| match a {
-        Action::ProbeAuth { token } => Some(token.clone()),
-        _ => None,
-    })
+/// Connect with `old`; the socket fails before opening; after the backoff delay the next
+/// attempt probes the token. Returns the delay waited.
+fn probing_after_a_failed_socket(d: &mut Driver, token: &str) -> u64 {
+    let actions = d.closed(1006);
+    assert!(probes(&actions).is_empty(), "no probe at once: {actions:?}");
+    let (_, delay) = reconnecting(&actions)[0];
+    let actions = d.advance(delay);
+    assert_eq!(probes(&actions), vec![token.to_owned()]);
+    assert!(opens(&actions).is_empty());
+    delay
 }
 
-/// Connect with `old`; the socket fails before opening.
 fn refused_before_open(can_fetch: bool) -> Driver {
     let mut d = Driver::with(Options::default(), Some("old"), can_fetch, 1);
     assert_eq!(opens(&d.connect()), vec!["old".to_owned()]);
-    let actions = d.closed(1006);
-    assert_eq!(probe(&actions), Some("old".into()));
-    assert_eq!(actions.len(), 1, "only the probe: {actions:?}");
+    probing_after_a_failed_socket(&mut d, "old");
     d
 }
 
 #[test]
-fn a_refused_token_is_replaced_at_once_the_first_time() {
+fn a_refused_token_is_replaced_at_once() {
     let mut d = refused_before_open(true);
-    d.core.auth_probed(true, d.now);
+    d.core.auth_probed(Probe::Refused, d.now);
     let actions = d.actions();
     assert!(has_fetch(&actions));
-    assert_eq!(reconnecting(&actions), vec![(1, 0)]);
+    // The failed socket was reported when the wait began; nothing more to say.
+    assert_eq!(reconnecting(&actions), vec![]);
+    assert_eq!(d.core.state(), State::Connecting);
     d.core.token_fetched(Ok("new".into()), d.now);
+    // A fresh token goes straight to a socket.
     assert_eq!(opens(&d.actions()), vec!["new".to_owned()]);
     d.welcome(welcome());
     assert_eq!(d.core.state(), State::Open);
 }
 
 #[test]
-fn a_second_refusal_backs_off_before_fetching_again() {
+fn a_token_refused_again_waits_a_growing_backoff_before_each_probe() {
     let mut d = refused_before_open(true);
-    d.core.auth_probed(true, d.now);
-    d.actions();
-    d.core.token_fetched(Ok("new".into()), d.now);
-    d.actions();
-    // The new token is refused too.
-    assert_eq!(probe(&d.closed(1006)), Some("new".into()));
-    d.core.auth_probed(true, d.now);
-    let actions = d.actions();
-    assert!(!has_fetch(&actions));
-    let (attempt, delay) = reconnecting(&actions)[0];
-    assert_eq!(attempt, 2);
-    assert!(delay <= 1000);
-    assert_eq!(d.core.state(), State::Reconnecting);
-    if delay > 0 {
-        assert!(!has_fetch(&d.advance(delay - 1)));
+    for attempt in 2..=6u32 {
+        d.core.auth_probed(Probe::Refused, d.now);
+        assert!(has_fetch(&d.actions()));
+        d.core.token_fetched(Ok("bad".into()), d.now);
+        assert_eq!(opens(&d.actions()), vec!["bad".to_owned()]);
+        // The new token is refused too: its socket fails, then the backoff, then the probe.
+        let start = d.now;
+        let actions = d.closed(1006);
+        let (n, delay) = reconnecting(&actions)[0];
+        assert_eq!(n, attempt);
+        assert!(delay <= (500u64 << (attempt - 1)).min(30_000));
+        assert!(!has_fetch(&actions));
+        assert_eq!(probing_after_a_failed_socket_after(&mut d, delay), "bad");
+        assert_eq!(d.now - start, delay);
     }
-    assert!(has_fetch(&d.advance(1)));
+}
+
+/// The probe that follows a wait of `delay` already announced.
+fn probing_after_a_failed_socket_after(d: &mut Driver, delay: u64) -> String {
+    if delay > 0 {
+        assert!(probes(&d.advance(delay - 1)).is_empty());
+    }
+    let probed = probes(&d.advance(delay.min(1)));
+    assert_eq!(probed.len(), 1);
+    probed[0].clone()
 }
 
 #[test]
-fn a_failed_socket_with_an_accepted_token_backs_off_normally() {
+fn an_accepted_token_opens_the_socket_without_fetching() {
     let mut d = refused_before_open(true);
-    d.core.auth_probed(false, d.now);
+    d.core.auth_probed(Probe::Accepted, d.now);
     let actions = d.actions();
     assert!(!has_fetch(&actions));
-    assert_eq!(reconnecting(&actions)[0].0, 1);
-    d.until_open();
+    assert_eq!(opens(&actions), vec!["old".to_owned()]);
+    assert!(events(&actions).is_empty());
 }
 
 #[test]
@@ -76,7 +89,7 @@ fn without_get_token_a_refused_token_closes_for_good() {
     let mut d = refused_before_open(false);
     d.join("lobby");
     let id = d.publish("lobby", "x");
-    d.core.auth_probed(true, d.now);
+    d.core.auth_probed(Probe::Refused, d.now);
     let actions = d.actions();
     assert_eq!(settles(&actions), vec![(id, Err(PublishError::Closed))]);
     let e = events(&actions);
@@ -212,7 +225,7 @@ fn an_expired_token_without_get_token_closes_for_good() {
     assert!(matches!(
         events(&actions)[..],
         [
-            Event::Error { code: 1004, .. },
+            Event::Error { code: 603, .. },
             Event::Close { code: 4002, .. }
         ]
     ));
@@ -226,6 +239,6 @@ fn no_token_and_no_get_token_closes_at_connect() {
     assert_eq!(d.core.state(), State::Closed);
     assert!(matches!(
         events(&actions)[..],
-        [Event::Error { code: 1001, .. }, Event::Close { .. }]
+        [Event::Error { code: 600, .. }, Event::Close { .. }]
     ));
 }

@@ -1,5 +1,7 @@
 //! Encoding and decoding with postcard, one value per WebSocket binary message.
 
+use alloc::vec::Vec;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 

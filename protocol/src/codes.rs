@@ -175,7 +175,7 @@ mod tests {
             assert_eq!(ErrorCode::from_u16(code.as_u16()), Some(code));
         }
         assert_eq!(ErrorCode::from_u16(0), None);
-        let mut names: Vec<_> = ErrorCode::ALL.iter().map(|c| c.name()).collect();
+        let mut names: std::vec::Vec<_> = ErrorCode::ALL.iter().map(|c| c.name()).collect();
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), ErrorCode::ALL.len());

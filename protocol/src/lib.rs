@@ -11,6 +11,9 @@
 //! - [`codes`]: stable [`ErrorCode`] numbers and [`DisconnectReason`] close codes.
 //! - [`codec`]: [`encode`] and [`decode`] with a maximum frame size; decoding never panics.
 //! - [`validate`]: room and user naming rules and the body limit, used by both sides.
+//! - `compact` (feature `compact`): a hand-written codec for the browser client's two
+//!   directions, [`ServerMessage::decode`] and [`ClientMessage::encode`] without serde
+//!   (`decode_compact`, `encode_compact`): the same bytes and errors in far less wasm.
 //! - `samples` (feature `bench-samples`): one representative value of every message, for
 //!   the codec benchmarks (`benches/codec.rs`, `bench/codec-wasm`).
 //!
@@ -33,8 +36,17 @@
 //! assert!(ClientMessage::decode(&[0xff, 0xff], DEFAULT_MAX_FRAME).is_err());
 //! ```
 
+#![no_std]
+
+// No std: the browser client's wasm builds without it (see chorus-client's lib.rs).
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
 pub mod codec;
 pub mod codes;
+#[cfg(feature = "compact")]
+mod compact;
 pub mod message;
 #[cfg(feature = "bench-samples")]
 pub mod samples;

@@ -4,6 +4,9 @@
 //! fields are only ever appended; nothing is reordered or removed. `tests/golden.rs` pins the
 //! exact bytes of every message.
 
+use alloc::string::String;
+use alloc::vec::Vec;
+
 use serde::{Deserialize, Serialize};
 
 /// A room's place in its history: which history (`epoch`) and how far along it (`seq`).

@@ -8,6 +8,9 @@
 //! A new variant does not compile here until it has a name in `client_kind` or
 //! `server_kind`; give it a sample as well.
 
+use alloc::vec;
+use alloc::vec::Vec;
+
 use crate::{
     Body, ClientMessage, DisconnectReason, ErrorCode, HistoryMessage, Limits, PROTOCOL_VERSION,
     Position, Reconnect, Recovery, ServerMessage,

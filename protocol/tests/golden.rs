@@ -12,6 +12,9 @@
 //! strings and lists are a varint length followed by the contents; `Option` is `00` for
 //! `None` or `01` followed by the value; `bool` is `00` or `01`; structs are their fields
 //! in order, with no header.
+//!
+//! The compact codec (feature `compact`) must match every vector too: it writes client
+//! messages and reads server messages without serde, for the browser client.
 
 use chorus_protocol::{
     Body, ClientMessage, DEFAULT_MAX_FRAME, HistoryMessage, Limits, Position, Reconnect, Recovery,
@@ -308,6 +311,11 @@ fn client_messages_match_golden_bytes() {
             sample,
             "decoding {expected:?} changed: the wire format changed"
         );
+        assert_eq!(
+            sample.encode_compact(DEFAULT_MAX_FRAME).unwrap(),
+            bytes,
+            "the compact encoding of {sample:?} differs (src/compact.rs)"
+        );
     }
 }
 
@@ -324,6 +332,11 @@ fn server_messages_match_golden_bytes() {
             ServerMessage::decode(&bytes, DEFAULT_MAX_FRAME).unwrap(),
             sample,
             "decoding {expected:?} changed: the wire format changed"
+        );
+        assert_eq!(
+            ServerMessage::decode_compact(&bytes, DEFAULT_MAX_FRAME).unwrap(),
+            sample,
+            "the compact decoding of {expected:?} differs (src/compact.rs)"
         );
     }
 }

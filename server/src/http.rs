@@ -118,16 +118,38 @@ async fn websocket(
     if !origin_allowed(&node, &headers) {
         return error(StatusCode::FORBIDDEN, None, "origin not allowed");
     }
-    let mut response = handshake(node, &headers, &query, upgrade);
-    // A browser cannot read why an upgrade failed; the client asks again with a plain GET
-    // (`/ws?token=...`: 401 for a refused token, 4xx otherwise). Let allowed origins read
-    // that answer.
+    let probe = upgrade.is_err() && query.get("probe").is_some_and(|p| p == "1");
+    let mut response = if probe {
+        token_probe(&node, &query)
+    } else {
+        handshake(node, &headers, &query, upgrade)
+    };
+    // A browser cannot read why an upgrade failed; the client asks with a plain GET
+    // (`/ws?token=...&probe=1`, see `token_probe`). Let allowed origins read the answer.
     if let Some(origin) = headers.get(header::ORIGIN) {
         let answer = response.headers_mut();
         answer.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
         answer.append(header::VARY, header::HeaderValue::from_static("origin"));
     }
     response
+}
+
+/// The client's token probe, a plain `GET /ws?token=<token>&probe=1`: `200
+/// {"token":"accepted"}`, or `200 {"token":"refused","reason":"..."}`. A 200 either way:
+/// browsers log every failed request (and every 4xx) to the console, and a client asks this
+/// after each socket that failed before opening, a refused token being one answer it
+/// expects. Not counted as an auth failure: the refused upgrade before it was.
+fn token_probe(node: &Node, query: &HashMap<String, String>) -> Response {
+    let verified = match query.get("token") {
+        Some(token) => node.auth.verify(token),
+        None => Err(AuthError::Missing),
+    };
+    let answer = match verified {
+        Ok(_) => json!({ "token": "accepted" }),
+        Err(e) => json!({ "token": "refused", "reason": e.to_string() }),
+    };
+    // An answer about one token at one moment: no cache may keep it.
+    ([(header::CACHE_CONTROL, "no-store")], axum::Json(answer)).into_response()
 }
 
 /// Check the subprotocols and the token, then upgrade.
@@ -157,7 +179,8 @@ fn handshake(
     let claims = match verified {
         Ok(claims) => claims,
         Err(e) => {
-            // A plain GET is the client's probe after a refused upgrade (already counted).
+            // A plain GET is an older client's probe after a refused upgrade (already
+            // counted).
             if upgrade.is_ok() {
                 node.metrics.auth_failures.inc();
             }

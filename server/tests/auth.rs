@@ -1,5 +1,6 @@
 //! The token is checked before the upgrade: a good one opens a socket for its user, anything
-//! else gets HTTP 401 and no socket.
+//! else gets HTTP 401 and no socket. A client's token probe (`probe=1`) gets a 200 that says
+//! which.
 
 mod common;
 
@@ -139,4 +140,65 @@ async fn a_plain_get_tells_a_refused_token_from_a_good_one_and_allowed_origins_m
     );
     // The probe follows a refused upgrade, which was counted: the probe is not.
     assert_eq!(server.metric("chorus_auth_failures_total").await, 0.0);
+}
+
+/// The client's token probe (`probe=1`) gets a 200 either way, which a browser does not log
+/// as a failed request; its JSON says whether the token is accepted.
+#[tokio::test]
+async fn the_token_probe_answers_200_with_the_verdict_and_allowed_origins_may_read_it() {
+    let server =
+        TestServer::start_with(|c| c.allowed_origins = vec!["https://app.example".into()]).await;
+    let client = reqwest::Client::new();
+    let probe = |query: String| {
+        client
+            .get(server.http_url(&format!("/ws?{query}")))
+            .header("origin", "https://app.example")
+            .send()
+    };
+    let now = unix_now();
+    let expired = server
+        .auth
+        .sign(&Claims {
+            sub: "alice".into(),
+            exp: now - 10,
+            iat: now - 3600,
+            rooms: vec!["*".into()],
+            admin: false,
+        })
+        .unwrap();
+    for query in [
+        "token=garbage&probe=1".to_owned(),
+        format!("token={expired}&probe=1"),
+        "probe=1".to_owned(),
+    ] {
+        let refused = probe(query.clone()).await.unwrap();
+        assert_eq!(refused.status(), reqwest::StatusCode::OK, "{query}");
+        assert_eq!(
+            refused.headers()["access-control-allow-origin"],
+            "https://app.example"
+        );
+        assert_eq!(refused.headers()["cache-control"], "no-store");
+        let answer: serde_json::Value = refused.json().await.unwrap();
+        assert_eq!(answer["token"], "refused", "{query}");
+        assert!(
+            answer["reason"].as_str().is_some_and(|r| !r.is_empty()),
+            "{answer}"
+        );
+    }
+    let accepted = probe(format!("token={}&probe=1", server.token("alice")))
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), reqwest::StatusCode::OK);
+    assert_eq!(
+        accepted.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let answer: serde_json::Value = accepted.json().await.unwrap();
+    assert_eq!(answer, serde_json::json!({ "token": "accepted" }));
+    // Without `probe=1` a plain GET keeps its old answer, for older clients.
+    let old = probe("token=garbage".into()).await.unwrap();
+    assert_eq!(old.status(), reqwest::StatusCode::UNAUTHORIZED);
+    // Probes follow refused upgrades, which were counted: probes are not.
+    assert_eq!(server.metric("chorus_auth_failures_total").await, 0.0);
+    assert_eq!(server.metric("chorus_connections").await, 0.0);
 }

@@ -1,5 +1,5 @@
 // Two users in two browsers join the same room and talk: each sees every message, in the
-// same order (the server's sequence numbers), with their own acknowledged.
+// same order (the server's sequence numbers), with their own marked "sent" (acknowledged).
 
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";

@@ -76,6 +76,49 @@ export async function connectionState(page, state) {
   await page.locator(`[data-testid="connection-status"][data-state="${state}"]`).waitFor();
 }
 
+/**
+ * How many `reconnecting` events the page's client has emitted in this session (the page
+ * shows the count in the status's data-reconnects): one when a connection is lost, then one
+ * per failed attempt.
+ */
+export async function reconnects(page) {
+  return Number(await page.getByTestId("connection-status").getAttribute("data-reconnects"));
+}
+
+/** Waits until the page has counted at least `count` `reconnecting` events. */
+export async function waitForReconnects(page, count) {
+  await page.waitForFunction(
+    (count) =>
+      Number(document.querySelector('[data-testid="connection-status"]').dataset.reconnects) >=
+      count,
+    count,
+    { timeout: WAIT_MS },
+  );
+}
+
+/**
+ * The console errors of a server outage. Chromium logs every request the stopped server
+ * refuses, and the client makes one per attempt: the WebSocket for the first attempt after
+ * the loss, the token probe (`GET /ws?token=...&probe=1`) for the next ones, whose failure
+ * skips the WebSocket. Checks that the page logged at most `attempts` of those since
+ * `from` (an index into `page.problems`), then drops them from `page.problems` (anything else
+ * stays, for `assertNoProblems`). Returns how many there were.
+ */
+export function takeOutageErrors(page, from, attempts) {
+  const refused = (problem) => problem.includes("net::ERR_CONNECTION_REFUSED");
+  const outage = page.problems.slice(from).filter(refused);
+  assert.ok(
+    outage.length <= attempts,
+    `${page.nickname}'s page logged ${outage.length} refused requests in ${attempts} failed ` +
+      `attempts (at most one each):\n  ${outage.join("\n  ")}`,
+  );
+  page.problems = [
+    ...page.problems.slice(0, from),
+    ...page.problems.slice(from).filter((problem) => !refused(problem)),
+  ];
+  return outage.length;
+}
+
 /** Joins `room` (and shows it); resolves when the server has confirmed the join. */
 export async function joinRoom(page, room) {
   await page.getByLabel("Room name").fill(room);
@@ -111,7 +154,7 @@ export function readLog(page) {
 
 /**
  * Waits until the log shows exactly `expected` ("sender: text" lines, in order), each
- * message with its sequence number and, when sent from this page, acknowledged.
+ * message with its sequence number and, when sent from this page, "sent" (acknowledged).
  */
 export async function waitForLog(page, expected) {
   try {
@@ -126,7 +169,7 @@ export async function waitForLog(page, expected) {
             return (
               `${sender}: ${text}` === expected[i] &&
               item.dataset.seq !== undefined &&
-              (item.dataset.status === undefined || item.dataset.status === "acknowledged")
+              (item.dataset.status === undefined || item.dataset.status === "sent")
             );
           })
         );
@@ -147,7 +190,7 @@ export async function waitForLog(page, expected) {
 
 /**
  * Waits until the log shows `count` messages, each with its sequence number and, when sent
- * from this page, acknowledged.
+ * from this page, "sent" (acknowledged).
  */
 export async function waitForSettledLog(page, count) {
   try {
@@ -159,7 +202,7 @@ export async function waitForSettledLog(page, count) {
           items.every(
             (item) =>
               item.dataset.seq !== undefined &&
-              (item.dataset.status === undefined || item.dataset.status === "acknowledged"),
+              (item.dataset.status === undefined || item.dataset.status === "sent"),
           )
         );
       },

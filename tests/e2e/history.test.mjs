@@ -9,12 +9,13 @@ import { after, before, test } from "node:test";
 import { launchBrowser } from "../support/browser.mjs";
 import {
   assertNoProblems,
+  connectionState,
   joinRoom,
   publishFromBackend,
   readLog,
+  roomJoined,
   send,
   signIn,
-  signInAgain,
   snap,
   startDemoServer,
   waitForLog,
@@ -56,11 +57,12 @@ test("joining shows the recent messages, to a newcomer and after a reload", asyn
   await waitForLog(bob, lines);
   await waitForLog(alice, lines);
 
-  // A reload starts a new client with nothing in memory: the history brings back Alice's
-  // own earlier messages (shown as hers) and Bob's.
+  // A reload starts a new client with nothing in memory; the page resumes the session (in
+  // the room again, from where it was: reload.test.mjs), and the history brings back
+  // Alice's own earlier messages (shown as hers) and Bob's.
   await alice.reload();
-  await signInAgain(alice);
-  await joinRoom(alice, "lobby");
+  await connectionState(alice, "connected");
+  await roomJoined(alice, "lobby");
   await waitForLog(alice, lines);
   await waitForServerOrder(alice);
   const own = await alice

@@ -1,6 +1,6 @@
 // The packed chorus-client, installed into a Vite + TypeScript app (this directory) and
 // built with `vite build`, works in a browser: the wasm is an asset Vite emitted, and the
-// app connects, joins, publishes and receives its message. scripts/test-e2e.sh packs,
+// app connects, joins a JSON room, publishes and receives its message. scripts/test-e2e.sh packs,
 // installs, type-checks and builds the app before running this.
 
 import assert from "node:assert/strict";
@@ -45,10 +45,18 @@ test("the Vite-built app loads the wasm asset, connects, publishes and receives 
 
   assert.equal(await page.getByTestId("status").textContent(), "joined");
   assert.equal(await message.count(), 1);
-  // The publish's ack names the sequence number the message arrived with.
+  // The JSON codec decoded the payload: the item shows its `text`, not the JSON.
+  assert.equal(await message.textContent(), text);
+  // The publish's ack names the sequence number the message arrived with, and the id that
+  // `publish(...).id` gave at once is the id it arrived with.
   assert.equal(
     await page.getByTestId("ack").textContent(),
     await message.getAttribute("data-seq"),
+  );
+  assert.match(await message.getAttribute("data-id"), /^\d+$/);
+  assert.equal(
+    await page.getByTestId("publish-id").textContent(),
+    await message.getAttribute("data-id"),
   );
   assert.equal(await page.getByTestId("problem").textContent(), "");
   assert.deepEqual(page.problems, []);

@@ -58,7 +58,9 @@ export async function launchBrowser() {
 
 /**
  * A new page in a new context (a separate user), with the page's console errors and
- * uncaught exceptions collected in `page.problems` for the test to check.
+ * uncaught exceptions collected in `page.problems` for the test to check. Every failed
+ * request counts, the browser's own ask for /favicon.ico included: a page must say it has
+ * no icon, or have one.
  */
 export async function newUserPage(browser, options = {}) {
   const context = await browser.newContext({
@@ -72,8 +74,6 @@ export async function newUserPage(browser, options = {}) {
   page.on("console", (message) => {
     if (message.type() !== "error") return;
     const { url } = message.location();
-    // A page without an icon makes the browser ask for one; that 404 is not the page's.
-    if (url.endsWith("/favicon.ico")) return;
     page.problems.push(`console: ${message.text()}${url ? ` (${url})` : ""}`);
   });
   return page;

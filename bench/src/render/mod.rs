@@ -5,6 +5,7 @@
 //! failed, a ramp with no step inside the latency limit) shows as `n/a`, and a target it
 //! decides shows as not met.
 
+mod client_page;
 mod svg;
 
 use std::fmt::Write as _;
@@ -142,6 +143,7 @@ impl Run {
         self.idle(&mut page);
         self.storm(&mut page.markdown);
         self.codec(&mut page);
+        self.client_page(&mut page.markdown);
         method(&mut page.markdown);
         page
     }

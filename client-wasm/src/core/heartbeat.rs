@@ -1,7 +1,11 @@
 //! Liveness of an open connection. Browsers cannot send WebSocket pings, so the client sends
 //! `Ping` frames; the connection is dead when nothing at all has arrived for a whole interval
-//! plus the pong timeout. Any frame counts, so a busy connection is never declared dead
-//! because one pong is slow.
+//! plus a grace: the client's `pong_timeout`, cut down to what the server's own heartbeat
+//! timeout leaves after the interval. The server closes a connection it has not heard from
+//! for its timeout; a link silent that long the other way is as dead, since the client
+//! pings at the server's interval and each ping is answered at once. Waiting longer only
+//! delays the reconnect, and every publish sent into the dead link with it. Any frame
+//! counts, so a busy connection is never declared dead because one pong is slow.
 
 use super::Millis;
 
@@ -9,7 +13,7 @@ use super::Millis;
 pub(crate) struct Heartbeat {
     /// Ping every this many ms.
     interval: Millis,
-    /// How long past an interval silence is tolerated.
+    /// How long past an interval silence is tolerated (and how long a probe waits).
     grace: Millis,
     next_ping: Millis,
     last_frame: Millis,
@@ -18,8 +22,22 @@ pub(crate) struct Heartbeat {
 }
 
 impl Heartbeat {
-    pub(crate) fn new(now: Millis, interval: Millis, grace: Millis) -> Heartbeat {
+    /// Ping every `interval`; the server gives up on a connection silent for
+    /// `server_timeout` (0: not announced); the client waits at most `pong_timeout` past an
+    /// interval.
+    pub(crate) fn new(
+        now: Millis,
+        interval: Millis,
+        server_timeout: Millis,
+        pong_timeout: Millis,
+    ) -> Heartbeat {
         let interval = interval.max(1);
+        let grace = match server_timeout.checked_sub(interval) {
+            Some(left) if left > 0 => pong_timeout.min(left),
+            // No timeout announced, or one not past the interval (the welcome shortens the
+            // interval then): the client's own bound.
+            _ => pong_timeout,
+        };
         Heartbeat {
             interval,
             grace,

@@ -3,6 +3,7 @@
 //! safe to repeat), settled exactly once (by taking them out of here).
 
 use super::Millis;
+use crate::prelude::*;
 
 /// One history request the server has not answered yet.
 #[derive(Debug)]
@@ -52,12 +53,12 @@ impl Requests {
             .position(|r| r.deadline > now)
             .unwrap_or(self.entries.len());
         let rest = self.entries.split_off(expired);
-        std::mem::replace(&mut self.entries, rest)
+        ::core::mem::replace(&mut self.entries, rest)
     }
 
     /// Take out everything (the client is closing).
     pub(crate) fn take_all(&mut self) -> Vec<Request> {
-        std::mem::take(&mut self.entries)
+        ::core::mem::take(&mut self.entries)
     }
 
     pub(crate) fn deadline(&self) -> Option<Millis> {

@@ -1,8 +1,10 @@
 //! What each server frame does.
 
-use chorus_protocol::{ErrorCode, ServerMessage};
+use crate::prelude::*;
+use chorus_protocol::{ClientMessage, ErrorCode, ServerMessage};
 
 use super::connection::{Notice, Phase};
+use super::rooms::Accept;
 use super::{Ack, Core, Event, HistoryError, HistoryPage, Millis, PublishError};
 
 /// Refusals of a join that may pass: the join is sent again after a backoff delay.
@@ -61,7 +63,7 @@ impl Core {
                 members,
                 recovery,
             } => {
-                if self.rooms.joined(&room, position) {
+                if self.rooms.joined(&room, position, recovery) {
                     self.emit(Event::Joined {
                         room,
                         members,
@@ -70,7 +72,11 @@ impl Core {
                     });
                 }
             }
-            ServerMessage::Left { room } => self.emit(Event::Left { room }),
+            ServerMessage::Left { room } => {
+                if !self.rooms.left(&room) {
+                    self.emit(Event::Left { room });
+                }
+            }
             ServerMessage::Message {
                 room,
                 seq,
@@ -79,8 +85,10 @@ impl Core {
                 ts,
                 body,
             } => {
-                if !self.rooms.accept(&room, seq) {
-                    return;
+                match self.rooms.accept(&room, seq) {
+                    Accept::Deliver => {}
+                    Accept::Drop => return,
+                    Accept::Gap => return self.resume_after_gap(room, now),
                 }
                 // Our own publish, echoed: proof the server has it, whether or not its ack
                 // ever arrives (it may have been lost with a connection).
@@ -149,7 +157,7 @@ impl Core {
                     && open.sync == Some(nonce)
                 {
                     open.sync = None;
-                    self.flush();
+                    self.flush(now);
                 }
             }
             // Not through the duplicate guard, and no resume position moves: a page of
@@ -190,6 +198,9 @@ impl Core {
     ) {
         if let Some(id) = id {
             if self.outbox.take(id).is_some() {
+                if code == ErrorCode::RateLimited.as_u16() {
+                    self.outbox.rate_limited(now);
+                }
                 self.settle(id, Err(PublishError::Rejected { code, message }));
                 return;
             }
@@ -225,5 +236,20 @@ impl Core {
             message,
             room,
         });
+    }
+
+    /// Messages of `room` were lost on the way (see "Sequence gaps" in `rooms.rs`): leave
+    /// it and join it again from the last message delivered, so that the server replays
+    /// what came after. After gaps in a row, the join waits a backoff delay.
+    fn resume_after_gap(&mut self, room: String, now: Millis) {
+        self.send(&ClientMessage::Leave { room: room.clone() });
+        let gaps = self.rooms.gap_found(&room);
+        if gaps <= 1 {
+            let since = self.rooms.join_sent(&room);
+            self.send(&ClientMessage::Join { room, since });
+        } else {
+            let delay = self.backoff.delay_for(gaps - 1, &mut self.rng);
+            self.rooms.join_later(&room, now.saturating_add(delay));
+        }
     }
 }

@@ -9,19 +9,21 @@
 //! 3. arm one timer for [`Core::next_deadline`] and call [`Core::tick`] when it fires.
 //!
 //! ## Layout
-//! - `connection.rs`: the connection's life: connect, welcome, loss, backoff, token refresh,
-//!   close.
+//! - `connection.rs`: the connection's life: connect, the token probe, welcome, loss,
+//!   backoff, token refresh, reconnect on request, close; the state events.
 //! - `incoming.rs`: what each server frame does.
 //! - `backoff.rs`: reconnect delays (exponential, full jitter, the server's hint).
 //! - `heartbeat.rs`: pings and the dead-connection deadline.
 //! - `names.rs`: the small sorted map behind rooms and typists.
 //! - `rooms.rs`: wanted rooms, positions to resume from, the duplicate guard.
 //! - `outbox.rs`: publishes awaiting their ack.
+//! - `pacing.rs`: the server's publish rate, kept by the outbox.
 //! - `history.rs`: history requests awaiting their answer.
 //! - `typing.rs`: local throttle and idle stop, remote expiry.
 //! - `rng.rs`: the seeded PRNG behind jitter, ids and nonces.
 //! - `text.rs`: messages built without `format!`, which would grow the wasm.
 
+use crate::prelude::*;
 mod backoff;
 mod connection;
 mod heartbeat;
@@ -29,20 +31,21 @@ mod history;
 mod incoming;
 mod names;
 mod outbox;
+mod pacing;
 mod rng;
 mod rooms;
 pub(crate) mod text;
 mod typing;
 
-use std::collections::VecDeque;
-use std::time::Duration;
+use ::core::time::Duration;
+use alloc::collections::VecDeque;
 
 use chorus_protocol::{
     Body, ClientMessage, ErrorCode, HistoryMessage, Position, Recovery, validate,
 };
 
 use self::backoff::Backoff;
-use self::connection::{Next, Phase, ServerLimits};
+use self::connection::{Next, Phase, RECONNECT_REQUESTED, ServerLimits};
 use self::history::{Request, Requests};
 use self::outbox::{Outbox, Pending};
 use self::rng::Rng;
@@ -63,8 +66,12 @@ pub struct Options {
     pub stable_after: Duration,
     /// The socket must open and the welcome arrive within this. Default: 10 s.
     pub connect_timeout: Duration,
-    /// The connection is dead when nothing arrives within the heartbeat interval plus this.
-    /// Default: 10 s.
+    /// The longest silence tolerated past a heartbeat interval: the connection is dead when
+    /// nothing arrives within the interval plus this, and after [`Core::wake`] pings to
+    /// check, when no answer comes within this. An upper bound: when the server's heartbeat
+    /// timeout (announced in its welcome) leaves less after the interval, that shorter time
+    /// applies, since the server gives up on a connection that silent anyway. With the
+    /// server's defaults (25 s interval, 60 s timeout) this bound applies. Default: 10 s.
     pub pong_timeout: Duration,
     /// A publish not acknowledged within this is rejected with
     /// [`PublishError::TimedOut`]. Default: 15 s.
@@ -78,6 +85,12 @@ pub struct Options {
     pub queue_max_bytes: usize,
     /// "Typing stopped" is sent after this long without a keystroke. Default: 3 s.
     pub typing_idle: Duration,
+    /// Consecutive failed connection attempts after which the client gives up: it closes
+    /// for good with an [`Event::Error`] of code [`ClientErrorCode::AttemptsExhausted`]
+    /// and a final [`Event::Close`]. An attempt fails when it never gets a welcome: the
+    /// socket fails or times out, the server is unreachable, `getToken` fails. A welcome
+    /// starts the count again; `Some(0)` counts as `Some(1)`. Default: unlimited (`None`).
+    pub max_attempts: Option<u32>,
 }
 
 impl Default for Options {
@@ -93,14 +106,16 @@ impl Default for Options {
             queue_max_messages: 256,
             queue_max_bytes: 1024 * 1024,
             typing_idle: Duration::from_secs(3),
+            max_attempts: None,
         }
     }
 }
 
-/// Where the connection is.
+/// Where the connection is. Each change is told as [`Event::State`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
-    /// A socket is opening (first connect, or an attempt after a delay).
+    /// An attempt is under way: a socket is opening (first connect, or an attempt after a
+    /// delay), or a token is being fetched or checked.
     Connecting,
     /// The server welcomed this connection.
     Open,
@@ -144,6 +159,22 @@ pub enum PublishError {
     },
     /// The client was closed before the publish was acknowledged.
     Closed,
+}
+
+impl PublishError {
+    /// The error's number: the server's [`chorus_protocol::ErrorCode`] for
+    /// [`PublishError::Rejected`] (or one the client applies itself, such as
+    /// [`ClientErrorCode::InvalidArgument`]) and for [`PublishError::TooLarge`] (103,
+    /// `BodyTooLarge`), a [`ClientErrorCode`] otherwise.
+    pub fn code(&self) -> u16 {
+        match self {
+            PublishError::QueueFull => ClientErrorCode::QueueFull as u16,
+            PublishError::TimedOut => ClientErrorCode::TimedOut as u16,
+            PublishError::TooLarge { .. } => ErrorCode::BodyTooLarge.as_u16(),
+            PublishError::Rejected { code, .. } => *code,
+            PublishError::Closed => ClientErrorCode::Closed as u16,
+        }
+    }
 }
 
 /// A page of a room's history: the answer to [`Core::history`].
@@ -209,24 +240,34 @@ impl HistoryError {
 /// more is rejected with [`HistoryError::TooManyPending`].
 pub const MAX_HISTORY_REQUESTS: usize = 32;
 
-/// Client-side error codes, in a range the server never uses (the server's are 100-599).
+/// Client-side error codes: 600-699, apart from the server's error codes (100-599) and
+/// from close codes (1000-4999), so that a number alone says what it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u16)]
 pub enum ClientErrorCode {
     /// The server refused the token and no `getToken` can supply another.
-    Unauthorized = 1001,
+    Unauthorized = 600,
     /// `getToken` failed.
-    TokenUnavailable = 1002,
-    /// An argument is invalid (a room name, ...).
-    InvalidArgument = 1003,
+    TokenUnavailable = 601,
+    /// An argument is invalid (a room name, a message id over 2^53 - 1, ...).
+    InvalidArgument = 602,
     /// The server closed the connection and asked not to reconnect.
-    DoNotRetry = 1004,
+    DoNotRetry = 603,
     /// A request got no answer in time.
-    TimedOut = 1005,
+    TimedOut = 604,
     /// The client was closed before a request was answered.
-    Closed = 1006,
+    Closed = 605,
     /// Too many requests are pending.
-    TooManyPending = 1007,
+    TooManyPending = 606,
+    /// The offline queue is full (by count or by bytes).
+    QueueFull = 607,
+    /// `max_attempts` connection attempts failed in a row; the client gave up.
+    AttemptsExhausted = 608,
+    /// The runtime has no WebSocket (the JavaScript shell reports it; the core never does).
+    NoWebSocket = 609,
+    /// A payload could not be decoded by the app's codec (the JavaScript shell reports it;
+    /// the core never does).
+    DecodeFailed = 610,
 }
 
 /// What the app hears about.
@@ -246,12 +287,37 @@ pub enum Event {
         /// Why.
         reason: String,
     },
-    /// The connection was lost; the next attempt comes after `delay_ms`.
+    /// The connection was lost, or an attempt failed; the next attempt comes after
+    /// `delay_ms` (0 when it goes at once: a token refresh, [`Core::reconnect`]).
     Reconnecting {
         /// 1 for the first attempt after a loss, then 2, 3...
         attempt: u32,
         /// Delay before the attempt.
         delay_ms: u64,
+        /// Why, as in [`Event::State`]: the close code (1006 when the socket failed or the
+        /// server was unreachable, 4000 after a heartbeat or connect timeout), the code of
+        /// the server's `Disconnect`, or [`ClientErrorCode::TokenUnavailable`].
+        code: u16,
+        /// Why, in words: the server's `Disconnect` reason, or the client's.
+        reason: String,
+    },
+    /// [`Core::state`] changed; sent on every change, before the event that goes with it
+    /// (`Open`, `Reconnecting`, `Close`).
+    State {
+        /// The new state.
+        state: State,
+        /// Why. To `Open`: 1000. To `Reconnecting` (or straight to `Connecting` when the
+        /// next attempt goes at once): what ended the socket or failed the attempt, as in
+        /// [`Event::Reconnecting`]. From `Reconnecting` to `Connecting`: the same cause as
+        /// the wait that ends. Asked for by [`Core::reconnect`]: 1000. To `Closed`: the
+        /// code and reason of the final [`Event::Close`].
+        code: u16,
+        /// Why, in words: "" for `Open`, "reconnect requested" after [`Core::reconnect`],
+        /// "server unreachable" when the token probe got no answer, the server's
+        /// `Disconnect` reason, the name of the server's close code (`heartbeat_timeout`,
+        /// ...), "connection lost", "connection failed", "heartbeat timeout", "connect
+        /// timeout", the message of a failed `getToken`...
+        reason: String,
     },
     /// A room was joined (or rejoined after a reconnect).
     Joined {
@@ -337,9 +403,12 @@ pub enum Action {
     },
     /// Call the app's `getToken`, then [`Core::token_fetched`].
     FetchToken,
-    /// Ask the server over plain HTTP whether it refuses this token (after a socket failed
-    /// before opening, which a browser cannot tell apart from a network failure), then
-    /// [`Core::auth_probed`].
+    /// Ask the server over plain HTTP whether it is reachable and accepts this token
+    /// (`GET /ws?token=<token>&probe=1`, answered 200 with `{"token":"accepted"}` or
+    /// `{"token":"refused",...}`), then call [`Core::auth_probed`]. An attempt starts with
+    /// this, instead of a socket, after a socket failed before opening: a browser cannot
+    /// tell a refused token from a server that is down, and each failed request shows in
+    /// its console, so while the server is down each attempt costs this one request.
     ProbeAuth {
         /// The token to check.
         token: String,
@@ -364,6 +433,17 @@ pub enum Action {
     },
 }
 
+/// What the token probe ([`Action::ProbeAuth`]) found, for [`Core::auth_probed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// The server answered and accepts the token: open the socket.
+    Accepted,
+    /// The server answered and refuses the token.
+    Refused,
+    /// No answer: a network error (or a CORS refusal).
+    Unreachable,
+}
+
 /// An argument the client refuses at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvalidArgument(pub String);
@@ -375,6 +455,9 @@ const ID_MASK: u64 = (1 << 53) - 1;
 /// Timing options in milliseconds, the unit of the clock.
 #[derive(Debug)]
 struct Timings {
+    initial_backoff: Millis,
+    max_backoff: Millis,
+    stable_after: Millis,
     connect_timeout: Millis,
     pong_timeout: Millis,
     publish_timeout: Millis,
@@ -408,6 +491,15 @@ pub struct Core {
     notice: Option<connection::Notice>,
     /// Close code of the last socket, for the final `Close` event.
     last_close_code: u16,
+    /// Why the state changes next: the code and reason of [`Event::State`] and
+    /// [`Event::Reconnecting`].
+    cause: (u16, String),
+    /// The next attempt starts with [`Action::ProbeAuth`]: the last socket failed before
+    /// opening, or the last probe got no answer.
+    probe_first: bool,
+    /// Attempts failed in a row since the last welcome.
+    failed_attempts: u32,
+    max_attempts: Option<u32>,
     limits: ServerLimits,
     /// The user the server welcomed, to recognise the echo of our own publishes.
     user: Option<String>,
@@ -433,6 +525,9 @@ impl Core {
         let next_nonce = rng.next_u64();
         Core {
             timings: Timings {
+                initial_backoff: millis(options.initial_backoff),
+                max_backoff: millis(options.max_backoff),
+                stable_after: millis(options.stable_after),
                 connect_timeout: millis(options.connect_timeout),
                 pong_timeout: millis(options.pong_timeout),
                 publish_timeout: millis(options.publish_timeout),
@@ -451,6 +546,10 @@ impl Core {
             token_refreshes: 0,
             notice: None,
             last_close_code: 1000,
+            cause: (1000, String::new()),
+            probe_first: false,
+            failed_attempts: 0,
+            max_attempts: options.max_attempts,
             limits: ServerLimits::default(),
             user: None,
             next_id,
@@ -472,7 +571,7 @@ impl Core {
             | Phase::FetchingToken
             | Phase::Opening { .. }
             | Phase::Handshake { .. }
-            | Phase::Probing => State::Connecting,
+            | Phase::Probing { .. } => State::Connecting,
             Phase::Open(_) => State::Open,
             Phase::Waiting { .. } => State::Reconnecting,
             Phase::Closed => State::Closed,
@@ -486,12 +585,26 @@ impl Core {
         }
     }
 
-    /// Join `room` now, or as soon as connected; rejoined after every reconnect.
-    pub fn join(&mut self, room: &str, now: Millis) -> Result<(), InvalidArgument> {
+    /// Join `room` now, or as soon as connected; rejoined after every reconnect, resuming
+    /// after the last message delivered.
+    ///
+    /// `since` is a position the app kept (across a page reload, say): the join resumes
+    /// from it, so the server replays what came after it, and no message at or before it
+    /// is delivered. When `room` is already wanted, the join stands as it is and `since` is
+    /// ignored. While closed, the room is kept for [`Core::reconnect`].
+    pub fn join(
+        &mut self,
+        room: &str,
+        since: Option<Position>,
+        now: Millis,
+    ) -> Result<(), InvalidArgument> {
         let _ = now;
         validate::room(room).map_err(|e| InvalidArgument(text::invalid_room(e)))?;
-        if self.is_closed() || !self.rooms.want(room) {
+        if !self.rooms.want(room) {
             return Ok(());
+        }
+        if let Some(since) = since {
+            self.rooms.resume_from(room, since);
         }
         if self.is_open() {
             let since = self.rooms.join_sent(room);
@@ -503,10 +616,16 @@ impl Core {
         Ok(())
     }
 
+    /// Whether `room` is wanted: joined, or to be joined. A join the server refused for
+    /// good, or a `leave`, ends that.
+    pub fn wants(&self, room: &str) -> bool {
+        self.rooms.is_wanted(room)
+    }
+
     /// Leave `room`. Publishes to it that have not gone out are rejected.
     pub fn leave(&mut self, room: &str, now: Millis) {
         let _ = now;
-        if self.is_closed() || !self.rooms.forget(room) {
+        if !self.rooms.forget(room) {
             return;
         }
         self.local_typing.stop(room);
@@ -525,9 +644,14 @@ impl Core {
 
     /// Publish; returns the message id, settled later by [`Action::Settle`] (possibly at
     /// once, e.g. when the queue is full).
-    pub fn publish(&mut self, room: &str, body: Body, now: Millis) -> u64 {
-        let id = self.take_id();
-        if let Err(error) = self.admit(room, &body) {
+    ///
+    /// `id` is the app's idempotency key, at most 2^53 - 1 (else the publish is refused at
+    /// once with code [`ClientErrorCode::InvalidArgument`]): the server delivers a user's
+    /// message once per id, so the same id published again (after a page reload, say)
+    /// reaches the room once. `None`: the core picks a new id.
+    pub fn publish(&mut self, room: &str, body: Body, id: Option<u64>, now: Millis) -> u64 {
+        let id = id.unwrap_or_else(|| self.take_id());
+        if let Err(error) = self.admit(room, &body, id) {
             self.settle(id, Err(error));
             return id;
         }
@@ -552,14 +676,25 @@ impl Core {
                 room: room.to_owned(),
             });
         }
-        self.flush();
+        self.flush(now);
         id
     }
 
+    /// Publishes waiting: queued offline, or sent and awaiting their ack.
+    pub fn pending(&self) -> usize {
+        self.outbox.len()
+    }
+
     /// Why a publish cannot even be queued, if it cannot.
-    fn admit(&self, room: &str, body: &Body) -> Result<(), PublishError> {
+    fn admit(&self, room: &str, body: &Body, id: u64) -> Result<(), PublishError> {
         if self.is_closed() {
             return Err(PublishError::Closed);
+        }
+        if id > ID_MASK {
+            return Err(PublishError::Rejected {
+                code: ClientErrorCode::InvalidArgument as u16,
+                message: "the message id must be an integer from 0 to 2^53 - 1".to_owned(),
+            });
         }
         if let Err(e) = validate::room(room) {
             return Err(PublishError::Rejected {
@@ -674,7 +809,7 @@ impl Core {
         self.shut(1000, "client closed", None);
     }
 
-    /// The result of [`Action::FetchToken`].
+    /// The result of [`Action::FetchToken`]. A fresh token goes straight to a socket.
     pub fn token_fetched(&mut self, result: Result<String, String>, now: Millis) {
         if !matches!(self.phase, Phase::FetchingToken) {
             return;
@@ -685,37 +820,105 @@ impl Core {
                 self.open_socket(now);
             }
             Err(message) => {
+                let code = ClientErrorCode::TokenUnavailable as u16;
+                self.set_cause(code, &message);
                 self.emit(Event::Error {
-                    code: ClientErrorCode::TokenUnavailable as u16,
+                    code,
                     message,
                     room: None,
                 });
-                self.backoff.failed();
-                let delay = self.backoff.delay(&mut self.rng);
-                self.wait(now, delay, Next::FetchToken, false);
+                self.attempt_failed(now, Next::FetchToken);
             }
         }
     }
 
-    /// The result of [`Action::ProbeAuth`]: whether the server answered 401.
-    pub fn auth_probed(&mut self, unauthorized: bool, now: Millis) {
-        if !matches!(self.phase, Phase::Probing) {
+    /// The result of [`Action::ProbeAuth`]. Accepted: the socket opens. Refused: a new
+    /// token is fetched at once (the attempt waited its backoff before the probe), or,
+    /// without `getToken`, the client closes for good with
+    /// [`ClientErrorCode::Unauthorized`]. Unreachable: the attempt failed; after the
+    /// backoff delay the next one starts with the probe again. An answer that comes after
+    /// the probe timed out (`connect_timeout`, counted as unreachable) is ignored, or, if a
+    /// newer probe is under way by then, taken as its answer.
+    pub fn auth_probed(&mut self, outcome: Probe, now: Millis) {
+        if !matches!(self.phase, Phase::Probing { .. }) {
             return;
         }
-        if !unauthorized {
-            self.retry(now);
-        } else if self.can_fetch_token {
-            self.refresh_token(now);
-        } else {
+        match outcome {
+            Probe::Accepted => {
+                self.probe_first = false;
+                self.open_socket(now);
+            }
+            Probe::Refused if self.can_fetch_token => {
+                self.probe_first = false;
+                self.token_refreshes = self.token_refreshes.saturating_add(1);
+                self.fetch_token();
+            }
             // Retrying cannot help: the same token would be refused again.
-            self.shut(
+            Probe::Refused => self.shut(
                 self.last_close_code,
                 "unauthorized",
                 Some((
                     ClientErrorCode::Unauthorized,
                     "the server refused the token".to_owned(),
                 )),
-            );
+            ),
+            Probe::Unreachable => {
+                self.last_close_code = 1006;
+                self.set_cause(1006, "server unreachable");
+                self.attempt_failed(now, Next::Open);
+            }
+        }
+    }
+
+    /// Connect now (a "retry now" button, a network change the browser did not report).
+    ///
+    /// - Open: the socket is closed with code 1000 and reason "reconnect requested" (a
+    ///   normal closure: the client chose it, nothing failed), and a new one opens at once,
+    ///   rejoining and resuming every room as after any loss. `State` (to `Connecting`)
+    ///   and `Reconnecting` (with a 0 ms delay) carry that code and reason.
+    /// - Waiting for the next attempt: it goes at once, as with [`Core::wake`]. A wait the
+    ///   server asked for (its `RetryAfter`) is kept: it is how a server sheds load.
+    /// - Connecting (a socket opening, a token being fetched or checked): nothing.
+    /// - Closed: start again as a new client would (a fresh backoff and attempt count, the
+    ///   first socket opened at once), rejoining the rooms still wanted and resuming them
+    ///   where they were. Publishes and history requests were settled by the close.
+    /// - Before [`Core::connect`]: connects.
+    pub fn reconnect(&mut self, now: Millis) {
+        let (code, reason) = RECONNECT_REQUESTED;
+        match &self.phase {
+            Phase::Idle => self.start(now),
+            Phase::Open(open) => {
+                let since = open.since;
+                self.push(Action::Close {
+                    code,
+                    reason: reason.to_owned(),
+                });
+                self.last_close_code = code;
+                self.set_cause(code, reason);
+                self.lose_connection(now, Some(since));
+                self.go_at_once(now, Next::Open);
+            }
+            Phase::Waiting {
+                next, firm: false, ..
+            } => {
+                let next = *next;
+                self.set_cause(code, reason);
+                self.proceed(next, now);
+            }
+            Phase::Closed => {
+                self.rooms.connection_lost();
+                self.outbox.connection_lost();
+                self.requests.connection_lost();
+                self.backoff = self.fresh_backoff();
+                self.token_refreshes = 0;
+                self.failed_attempts = 0;
+                self.probe_first = false;
+                self.notice = None;
+                self.last_close_code = 1000;
+                self.set_cause(code, reason);
+                self.start(now);
+            }
+            _ => {}
         }
     }
 
@@ -744,7 +947,9 @@ impl Core {
     pub fn socket_opened(&mut self, now: Millis) {
         let _ = now;
         if let Phase::Opening { deadline } = self.phase {
-            self.phase = Phase::Handshake { deadline };
+            // The server is there and took the token.
+            self.probe_first = false;
+            self.enter(Phase::Handshake { deadline });
         }
     }
 
@@ -761,19 +966,21 @@ impl Core {
     /// The socket closed (or failed) with this close code (1006 for an abnormal close).
     pub fn socket_closed(&mut self, code: u16, now: Millis) {
         match &self.phase {
-            // Failed before opening: a network failure, or an HTTP 401 that the browser
-            // does not show. Ask before deciding.
+            // Failed before opening: the server is down, or refused the token with an HTTP
+            // 401 that the browser does not show. The next attempt asks first.
             Phase::Opening { .. } => {
-                self.last_close_code = code;
-                self.backoff.failed();
-                self.phase = Phase::Probing;
-                let token = self.token.clone().unwrap_or_default();
-                self.push(Action::ProbeAuth { token });
+                self.probe_first = true;
+                let reason = connection::close_reason(code, false);
+                self.connection_ended(now, code, reason, None);
             }
-            Phase::Handshake { .. } => self.connection_ended(now, code, None),
+            Phase::Handshake { .. } => {
+                let reason = connection::close_reason(code, true);
+                self.connection_ended(now, code, reason, None);
+            }
             Phase::Open(open) => {
                 let since = open.since;
-                self.connection_ended(now, code, Some(since));
+                let reason = connection::close_reason(code, true);
+                self.connection_ended(now, code, reason, Some(since));
             }
             _ => {}
         }
@@ -783,12 +990,15 @@ impl Core {
     pub fn tick(&mut self, now: Millis) {
         match &mut self.phase {
             Phase::Closed => return,
-            Phase::Opening { deadline } | Phase::Handshake { deadline } if now >= *deadline => {
-                self.push(Action::Close {
-                    code: 4000,
-                    reason: "connect timeout".to_owned(),
-                });
-                self.connection_ended(now, 4000, None);
+            Phase::Opening { deadline } if now >= *deadline => {
+                // The socket never opened: as for one that failed, the next attempt asks
+                // first.
+                self.probe_first = true;
+                self.connect_timed_out(now);
+            }
+            Phase::Handshake { deadline } if now >= *deadline => self.connect_timed_out(now),
+            Phase::Probing { deadline } if now >= *deadline => {
+                self.auth_probed(Probe::Unreachable, now);
             }
             Phase::Waiting { until, next, .. } if now >= *until => {
                 let next = *next;
@@ -803,7 +1013,7 @@ impl Core {
                         code: 4000,
                         reason: "heartbeat timeout".to_owned(),
                     });
-                    self.connection_ended(now, 4000, Some(since));
+                    self.connection_ended(now, 4000, "heartbeat timeout", Some(since));
                 } else if open.heartbeat.ping_due(now) {
                     self.ping();
                 }
@@ -829,8 +1039,10 @@ impl Core {
                     let since = self.rooms.join_sent(&room);
                     self.send(&ClientMessage::Join { room, since });
                 }
-                self.after_joins();
+                self.after_joins(now);
             }
+            // Publishes waiting for the server's rate (see `pacing.rs`).
+            self.flush(now);
         }
         for room in self.remote_typing.expire(now) {
             self.emit_typing(room);
@@ -841,10 +1053,12 @@ impl Core {
     pub fn next_deadline(&self) -> Option<Millis> {
         let phase = match &self.phase {
             Phase::Closed => return None,
-            Phase::Opening { deadline } | Phase::Handshake { deadline } => Some(*deadline),
+            Phase::Opening { deadline }
+            | Phase::Handshake { deadline }
+            | Phase::Probing { deadline } => Some(*deadline),
             Phase::Waiting { until, .. } => Some(*until),
             Phase::Open(open) => Some(open.heartbeat.deadline()),
-            Phase::Idle | Phase::FetchingToken | Phase::Probing => None,
+            Phase::Idle | Phase::FetchingToken => None,
         };
         let (typing_idle, join_retry) = if self.is_open() {
             (
@@ -856,6 +1070,7 @@ impl Core {
         };
         [
             phase,
+            self.send_deadline(),
             self.outbox.deadline(),
             self.requests.deadline(),
             self.remote_typing.deadline(),
@@ -870,6 +1085,16 @@ impl Core {
     /// The next action to perform.
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
+    }
+
+    /// No welcome within `connect_timeout`: give the socket up.
+    fn connect_timed_out(&mut self, now: Millis) {
+        let reason = "connect timeout";
+        self.push(Action::Close {
+            code: 4000,
+            reason: reason.to_owned(),
+        });
+        self.connection_ended(now, 4000, reason, None);
     }
 
     fn is_open(&self) -> bool {
@@ -931,9 +1156,10 @@ impl Core {
         nonce
     }
 
-    /// Send what the outbox holds for rooms whose join is on the wire, unless the
-    /// connection is still finding out what the server already has.
-    fn flush(&mut self) {
+    /// Send what the outbox holds for rooms whose join is on the wire, as far as the
+    /// server's publish rate allows, unless the connection is still finding out what the
+    /// server already has.
+    fn flush(&mut self, now: Millis) {
         let Phase::Open(open) = &self.phase else {
             return;
         };
@@ -943,23 +1169,36 @@ impl Core {
         let rooms = &self.rooms;
         let actions = &mut self.actions;
         self.outbox.flush(
+            now,
             |room| rooms.is_ready(room),
             |frame| actions.push_back(Action::Send(frame)),
         );
+    }
+
+    /// When `flush` may send the next publish that waits for the server's rate, if one
+    /// does.
+    fn send_deadline(&self) -> Option<Millis> {
+        let Phase::Open(open) = &self.phase else {
+            return None;
+        };
+        if open.sync.is_some() {
+            return None;
+        }
+        self.outbox.next_send(|room| self.rooms.is_ready(room))
     }
 
     /// Joins just went out. Publishes sent on an earlier connection and never acknowledged
     /// may have reached the server: before sending them again, let the joins' replays show
     /// which did (their echo settles them, see `incoming.rs`). A ping after the joins marks
     /// the end of the replays, since the server answers requests in order.
-    fn after_joins(&mut self) {
+    fn after_joins(&mut self, now: Millis) {
         if self.outbox.any_maybe_delivered() {
             let nonce = self.ping();
             if let Phase::Open(open) = &mut self.phase {
                 open.sync = Some(nonce);
             }
         }
-        self.flush();
+        self.flush(now);
     }
 
     /// Settle the publishes of `room` that are not on the wire and now never will be:

@@ -1,5 +1,6 @@
 //! [`NameMap`]: the map behind rooms and typists, keyed by name and kept in name order.
 
+use crate::prelude::*;
 /// A map from names (rooms, users) to `V`, iterated in name order, as a `BTreeMap<String, V>`
 /// would be, but held in two sorted vectors.
 ///

@@ -1,8 +1,10 @@
 //! Publishes waiting for their ack: queued while offline, sent in order once the connection
-//! is ready, sent again with the same id after a reconnect, settled exactly once (by taking
-//! them out of here).
+//! is ready and the server's rate allows (see `pacing.rs`), sent again with the same id
+//! after a reconnect, settled exactly once (by taking them out of here).
 
 use super::Millis;
+use super::pacing::Pacer;
+use crate::prelude::*;
 
 /// One publish the server has not acknowledged yet.
 #[derive(Debug)]
@@ -29,6 +31,8 @@ pub(crate) struct Outbox {
     bytes: usize,
     max_messages: usize,
     max_bytes: usize,
+    /// The server's publish rate on the current connection.
+    pacer: Pacer,
 }
 
 impl Outbox {
@@ -38,6 +42,7 @@ impl Outbox {
             bytes: 0,
             max_messages,
             max_bytes,
+            pacer: Pacer::default(),
         }
     }
 
@@ -48,6 +53,11 @@ impl Outbox {
                 .bytes
                 .checked_add(size)
                 .is_some_and(|b| b <= self.max_bytes)
+    }
+
+    /// Publishes waiting.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
     }
 
     pub(crate) fn push(&mut self, pending: Pending) {
@@ -83,7 +93,7 @@ impl Outbox {
             .position(|p| p.deadline > now)
             .unwrap_or(self.entries.len());
         let rest = self.entries.split_off(expired);
-        let expired = std::mem::replace(&mut self.entries, rest);
+        let expired = ::core::mem::replace(&mut self.entries, rest);
         self.bytes -= expired.iter().map(|p| p.size).sum::<usize>();
         expired
     }
@@ -110,7 +120,7 @@ impl Outbox {
     /// Take out everything (the client is closing).
     pub(crate) fn take_all(&mut self) -> Vec<Pending> {
         self.bytes = 0;
-        std::mem::take(&mut self.entries)
+        ::core::mem::take(&mut self.entries)
     }
 
     pub(crate) fn deadline(&self) -> Option<Millis> {
@@ -132,14 +142,45 @@ impl Outbox {
             .any(|p| p.maybe_delivered && !p.in_flight)
     }
 
-    /// Frames to send now, in publish order: the ones not in flight whose room is `ready`.
-    pub(crate) fn flush(&mut self, ready: impl Fn(&str) -> bool, mut send: impl FnMut(Vec<u8>)) {
+    /// A new connection was welcomed with this publish rate and burst (see `pacing.rs`).
+    pub(crate) fn pace(&mut self, now: Millis, per_second: u32, burst: u32) {
+        self.pacer.reset(now, per_second, burst);
+    }
+
+    /// The server refused a publish as rate limited: send the next one only when its bucket
+    /// has a token again.
+    pub(crate) fn rate_limited(&mut self, now: Millis) {
+        self.pacer.exhausted(now);
+    }
+
+    /// Frames to send now, in publish order: the ones not in flight whose room is `ready`,
+    /// as many as the server's rate allows; the rest wait for [`Outbox::next_send`].
+    pub(crate) fn flush(
+        &mut self,
+        now: Millis,
+        ready: impl Fn(&str) -> bool,
+        mut send: impl FnMut(Vec<u8>),
+    ) {
         for p in &mut self.entries {
-            if !p.in_flight && ready(&p.room) {
-                p.in_flight = true;
-                p.maybe_delivered = true;
-                send(p.frame.clone());
+            if p.in_flight || !ready(&p.room) {
+                continue;
             }
+            if !self.pacer.allow(now) {
+                break;
+            }
+            p.in_flight = true;
+            p.maybe_delivered = true;
+            send(p.frame.clone());
+        }
+    }
+
+    /// When [`Outbox::flush`] may send the next publish that waits for the server's rate,
+    /// if one does (one not in flight whose room is `ready`).
+    pub(crate) fn next_send(&self, ready: impl Fn(&str) -> bool) -> Option<Millis> {
+        if self.entries.iter().any(|p| !p.in_flight && ready(&p.room)) {
+            self.pacer.next_at()
+        } else {
+            None
         }
     }
 }

@@ -2,6 +2,7 @@
 //! reachable from the wasm pulls formatting code (and, for a `char`'s `Debug`, Unicode
 //! tables) into what every page downloads.
 
+use crate::prelude::*;
 use chorus_protocol::validate::InvalidName;
 
 /// Append `n` in decimal.
@@ -21,8 +22,9 @@ pub(crate) fn push_decimal(text: &mut String, mut n: u64) {
     }
 }
 
-/// `format!("invalid room name: {error}")`: the same text, byte for byte (the tests below
-/// compare them).
+/// `format!("invalid room name: {error}")`, the server's text, but for a character that is
+/// not printable ASCII: that one is named by its code point (`U+00E9`), since `{:?}` of a
+/// `char` would bring Unicode's tables of printable characters into the wasm.
 pub(crate) fn invalid_room(error: InvalidName) -> String {
     let mut text = String::from("invalid room name: ");
     match error {
@@ -33,19 +35,30 @@ pub(crate) fn invalid_room(error: InvalidName) -> String {
             text.push_str(" bytes");
         }
         InvalidName::BadChar(c) => {
-            text.push_str("name contains a character that is not allowed: '");
-            // `{:?}` of a char: `escape_debug`, except that a double quote stays as is.
-            if c == '"' {
+            text.push_str("name contains a character that is not allowed: ");
+            if is_plain(c) {
+                text.push('\'');
                 text.push(c);
+                text.push('\'');
             } else {
-                text.extend(c.escape_debug());
+                text.push_str("U+");
+                let code = c as u32;
+                let digits = (32 - code.leading_zeros()).div_ceil(4).max(4);
+                for shift in (0..digits).rev() {
+                    let digit = (code >> (shift * 4)) & 0xF;
+                    text.push(char::from(b"0123456789ABCDEF"[digit as usize]));
+                }
             }
-            text.push('\'');
         }
         InvalidName::EmptyNamespace => text.push_str("namespace before ':' is empty"),
         InvalidName::Untrimmed => text.push_str("name begins or ends with white space"),
     }
     text
+}
+
+/// A character that `{:?}` shows as itself.
+fn is_plain(c: char) -> bool {
+    c.is_ascii_graphic() && c != '\'' && c != '\\'
 }
 
 #[cfg(test)]
@@ -62,7 +75,7 @@ mod tests {
     }
 
     #[test]
-    fn invalid_room_reads_like_the_display_of_the_error() {
+    fn invalid_room_reads_like_the_display_of_the_error_or_names_the_code_point() {
         let mut errors = vec![
             InvalidName::Empty,
             InvalidName::TooLong(128),
@@ -80,7 +93,14 @@ mod tests {
                 .map(InvalidName::BadChar),
         );
         for error in errors {
-            assert_eq!(invalid_room(error), format!("invalid room name: {error}"));
+            let expected = match error {
+                InvalidName::BadChar(c) if !is_plain(c) => format!(
+                    "invalid room name: name contains a character that is not allowed: U+{:04X}",
+                    c as u32
+                ),
+                _ => format!("invalid room name: {error}"),
+            };
+            assert_eq!(invalid_room(error), expected);
         }
     }
 }

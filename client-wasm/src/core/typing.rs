@@ -4,6 +4,7 @@
 
 use super::Millis;
 use super::names::NameMap;
+use crate::prelude::*;
 
 /// A room where this user's `TypingStarted` went out and no `TypingStopped` yet.
 #[derive(Debug)]
@@ -126,7 +127,7 @@ impl RemoteTyping {
 
     /// Forget everyone; returns the rooms that had typists.
     pub(crate) fn clear(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.rooms).into_names()
+        ::core::mem::take(&mut self.rooms).into_names()
     }
 
     /// Forget one room without telling anyone (the app left it).

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::prelude::rust_2024::*;
 use std::rc::{Rc, Weak};
 use std::task::{Context, Poll};
 
@@ -168,7 +169,22 @@ impl Client {
     /// # Errors
     /// [`Error::InvalidArgument`] if `room` breaks the naming rules.
     pub fn join(&self, room: &str) -> Result<()> {
-        shell::input(self.shared(), |inner, now| inner.core.join(room, now))?;
+        shell::input(self.shared(), |inner, now| inner.core.join(room, None, now))?;
+        Ok(())
+    }
+
+    /// Join `room` as [`Client::join`] does, resuming from `since`: a position the app kept
+    /// (the `position` of [`Event::Joined`] advanced by each [`Event::Message`]'s `seq`,
+    /// stored across a page reload, say). The server replays what came after it, and no
+    /// message at or before it is delivered. When `room` is already joined (or being
+    /// joined), `since` is ignored.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `room` breaks the naming rules.
+    pub fn join_since(&self, room: &str, since: Position) -> Result<()> {
+        shell::input(self.shared(), |inner, now| {
+            inner.core.join(room, Some(since), now)
+        })?;
         Ok(())
     }
 
@@ -186,16 +202,45 @@ impl Client {
     /// refused it, or the client closed first. Dropping the future does not cancel the
     /// publish.
     pub fn publish(&self, room: &str, body: impl Into<Body>) -> PublishFuture {
+        self.publish_as(room, body.into(), None)
+    }
+
+    /// Publish as [`Client::publish`] does, with the app's own message id, an idempotency
+    /// key: the server delivers a user's message once per id, so a message published again
+    /// with the same id (after a page reload, say) reaches the room once. The id must be
+    /// at most 2^53 - 1, else the future fails at once with [`PublishError::Rejected`]
+    /// code 602 (`InvalidArgument`).
+    pub fn publish_with_id(&self, room: &str, body: impl Into<Body>, id: u64) -> PublishFuture {
+        self.publish_as(room, body.into(), Some(id))
+    }
+
+    fn publish_as(&self, room: &str, body: Body, id: Option<u64>) -> PublishFuture {
         let (settler, outcome) = oneshot::channel();
-        let body = body.into();
         shell::input(self.shared(), move |inner, now| {
             // After the teardown nothing would settle it; the dropped settler says `Closed`.
             if !inner.is_finished() {
-                let id = inner.core.publish(room, body, now);
+                let id = inner.core.publish(room, body, id, now);
                 inner.add_pending(id, settler);
             }
         });
         PublishFuture { outcome }
+    }
+
+    /// Publishes waiting: queued offline, or sent and awaiting their ack.
+    pub fn pending(&self) -> usize {
+        self.shared().borrow().core.pending()
+    }
+
+    /// Connect now. When open, the socket is closed (code 1000, "reconnect requested") and
+    /// a new one opens at once, rejoining every room; while waiting to reconnect, the
+    /// attempt goes at once, unless the server asked for the wait; while connecting,
+    /// nothing. Once closed, a `Client` stays closed: connect a new one.
+    pub fn reconnect(&self) {
+        shell::input(self.shared(), |inner, now| {
+            if !inner.is_finished() {
+                inner.core.reconnect(now);
+            }
+        });
     }
 
     /// Ask for a page of `room`'s history: the newest messages, or with

@@ -1,17 +1,18 @@
-//! What the shell takes from the browser besides the socket: the clock, randomness, `fetch`,
-//! error reporting, the server URL's parts, and [`get`] and [`set`] for JavaScript
+//! What the shell takes from the browser besides the socket: the clock, randomness, `fetch`
+//! for the token probe, the server URL's parts, and [`get`] and [`set`] for JavaScript
 //! properties.
 //!
 //! Everything is looked up on the global object rather than on `window`, so the client
 //! also runs in a Web Worker (which has no `document`: there, only `online` wakes it).
 
 use js_sys::{Promise, Reflect};
+use std::prelude::rust_2024::*;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Response, Url};
 
 use super::Error;
-use crate::core::Millis;
+use crate::core::{Millis, Probe};
 
 #[wasm_bindgen]
 extern "C" {
@@ -23,12 +24,6 @@ extern "C" {
 
     #[wasm_bindgen(catch, js_name = fetch)]
     fn fetch(url: &str) -> Result<Promise, JsValue>;
-
-    #[wasm_bindgen(catch, js_name = reportError)]
-    fn report_error_global(error: &JsValue) -> Result<(), JsValue>;
-
-    #[wasm_bindgen(js_namespace = console, js_name = error)]
-    fn console_error(error: &JsValue);
 }
 
 /// Now, on the monotonic clock the core runs on.
@@ -48,24 +43,34 @@ pub(crate) fn random_seed() -> u64 {
     (half() << 32) | half()
 }
 
-/// Hand an exception thrown by an app's event handler to the browser's usual reporting
-/// (`reportError`: the console and `window.onerror`), without stopping the dispatch of
-/// other events.
-pub(crate) fn report_error(error: &JsValue) {
-    if report_error_global(error).is_err() {
-        console_error(error);
-    }
-}
-
-/// `GET url`; whether the server answered 401. A network failure (including a CORS refusal)
-/// is not a 401.
-pub(crate) async fn answers_unauthorized(url: &str) -> bool {
+/// The token probe: `GET url` (see [`Endpoint::probe_url`]). The server answers 200 with
+/// `{"token":"accepted"}` or `{"token":"refused",...}`: a 200 either way, since a browser
+/// logs every failed request to the console. A network failure (a CORS refusal too) is
+/// [`Probe::Unreachable`]; another status comes from a server that predates `probe=1`,
+/// where 401 means refused. Where there is no `fetch`, [`Probe::Accepted`]: the socket will
+/// tell.
+pub(crate) async fn probe(url: &str) -> Probe {
     let Ok(promise) = fetch(url) else {
-        return false;
+        return Probe::Accepted;
     };
-    match JsFuture::from(promise).await {
-        Ok(response) => response.unchecked_into::<Response>().status() == 401,
-        Err(_) => false,
+    let Ok(response) = JsFuture::from(promise).await else {
+        return Probe::Unreachable;
+    };
+    let response = response.unchecked_into::<Response>();
+    match response.status() {
+        200 => {
+            let answer = match response.json() {
+                Ok(json) => JsFuture::from(json).await.unwrap_or(JsValue::UNDEFINED),
+                Err(_) => JsValue::UNDEFINED,
+            };
+            if get(&answer, "token") == "refused" {
+                Probe::Refused
+            } else {
+                Probe::Accepted
+            }
+        }
+        401 => Probe::Refused,
+        _ => Probe::Accepted,
     }
 }
 
@@ -110,12 +115,14 @@ impl Endpoint {
     }
 
     /// The URL of the auth probe: the WebSocket URL's address over HTTP (`GET /ws` without
-    /// an upgrade), with the token in the query, which the server checks before it looks for
-    /// an upgrade.
+    /// an upgrade), with the token and `probe=1` in the query, which asks the server for a
+    /// 200 that says whether it accepts the token.
     pub(crate) fn probe_url(&self, token: &str) -> String {
         match Url::new(&self.http) {
             Ok(url) => {
-                url.search_params().set("token", token);
+                let query = url.search_params();
+                query.set("token", token);
+                query.set("probe", "1");
                 href_part(&url, "href")
             }
             // Unreachable: `http` was produced by `Url::href`.

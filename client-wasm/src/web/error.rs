@@ -4,6 +4,7 @@
 //! ([`crate::PublishError`]), everything else as [`crate::Event::Error`].
 
 use crate::core::InvalidArgument;
+use std::prelude::rust_2024::*;
 
 /// An argument the client refuses at once.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,5 +1,6 @@
 //! [`Listener`]: one DOM event listener, owned, and removed when dropped.
 
+use std::prelude::rust_2024::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{Event, EventTarget};

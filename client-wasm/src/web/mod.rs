@@ -1,11 +1,10 @@
-//! The web shell (wasm32 only): moves browser events into the [`core`](crate::core) and
-//! carries out its actions, and offers the client to Rust ([`Client`]) and JavaScript
-//! ([`js::ChorusClient`]).
+//! The web shell (wasm32 only, feature `web`): moves browser events into the
+//! [`core`](crate::core), carries out its actions, and offers the client to Rust
+//! ([`Client`]). JavaScript apps use the npm package instead (`engine.rs` and `ts/`).
 //!
 //! ## Layout
 //! - `client.rs`: the Rust API: [`Client`], [`Config`], [`EventStream`], [`Subscription`],
 //!   the futures of publishes and history requests.
-//! - [`js`]: the JavaScript API (`ChorusClient`) and its TypeScript types.
 //! - `shell.rs`: the driver: the core, the socket, one timer for the core's next deadline,
 //!   the `online` and `visibilitychange` listeners; how re-entrant calls from app code are
 //!   handled.
@@ -14,10 +13,10 @@
 //! - `env.rs`: the clock, randomness, `fetch` for the auth probe, the server URL.
 //! - `error.rs`: [`Error`], for arguments refused at once.
 
+use std::prelude::rust_2024::*;
 mod client;
 mod env;
 mod error;
-pub mod js;
 mod listener;
 mod shell;
 mod socket;

@@ -22,6 +22,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::mem;
 use std::pin::Pin;
+use std::prelude::rust_2024::*;
 use std::rc::{Rc, Weak};
 
 use futures_channel::{mpsc, oneshot};
@@ -258,11 +259,11 @@ fn perform(shared: &Shared, action: Action) {
             let url = shared.borrow().endpoint.probe_url(&token);
             let weak = Rc::downgrade(shared);
             wasm_bindgen_futures::spawn_local(async move {
-                let unauthorized = env::answers_unauthorized(&url).await;
+                let outcome = env::probe(&url).await;
                 if let Some(shared) = weak.upgrade() {
                     input(&shared, |inner, now| {
                         if !inner.finished {
-                            inner.core.auth_probed(unauthorized, now);
+                            inner.core.auth_probed(outcome, now);
                         }
                     });
                 }

@@ -3,6 +3,7 @@
 //! was already on its way, say) never reaches the core.
 
 use std::cell::Cell;
+use std::prelude::rust_2024::*;
 use std::rc::Rc;
 
 use chorus_protocol::{AUTH_SUBPROTOCOL_PREFIX, SUBPROTOCOL};

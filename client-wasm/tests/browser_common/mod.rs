@@ -245,6 +245,18 @@ impl Link {
     pub async fn fault(&self, fault: &str) {
         control("POST", &format!("/links/{}/{fault}", self.id), None).await;
     }
+
+    /// Drop the next room message the server sends on each connection through the link
+    /// (the client sees a sequence gap); everything else is relayed.
+    pub async fn drop_message(&self) {
+        control("POST", &format!("/links/{}/drop-message", self.id), None).await;
+    }
+
+    /// Room messages dropped so far by [`Link::drop_message`].
+    pub async fn dropped(&self) -> u64 {
+        let link = control("GET", &format!("/links/{}", self.id), None).await;
+        get_f64(&link, "dropped").expect("a count") as u64
+    }
 }
 
 impl Drop for Link {

@@ -173,7 +173,7 @@ impl Driver {
     }
 
     pub(crate) fn publish(&mut self, room: &str, body: &str) -> u64 {
-        self.core.publish(room, text(body), self.now)
+        self.core.publish(room, text(body), None, self.now)
     }
 
     /// Ask for up to `limit` messages of `room` before `before`.
@@ -182,7 +182,7 @@ impl Driver {
     }
 
     pub(crate) fn join(&mut self, room: &str) -> Vec<Action> {
-        self.core.join(room, self.now).unwrap();
+        self.core.join(room, None, self.now).unwrap();
         self.actions()
     }
 
@@ -243,11 +243,46 @@ pub(crate) fn sent(actions: &[Action]) -> Vec<ClientMessage> {
         .collect()
 }
 
+/// The events but [`Event::State`], which [`states`] reads: most tests are about the rest.
 pub(crate) fn events(actions: &[Action]) -> Vec<Event> {
+    all_events(actions)
+        .into_iter()
+        .filter(|e| !matches!(e, Event::State { .. }))
+        .collect()
+}
+
+/// Every event, in order.
+pub(crate) fn all_events(actions: &[Action]) -> Vec<Event> {
     actions
         .iter()
         .filter_map(|a| match a {
             Action::Emit(event) => Some(event.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The `(state, code, reason)` of the `State` events.
+pub(crate) fn states(actions: &[Action]) -> Vec<(State, u16, String)> {
+    all_events(actions)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::State {
+                state,
+                code,
+                reason,
+            } => Some((state, code, reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Tokens of the `ProbeAuth` actions.
+pub(crate) fn probes(actions: &[Action]) -> Vec<String> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::ProbeAuth { token } => Some(token.clone()),
             _ => None,
         })
         .collect()
@@ -317,7 +352,9 @@ pub(crate) fn reconnecting(actions: &[Action]) -> Vec<(u32, u64)> {
     events(actions)
         .into_iter()
         .filter_map(|e| match e {
-            Event::Reconnecting { attempt, delay_ms } => Some((attempt, delay_ms)),
+            Event::Reconnecting {
+                attempt, delay_ms, ..
+            } => Some((attempt, delay_ms)),
             _ => None,
         })
         .collect()

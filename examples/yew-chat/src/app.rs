@@ -139,7 +139,9 @@ impl App {
                 self.status = format!("connected as {user}");
                 self.me = Some(user);
             }
-            Event::Reconnecting { attempt, delay_ms } => {
+            Event::Reconnecting {
+                attempt, delay_ms, ..
+            } => {
                 self.status = format!("reconnecting (attempt {attempt}, in {delay_ms} ms)…");
             }
             Event::Close { code, reason } => {

@@ -92,6 +92,7 @@ pub(crate) fn router(controller: Arc<Controller>) -> Router {
         .route("/servers/{id}/metrics", get(metrics))
         .route("/servers/{id}/publish", post(publish))
         .route("/servers/{id}/links", post(create_link))
+        .route("/links/{id}", get(get_link))
         .route("/links/{id}", delete(remove_link))
         .route("/links/{id}/{action}", post(link_action))
         .layer(CorsLayer::very_permissive())
@@ -292,6 +293,7 @@ fn describe_link(link: &Link) -> Value {
         "ws": format!("ws://127.0.0.1:{}/ws", link.port),
         "http": format!("http://127.0.0.1:{}", link.port),
         "cut": link.is_cut(),
+        "dropped": link.dropped(),
     })
 }
 
@@ -309,6 +311,15 @@ async fn create_link(
         .expect("links lock")
         .insert(id, link);
     Ok(axum::Json(answer).into_response())
+}
+
+async fn get_link(
+    State(controller): State<Arc<Controller>>,
+    Path(id): Path<u64>,
+) -> Result<Response> {
+    let links = controller.links.lock().expect("links lock");
+    let link = links.get(&id).ok_or(Error::NotFound("link", id))?;
+    Ok(axum::Json(describe_link(link)).into_response())
 }
 
 async fn remove_link(
@@ -335,9 +346,11 @@ async fn link_action(
         "reset" => link.fault(Fault::Reset),
         "stall" => link.fault(Fault::Stall),
         "deafen" => link.fault(Fault::Deafen),
+        "drop-message" => link.drop_message(),
         other => {
             return Err(Error::BadRequest(format!(
-                "unknown action {other:?}; use cut, restore, close, reset, stall or deafen"
+                "unknown action {other:?}; use cut, restore, close, reset, stall, deafen or \
+                 drop-message"
             )));
         }
     }

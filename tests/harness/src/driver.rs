@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use chorus_client::core::{Action, Core, Event, Millis, Options, PublishError, State};
+use chorus_client::core::{Action, Core, Event, Millis, Options, Probe, PublishError, State};
 use chorus_protocol::{
     AUTH_SUBPROTOCOL_PREFIX, Body, ClientMessage, Position, Recovery, SUBPROTOCOL,
 };
@@ -680,7 +680,7 @@ impl Driver {
         let now = self.world.now();
         self.core.connect(now);
         for room in self.record.rooms.clone() {
-            self.core.join(&room, now).expect("a valid room");
+            self.core.join(&room, None, now).expect("a valid room");
         }
         self.perform().await;
         let mut publish = self.publish_every.map(tokio::time::interval);
@@ -731,7 +731,7 @@ impl Driver {
         let now = self.world.now();
         match command {
             Command::Join(room) => {
-                self.core.join(&room, now).expect("a valid room");
+                self.core.join(&room, None, now).expect("a valid room");
                 self.record.rooms.insert(room);
             }
             Command::Leave(room) => {
@@ -740,7 +740,7 @@ impl Driver {
             }
             Command::Typing(room) => self.core.typing(&room, now),
             Command::Publish { room, body, reply } => {
-                let id = self.core.publish(&room, body, now);
+                let id = self.core.publish(&room, body, None, now);
                 self.record.published.insert(id, room);
                 let _ = reply.send(id);
             }
@@ -761,7 +761,7 @@ impl Driver {
         let now = self.world.now();
         let n = self.record.published.len();
         let body = Body::Text(format!("{} #{n}", self.record.user));
-        let id = self.core.publish(&room, body, now);
+        let id = self.core.publish(&room, body, None, now);
         self.record.published.insert(id, room);
     }
 
@@ -813,10 +813,15 @@ impl Driver {
                     self.core.token_fetched(Ok(token), now);
                 }
                 // The server would refuse the token exactly when it no longer verifies (it
-                // expired while the client was away).
+                // expired while the client was away). Whether the server is up shows when
+                // the socket opens, or fails to.
                 Action::ProbeAuth { token } => {
-                    let refused = self.world.auth.verify(&token).is_err();
-                    self.core.auth_probed(refused, now);
+                    let outcome = if self.world.auth.verify(&token).is_err() {
+                        Probe::Refused
+                    } else {
+                        Probe::Accepted
+                    };
+                    self.core.auth_probed(outcome, now);
                 }
                 Action::Emit(event) => self.on_event(event, now),
                 Action::Settle { id, result } => {
@@ -892,7 +897,10 @@ impl Driver {
             }),
             Event::Typing { room, users } => record.typing.push((room, users)),
             Event::Error { code, message, .. } => record.errors.push(format!("{code}: {message}")),
-            Event::Close { .. } | Event::Reconnecting { .. } | Event::Left { .. } => {}
+            Event::Close { .. }
+            | Event::Reconnecting { .. }
+            | Event::State { .. }
+            | Event::Left { .. } => {}
         }
     }
 }

@@ -42,9 +42,11 @@
 //! | `GET /servers/{id}/bad-token[?user=NAME]` | `{token}` signed with another secret. |
 //! | `GET /servers/{id}/metrics` | The server's `/metrics` as `{"name{labels}": value}`. |
 //! | `POST /servers/{id}/publish` | Forwards the JSON body to the server's `/api/publish` with its secret. |
-//! | `POST /servers/{id}/links` | A TCP relay to the server on a port of its own: `{id, server, port, ws, http, cut}`. A client connected through it can lose the server while others keep it. |
+//! | `POST /servers/{id}/links` | A TCP relay to the server on a port of its own: `{id, server, port, ws, http, cut, dropped}`. A client connected through it can lose the server while others keep it. |
+//! | `GET /links/{id}` | `{id, server, port, ws, http, cut, dropped}`; `dropped` counts the room messages dropped by `drop-message`. |
 //! | `POST /links/{id}/cut` / `restore` | Sever every connection through the link and close new ones at once / relay again. |
 //! | `POST /links/{id}/close` / `reset` / `stall` / `deafen` | End the connections through the link now with a TCP close, a TCP reset, silence (both sockets held open, nothing relayed), or deafness (the client's bytes still reach the server, the server's are lost); new connections are relayed. |
+//! | `POST /links/{id}/drop-message` | Drop the next room message (`ServerMessage::Message`) the server sends on each connection through the link; everything else is relayed. |
 //! | `DELETE /links/{id}` | Stop the relay. |
 //!
 //! ## Example

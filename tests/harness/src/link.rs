@@ -8,11 +8,20 @@
 //! [`Fault::Stall`] (bytes stop flowing but both sockets stay open, as when a NAT entry or a
 //! Wi-Fi link dies: only heartbeats can tell) and [`Fault::Deafen`] (only the server's side
 //! is lost, so requests arrive and their answers do not).
+//!
+//! It can also lose a single frame on a connection that otherwise works:
+//! [`Link::drop_message`] drops the next room message (`ServerMessage::Message`) the server
+//! sends on each connection, which is how a test makes a client see a sequence gap. For
+//! that the relay reads the server's side as WebSocket frames (after the HTTP upgrade) and
+//! passes each one on whole.
 
+use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, copy_bidirectional};
+use chorus_protocol::ServerMessage;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -44,6 +53,9 @@ struct Control {
     /// Counts faults, so each relay sees every new one once.
     faults: u64,
     fault: Option<Fault>,
+    /// Counts [`Link::drop_message`] calls: each relay drops that many room messages, less
+    /// the calls made before it started.
+    drops: u64,
 }
 
 /// A relay from its own port to a server's port.
@@ -56,6 +68,8 @@ pub struct Link {
     /// Its port on 127.0.0.1.
     pub port: u16,
     control: Arc<watch::Sender<Control>>,
+    /// Room messages dropped so far, over every connection.
+    dropped: Arc<AtomicU64>,
     accept: JoinHandle<()>,
 }
 
@@ -65,12 +79,19 @@ impl Link {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
         let control = Arc::new(watch::Sender::new(Control::default()));
-        let accept = tokio::spawn(accept_loop(listener, server_port, control.clone()));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let accept = tokio::spawn(accept_loop(
+            listener,
+            server_port,
+            control.clone(),
+            dropped.clone(),
+        ));
         Ok(Link {
             id,
             server,
             port,
             control,
+            dropped,
             accept,
         })
     }
@@ -99,6 +120,18 @@ impl Link {
             c.fault = Some(fault);
         });
     }
+
+    /// Drop the next room message (`ServerMessage::Message`) the server sends on each
+    /// connection open through the link now; everything else, before and after it, is
+    /// relayed.
+    pub fn drop_message(&self) {
+        self.control.send_modify(|c| c.drops += 1);
+    }
+
+    /// Room messages dropped so far by [`Link::drop_message`], over every connection.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
 }
 
 impl Drop for Link {
@@ -112,31 +145,59 @@ async fn accept_loop(
     listener: TcpListener,
     server_port: u16,
     control: Arc<watch::Sender<Control>>,
+    dropped: Arc<AtomicU64>,
 ) {
     while let Ok((client, _)) = listener.accept().await {
         if control.borrow().cut {
             drop(client);
             continue;
         }
-        tokio::spawn(relay(client, server_port, control.subscribe()));
+        tokio::spawn(relay(
+            client,
+            server_port,
+            control.subscribe(),
+            dropped.clone(),
+        ));
     }
 }
 
 /// Relay one connection until either side closes, the link is cut or a fault ends it.
-async fn relay(mut client: TcpStream, server_port: u16, mut control: watch::Receiver<Control>) {
+async fn relay(
+    mut client: TcpStream,
+    server_port: u16,
+    mut control: watch::Receiver<Control>,
+    dropped: Arc<AtomicU64>,
+) {
     let Ok(mut server) = TcpStream::connect(("127.0.0.1", server_port)).await else {
         // The server is down: the client sees its connection fail, as it would directly.
         return;
     };
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
-    let seen = control.borrow_and_update().faults;
-    let fault = tokio::select! {
-        _ = copy_bidirectional(&mut client, &mut server) => return,
-        changed = control.wait_for(|c| c.cut || c.faults != seen) => match changed {
-            Ok(c) if !c.cut => c.fault.unwrap_or(Fault::Close),
-            _ => Fault::Close,
-        },
+    let (seen, drops) = {
+        let c = control.borrow_and_update();
+        (c.faults, c.drops)
+    };
+    let fault = {
+        let (mut from_client, mut to_client) = client.split();
+        let (mut from_server, mut to_server) = server.split();
+        let upstream = async {
+            tokio::io::copy(&mut from_client, &mut to_server).await?;
+            to_server.shutdown().await
+        };
+        let frames = Frames {
+            control: control.clone(),
+            drops,
+            dropped: &dropped,
+        };
+        let downstream = frames.relay(&mut from_server, &mut to_client);
+        tokio::select! {
+            _ = async { tokio::try_join!(upstream, downstream) } => return,
+            changed = control.wait_for(|c| c.cut || c.faults != seen) => match changed {
+                Ok(c) if !c.cut => c.fault.unwrap_or(Fault::Close),
+                _ => Fault::Close,
+            },
+        }
     };
     match fault {
         Fault::Close => {}
@@ -168,6 +229,105 @@ async fn relay(mut client: TcpStream, server_port: u16, mut control: watch::Rece
             }
         }
     }
+}
+
+/// The server's side of one connection, relayed frame by frame so that a room message can
+/// be dropped whole.
+struct Frames<'a> {
+    control: watch::Receiver<Control>,
+    /// [`Control::drops`] already served: drop a room message while the link asks for more.
+    drops: u64,
+    dropped: &'a AtomicU64,
+}
+
+impl Frames<'_> {
+    /// Copy the HTTP response, then each WebSocket frame once it is complete (dropping the
+    /// room messages asked for), until the server closes its side; then close the client's.
+    async fn relay(
+        mut self,
+        from: &mut (impl AsyncRead + Unpin),
+        to: &mut (impl AsyncWrite + Unpin),
+    ) -> io::Result<()> {
+        let mut buf = Vec::new();
+        let mut chunk = vec![0u8; 64 * 1024];
+        // Until the upgrade's blank line: HTTP; after a 101, frames; anything else, bytes.
+        let mut upgraded = None;
+        loop {
+            let n = from.read(&mut chunk).await?;
+            if n == 0 {
+                to.write_all(&buf).await?;
+                return to.shutdown().await;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            let mut out = Vec::new();
+            let mut start = 0;
+            if upgraded.is_none() {
+                let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    continue;
+                };
+                start = end + 4;
+                upgraded = Some(buf.starts_with(b"HTTP/1.1 101"));
+                out.extend_from_slice(&buf[..start]);
+            }
+            if upgraded == Some(true) {
+                while let Some(len) = frame_len(&buf[start..]) {
+                    let frame = &buf[start..start + len];
+                    if self.wants_drop() && is_room_message(frame) {
+                        self.drops += 1;
+                        self.dropped.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        out.extend_from_slice(frame);
+                    }
+                    start += len;
+                }
+            } else {
+                start = buf.len();
+                out.extend_from_slice(&buf);
+            }
+            buf.drain(..start);
+            to.write_all(&out).await?;
+        }
+    }
+
+    fn wants_drop(&self) -> bool {
+        self.control.borrow().drops > self.drops
+    }
+}
+
+/// The length of the WebSocket frame at the start of `bytes`, once all of it is there.
+fn frame_len(bytes: &[u8]) -> Option<usize> {
+    let [_, second, rest @ ..] = bytes else {
+        return None;
+    };
+    let mask = if second & 0x80 != 0 { 4 } else { 0 };
+    let (extended, payload) = match second & 0x7f {
+        126 => (
+            2,
+            u64::from(u16::from_be_bytes(rest.get(..2)?.try_into().ok()?)),
+        ),
+        127 => (8, u64::from_be_bytes(rest.get(..8)?.try_into().ok()?)),
+        len => (0, u64::from(len)),
+    };
+    let len = 2 + extended + mask + usize::try_from(payload).ok()?;
+    (bytes.len() >= len).then_some(len)
+}
+
+/// Whether `frame` (complete, from the server, so unmasked) is a binary frame holding a
+/// room message.
+fn is_room_message(frame: &[u8]) -> bool {
+    const BINARY: u8 = 0x2;
+    if frame[0] & 0x0f != BINARY || frame[1] & 0x80 != 0 {
+        return false;
+    }
+    let header = match frame[1] & 0x7f {
+        126 => 4,
+        127 => 10,
+        _ => 2,
+    };
+    matches!(
+        ServerMessage::decode(&frame[header..], usize::MAX),
+        Ok(ServerMessage::Message { .. })
+    )
 }
 
 /// Read and drop bytes until the peer closes the socket or it fails.

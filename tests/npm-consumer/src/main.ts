@@ -1,15 +1,21 @@
 // The app: asks the dev server for a token, loads the package's WebAssembly through Vite's
 // ordinary asset handling (`init()` with no argument: the package's
 // `new URL("chorus_client_bg.wasm", import.meta.url)`, which `vite build` rewrites to the
-// emitted asset), connects, joins a room, publishes one message and shows what arrives.
+// emitted asset), connects, joins a JSON room, publishes one message and shows what arrives.
 // Query parameters: `user`, `room`, `text`.
 
-import init, { ChorusClient } from "chorus-client";
-import type { Ack, ChorusMessageEvent } from "chorus-client";
+import init, { ChorusError, Client } from "chorus-client";
+import type { Message } from "chorus-client";
+
+/** What this app sends through its JSON room. */
+interface ChatMessage {
+  text: string;
+  sentAt: number;
+}
 
 const params = new URLSearchParams(location.search);
 const user = params.get("user") ?? "vite-app";
-const room = params.get("room") ?? "npm:consumer";
+const roomName = params.get("room") ?? "npm:consumer";
 const text = params.get("text") ?? "hello from a Vite app";
 
 function byTestId(id: string): HTMLElement {
@@ -19,19 +25,21 @@ function byTestId(id: string): HTMLElement {
 }
 
 const statusOutput = byTestId("status");
+const publishIdOutput = byTestId("publish-id");
 const ackOutput = byTestId("ack");
 const messageList = byTestId("messages");
 const problemOutput = byTestId("problem");
 
-function setStatus(status: string): void {
-  statusOutput.textContent = status;
+function problem(text: string): void {
+  problemOutput.textContent += text + "\n";
 }
 
-function showMessage({ seq, sender, body }: ChorusMessageEvent): void {
+function showMessage({ seq, id, sender, data }: Message<ChatMessage>): void {
   const item = document.createElement("li");
   item.dataset.seq = String(seq);
+  item.dataset.id = String(id);
   item.dataset.sender = sender;
-  item.textContent = typeof body === "string" ? body : `(${body.byteLength} bytes)`;
+  item.textContent = data.text;
   messageList.append(item);
 }
 
@@ -48,35 +56,27 @@ async function devToken(name: string): Promise<string> {
 
 async function main(): Promise<void> {
   const [token] = await Promise.all([devToken(user), init()]);
-  setStatus("connecting");
-  const client = ChorusClient.connect("/ws", { token });
-  let published = false;
+  const client = new Client("/ws", { token });
+  statusOutput.textContent = client.state;
+  client.on("state", ({ state }) => {
+    statusOutput.textContent = state;
+  });
+  client.on("error", ({ code, message }) => problem(`client error ${code}: ${message}`));
 
-  client.on("open", () => {
-    setStatus("open");
-    client.join(room);
-  });
-  client.on("joined", (event) => {
-    if (event.room !== room) return;
-    setStatus("joined");
-    if (published) return;
-    published = true;
-    client.publish(room, text).then(
-      (ack: Ack) => {
-        ackOutput.textContent = String(ack.seq);
-      },
-      (error: unknown) => {
-        problemOutput.textContent = `publish failed: ${String(error)}`;
-      },
-    );
-  });
-  client.on("message", showMessage);
-  client.on("error", ({ code, message }) => {
-    problemOutput.textContent = `error ${code}: ${message}`;
-  });
+  const room = client.room<ChatMessage>(roomName, { codec: "json" });
+  room.on("message", showMessage);
+  room.on("error", ({ code, message }) => problem(`room error ${code}: ${message}`));
+  await room.join();
+  statusOutput.textContent = "joined";
+
+  const publish = room.publish({ text, sentAt: Date.now() });
+  // The id is known at once, before the ack: it is the id the message arrives with.
+  publishIdOutput.textContent = String(publish.id);
+  const ack = await publish;
+  ackOutput.textContent = String(ack.seq);
 }
 
 main().catch((error: unknown) => {
-  setStatus("failed");
-  problemOutput.textContent = String(error);
+  statusOutput.textContent = "failed";
+  problem(error instanceof ChorusError ? `${error.name} (${error.code}): ${error.message}` : String(error));
 });

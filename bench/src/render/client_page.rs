@@ -1,0 +1,251 @@
+//! The "Browser client" section: `bench/client-page/run.mjs`'s results (workloads
+//! `client-page-startup` and `client-page-flood`), chorus-client against socket.io-client
+//! and a raw WebSocket speaking the Chorus wire, with issue 13's targets.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use super::{Run, short, yes};
+
+/// The clients, in the order the table uses.
+const CLIENTS: [(&str, &str); 3] = [
+    ("chorus-client", "chorus-client"),
+    ("socket.io-client", "socket.io-client"),
+    ("raw-websocket", "raw WebSocket, Chorus wire"),
+];
+
+/// A client's figures: startup, and the median of its flood runs with each run.
+struct Figures<'a> {
+    startup: Option<&'a Value>,
+    floods: Vec<&'a Value>,
+}
+
+impl Figures<'_> {
+    fn startup_ms(&self) -> Option<f64> {
+        self.startup?["results"]["median_ms"].as_f64()
+    }
+
+    /// The flood runs' values of `key`, in run order.
+    fn runs(&self, key: &str) -> Vec<f64> {
+        self.floods
+            .iter()
+            .filter_map(|r| r["results"][key].as_f64())
+            .collect()
+    }
+
+    fn median(&self, key: &str) -> Option<f64> {
+        let mut values = self.runs(key);
+        if values.is_empty() {
+            return None;
+        }
+        values.sort_by(f64::total_cmp);
+        let mid = values.len() / 2;
+        Some(if values.len() % 2 == 1 {
+            values[mid]
+        } else {
+            (values[mid - 1] + values[mid]) / 2.0
+        })
+    }
+
+    /// "median (run 1, run 2, ...)", each written by `format`.
+    fn cell(&self, key: &str, format: impl Fn(f64) -> String) -> String {
+        let runs = self.runs(key);
+        match self.median(key) {
+            Some(m) if runs.len() > 1 => format!(
+                "{} ({})",
+                format(m),
+                runs.iter().map(|&v| format(v)).collect::<Vec<_>>().join(", ")
+            ),
+            Some(m) => format(m),
+            None => "n/a".into(),
+        }
+    }
+}
+
+impl Run {
+    fn client_figures(&self, client: &str) -> Figures<'_> {
+        Figures {
+            startup: self.of("client-page-startup", client).last(),
+            floods: self.of("client-page-flood", client).collect(),
+        }
+    }
+
+    pub(super) fn client_page(&self, md: &mut String) {
+        let any = self
+            .reports
+            .iter()
+            .find(|r| r["workload"] == "client-page-startup" || r["workload"] == "client-page-flood");
+        let Some(any) = any else {
+            return;
+        };
+        let params = &any["params"];
+        let figures: Vec<Figures<'_>> = CLIENTS.iter().map(|(c, _)| self.client_figures(c)).collect();
+        let loads = figures
+            .iter()
+            .find_map(|f| f.startup?["params"]["loads"].as_u64())
+            .unwrap_or(0);
+        let flood = figures.iter().find_map(|f| f.floods.first().copied());
+        let messages = flood.and_then(|r| r["params"]["messages"].as_u64()).unwrap_or(0);
+        let runs = figures.iter().map(|f| f.floods.len()).max().unwrap_or(0);
+
+        let _ = writeln!(md, "## Browser client\n");
+        let _ = writeln!(
+            md,
+            "The npm package `chorus-client` against socket.io-client and a raw `WebSocket` that \
+             decodes the Chorus wire by hand (`bench/client-page/raw.js`), on the same blank \
+             page in headless Chromium {} (`bench/client-page`, measured {}; load average at \
+             its start {}). Startup is the time from the start of the module import to the \
+             first open (the server's welcome; socket.io-client's `connect`), module fetch and \
+             wasm compile included: the median of {loads} cold loads, each in a new browser \
+             context with the cache disabled. The flood is one room receiving {messages} \
+             messages of 64 B pushed as fast as the server sends them (Chorus: a member \
+             publishing over its own WebSocket; Socket.IO: the peer server's broadcast of \
+             `pub` events), the median of {runs} runs with each run in brackets. Messages/s \
+             counts from the first arrival to the last. Script and task time are the page's \
+             main-thread CPU time over the flood (CDP `Performance.getMetrics`, \
+             `ScriptDuration` and `TaskDuration`), per 1,000 messages. The heap is the JS heap \
+             used once joined minus that of the blank page, both after a full GC; the wasm \
+             linear memory is apart.\n",
+            text(&params["chromium"]),
+            text(&params["date"]),
+            text(&params["load_average"]),
+        );
+        let _ = writeln!(
+            md,
+            "| Client | Startup ms | Module bytes (gzip) | Messages/s | Script ms / 1000 msgs | \
+             Task ms / 1000 msgs | JS heap joined | Wasm memory |"
+        );
+        let _ = writeln!(md, "| --- | --- | --- | --- | --- | --- | --- | --- |");
+        for ((_, name), f) in CLIENTS.iter().zip(&figures) {
+            let size = f.startup.map_or("n/a".into(), |s| {
+                let p = &s["params"];
+                format!(
+                    "{} ({})",
+                    short(p["bytes"].as_f64().unwrap_or(0.0)),
+                    short(p["gzip_bytes"].as_f64().unwrap_or(0.0))
+                )
+            });
+            let _ = writeln!(
+                md,
+                "| {name} | {} | {size} | {} | {} | {} | {} | {} |",
+                f.startup_ms().map_or("n/a".into(), |v| format!("{v:.0}")),
+                f.cell("messages_per_second", short),
+                f.cell("script_ms_per_1000", |v| format!("{v:.1}")),
+                f.cell("task_ms_per_1000", |v| format!("{v:.1}")),
+                f.median("heap_joined_kib")
+                    .map_or("n/a".into(), |v| format!("{v:.0} KiB")),
+                f.median("wasm_memory_kib").map_or("n/a".into(), |v| {
+                    if v > 0.0 { format!("{v:.0} KiB") } else { "none".into() }
+                }),
+            );
+        }
+        md.push('\n');
+
+        let [chorus, socketio, _] = &figures[..] else {
+            return;
+        };
+        let _ = writeln!(md, "| Target (issue 13) | chorus-client | socket.io-client | Met |");
+        let _ = writeln!(md, "| --- | --- | --- | --- |");
+        let mut row = |goal: &str, ours: Option<f64>, theirs: Option<f64>, higher: bool, f: &dyn Fn(f64) -> String| {
+            let met = match (ours, theirs) {
+                (Some(a), Some(b)) => (higher && a >= b) || (!higher && a <= b),
+                _ => false,
+            };
+            let cell = |v: Option<f64>| v.map_or("n/a".into(), f);
+            let _ = writeln!(md, "| {goal} | {} | {} | {} |", cell(ours), cell(theirs), yes(met));
+        };
+        row(
+            "Received messages/s ≥ socket.io-client's",
+            chorus.median("messages_per_second"),
+            socketio.median("messages_per_second"),
+            true,
+            &short,
+        );
+        row(
+            "Script time per message ≤ socket.io-client's",
+            chorus.median("script_ms_per_1000"),
+            socketio.median("script_ms_per_1000"),
+            false,
+            &|v| format!("{v:.1} ms / 1000"),
+        );
+        row(
+            "Startup ≤ socket.io-client's",
+            chorus.startup_ms(),
+            socketio.startup_ms(),
+            false,
+            &|v| format!("{v:.0} ms"),
+        );
+        md.push('\n');
+    }
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::Null => "n/a".into(),
+        Value::String(s) => s.clone(),
+        v => v.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn startup(client: &str, ms: f64) -> Value {
+        json!({"workload": "client-page-startup", "protocol": client,
+               "params": {"loads": 15, "bytes": 81414, "gzip_bytes": 33760,
+                          "chromium": "156", "date": "2026-12-03 07:00 UTC", "load_average": 1.5},
+               "results": {"median_ms": ms}})
+    }
+
+    fn flood(client: &str, run: u64, rate: f64, script: f64) -> Value {
+        json!({"workload": "client-page-flood", "protocol": client,
+               "params": {"messages": 20000, "body": 64, "run": run},
+               "results": {"messages_per_second": rate, "script_ms_per_1000": script,
+                           "task_ms_per_1000": script * 2.0, "heap_joined_kib": 150.0,
+                           "wasm_memory_kib": if client == "chorus-client" { 1152.0 } else { 0.0 }}})
+    }
+
+    #[test]
+    fn the_section_shows_medians_runs_and_targets() {
+        let mut reports = vec![
+            startup("chorus-client", 90.0),
+            startup("socket.io-client", 80.0),
+            startup("raw-websocket", 30.0),
+        ];
+        for (run, (ours, theirs)) in [(1, (150e3, 100e3)), (2, (120e3, 110e3)), (3, (160e3, 90e3))] {
+            reports.push(flood("chorus-client", run, ours, 5.0));
+            reports.push(flood("socket.io-client", run, theirs, 6.0));
+            reports.push(flood("raw-websocket", run, 300e3, 2.0));
+        }
+        let mut md = String::new();
+        Run::new(reports, json!({})).client_page(&mut md);
+        assert!(md.contains("## Browser client"), "{md}");
+        assert!(
+            md.contains("| chorus-client | 90 | 81k (34k) | 150k (150k, 120k, 160k) | 5.0 (5.0, 5.0, 5.0) |"),
+            "{md}"
+        );
+        assert!(md.contains("| raw WebSocket, Chorus wire | 30 |"), "{md}");
+        assert!(md.contains("| 150 KiB | 1152 KiB |"), "{md}");
+        assert!(md.contains("| 150 KiB | none |"), "{md}");
+        assert!(
+            md.contains("| Received messages/s ≥ socket.io-client's | 150k | 100k | yes |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| Script time per message ≤ socket.io-client's | 5.0 ms / 1000 | 6.0 ms / 1000 | yes |"),
+            "{md}"
+        );
+        assert!(md.contains("| Startup ≤ socket.io-client's | 90 ms | 80 ms | **no** |"), "{md}");
+    }
+
+    #[test]
+    fn no_results_no_section() {
+        let mut md = String::new();
+        Run::new(vec![], json!({})).client_page(&mut md);
+        assert!(md.is_empty());
+    }
+}

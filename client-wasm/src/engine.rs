@@ -1,0 +1,679 @@
+//! The engine behind the npm package: the sans-IO [`Core`] offered to JavaScript through
+//! numbers and bytes only (feature `js`).
+//!
+//! The JavaScript API itself (events, Promises, room handles, codecs, the socket and the
+//! timer) is TypeScript (`client-wasm/ts/`). It feeds the engine inputs (calls below, with
+//! `now` from `performance.now()`), then calls [`Engine::drain`] and reads the records the
+//! core decided on from wasm memory at [`Engine::out_ptr`]. Nothing here builds a
+//! JavaScript object or touches a browser API, so the module has no imports at all and
+//! loads the same way in browsers, workers, Node, Deno and Bun.
+//!
+//! ## The record format
+//! `drain` writes records back to back. Each starts with a tag byte; numbers are `f64`
+//! little-endian (every id, sequence, epoch and time is below 2^53, see `core`), strings
+//! and bytes a `u32` little-endian length and then UTF-8 or raw bytes, a body a kind byte
+//! (0 text, 1 bytes) and then the bytes. An absent room is the empty string (room names are
+//! never empty). `ts/engine.ts` reads exactly this.
+//!
+//! | tag | record | fields |
+//! |---|---|---|
+//! | 1 | open a socket | token |
+//! | 2 | send | bytes |
+//! | 3 | close the socket | code, reason |
+//! | 4 | fetch a token | |
+//! | 5 | probe the token | token |
+//! | 6 | publish acknowledged | id, room, seq |
+//! | 7 | publish failed | id, code, message, size, max |
+//! | 8 | history page | request, room, epoch, seq, more (byte), count, count × (seq, id, sender, ts, body) |
+//! | 9 | history failed | request, code, message |
+//! | 10 | event open | session, user |
+//! | 11 | event close | code, reason |
+//! | 12 | event reconnecting | attempt, delay, code, reason |
+//! | 13 | event joined | room, epoch, seq, recovery (byte: 0 not requested, 1 recovered, 2 missed), count, count × member |
+//! | 14 | event left | room |
+//! | 15 | event message | room, seq, id, sender, ts, body |
+//! | 16 | event member joined | room, user |
+//! | 17 | event member left | room, user |
+//! | 18 | event typing | room, count, count × user |
+//! | 19 | event error | code, message, room |
+//! | 20 | event state | state (byte: 0 connecting, 1 open, 2 reconnecting, 3 closed), code, reason |
+
+use crate::prelude::*;
+use ::core::time::Duration;
+
+use chorus_protocol::{Body, HistoryMessage, Position, Recovery};
+use wasm_bindgen::prelude::*;
+
+use crate::core::{
+    Ack, Action, Core, Event, HistoryError, HistoryPage, Millis, Options, Probe, PublishError,
+    State,
+};
+
+const OPEN_SOCKET: u8 = 1;
+const SEND: u8 = 2;
+const CLOSE_SOCKET: u8 = 3;
+const FETCH_TOKEN: u8 = 4;
+const PROBE: u8 = 5;
+const ACKED: u8 = 6;
+const PUBLISH_FAILED: u8 = 7;
+const HISTORY: u8 = 8;
+const HISTORY_FAILED: u8 = 9;
+const EV_OPEN: u8 = 10;
+const EV_CLOSE: u8 = 11;
+const EV_RECONNECTING: u8 = 12;
+const EV_JOINED: u8 = 13;
+const EV_LEFT: u8 = 14;
+const EV_MESSAGE: u8 = 15;
+const EV_MEMBER_JOINED: u8 = 16;
+const EV_MEMBER_LEFT: u8 = 17;
+const EV_TYPING: u8 = 18;
+const EV_ERROR: u8 = 19;
+const EV_STATE: u8 = 20;
+
+/// The client core for JavaScript. See the module docs.
+#[wasm_bindgen]
+pub struct Engine {
+    core: Core,
+    /// The records of the last [`Engine::drain`].
+    out: Vec<u8>,
+}
+
+/// A duration in ms from JavaScript: `NaN` (or anything not finite, or negative) means "the
+/// default".
+fn duration(ms: f64, default: Duration) -> Duration {
+    if ms.is_finite() && ms >= 0.0 {
+        Duration::from_millis(ms as u64)
+    } else {
+        default
+    }
+}
+
+fn count(value: f64, default: usize) -> usize {
+    if value.is_finite() && value >= 0.0 {
+        value as usize
+    } else {
+        default
+    }
+}
+
+/// A position from JavaScript: none when `epoch` is not a finite number.
+fn position(epoch: f64, seq: f64) -> Option<Position> {
+    (epoch.is_finite() && seq.is_finite()).then_some(Position {
+        epoch: epoch as u64,
+        seq: seq as u64,
+    })
+}
+
+fn now(ms: f64) -> Millis {
+    if ms > 0.0 { ms as Millis } else { 0 }
+}
+
+#[wasm_bindgen]
+impl Engine {
+    /// A client core. `options`: initial backoff, max backoff, stable after, connect
+    /// timeout, pong timeout, publish timeout, request timeout (all ms), queue max messages,
+    /// queue max bytes, typing idle (ms), max attempts; `NaN` for the default of each.
+    /// `token` is empty when there is none yet. `seed` seeds jitter and ids.
+    #[wasm_bindgen(constructor)]
+    pub fn new(options: &[f64], token: &str, can_fetch_token: bool, seed: f64) -> Engine {
+        let d = Options::default();
+        let at = |i: usize| options.get(i).copied().unwrap_or(f64::NAN);
+        let max_attempts = at(10);
+        let options = Options {
+            initial_backoff: duration(at(0), d.initial_backoff),
+            max_backoff: duration(at(1), d.max_backoff),
+            stable_after: duration(at(2), d.stable_after),
+            connect_timeout: duration(at(3), d.connect_timeout),
+            pong_timeout: duration(at(4), d.pong_timeout),
+            publish_timeout: duration(at(5), d.publish_timeout),
+            request_timeout: duration(at(6), d.request_timeout),
+            queue_max_messages: count(at(7), d.queue_max_messages),
+            queue_max_bytes: count(at(8), d.queue_max_bytes),
+            typing_idle: duration(at(9), d.typing_idle),
+            max_attempts: (max_attempts.is_finite() && max_attempts >= 0.0)
+                .then_some(max_attempts as u32),
+        };
+        let token = (!token.is_empty()).then(|| token.to_owned());
+        // The seed arrives as a double with 53 random bits; spread them over 64.
+        let seed = (seed as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        Engine {
+            core: Core::new(options, token, can_fetch_token, seed),
+            out: Vec::new(),
+        }
+    }
+
+    /// Start connecting.
+    pub fn connect(&mut self, now_ms: f64) {
+        self.core.connect(now(now_ms));
+    }
+
+    /// Join `room`, resuming from (`epoch`, `seq`) when `epoch` is a number (`NaN`: no
+    /// position). Returns why the name is refused, if it is.
+    pub fn join(&mut self, room: &str, epoch: f64, seq: f64, now_ms: f64) -> Option<String> {
+        self.core
+            .join(room, position(epoch, seq), now(now_ms))
+            .err()
+            .map(|refused| refused.0)
+    }
+
+    /// Whether `room` is still wanted (joined, or being joined): a join refused for good
+    /// is not.
+    pub fn wants(&self, room: &str) -> bool {
+        self.core.wants(room)
+    }
+
+    /// Leave `room`.
+    pub fn leave(&mut self, room: &str, now_ms: f64) {
+        self.core.leave(room, now(now_ms));
+    }
+
+    /// Publish a text body; `id` is the app's idempotency key, or `NaN` for a new one.
+    /// Returns the message id; the outcome comes as a record.
+    #[wasm_bindgen(js_name = publishText)]
+    pub fn publish_text(&mut self, room: &str, body: &str, id: f64, now_ms: f64) -> f64 {
+        self.publish(room, Body::Text(body.to_owned()), id, now_ms)
+    }
+
+    /// Publish a binary body; see [`Engine::publish_text`].
+    #[wasm_bindgen(js_name = publishBytes)]
+    pub fn publish_bytes(&mut self, room: &str, body: &[u8], id: f64, now_ms: f64) -> f64 {
+        self.publish(room, Body::Binary(body.to_vec()), id, now_ms)
+    }
+
+    /// Ask for a page of `room`'s history before (`epoch`, `seq`), or the newest when
+    /// `epoch` is `NaN`. Returns the request id; the outcome comes as a record.
+    pub fn history(&mut self, room: &str, epoch: f64, seq: f64, limit: u32, now_ms: f64) -> f64 {
+        self.core
+            .history(room, position(epoch, seq), limit, now(now_ms)) as f64
+    }
+
+    /// A keystroke in `room`.
+    pub fn typing(&mut self, room: &str, now_ms: f64) {
+        self.core.typing(room, now(now_ms));
+    }
+
+    /// Close for good.
+    pub fn close(&mut self, now_ms: f64) {
+        self.core.close(now(now_ms));
+    }
+
+    /// Connect again now.
+    pub fn reconnect(&mut self, now_ms: f64) {
+        self.core.reconnect(now(now_ms));
+    }
+
+    /// The network is back, or the page visible again.
+    pub fn wake(&mut self, now_ms: f64) {
+        self.core.wake(now(now_ms));
+    }
+
+    /// The app's `getToken` resolved (`ok`, with the token) or failed (with the message).
+    #[wasm_bindgen(js_name = tokenFetched)]
+    pub fn token_fetched(&mut self, ok: bool, value: &str, now_ms: f64) {
+        let result = if ok {
+            Ok(value.to_owned())
+        } else {
+            Err(value.to_owned())
+        };
+        self.core.token_fetched(result, now(now_ms));
+    }
+
+    /// The token probe's outcome: 0 accepted, 1 refused, 2 server unreachable.
+    #[wasm_bindgen(js_name = authProbed)]
+    pub fn auth_probed(&mut self, outcome: u8, now_ms: f64) {
+        let outcome = match outcome {
+            0 => Probe::Accepted,
+            1 => Probe::Refused,
+            _ => Probe::Unreachable,
+        };
+        self.core.auth_probed(outcome, now(now_ms));
+    }
+
+    /// The socket opened.
+    #[wasm_bindgen(js_name = socketOpened)]
+    pub fn socket_opened(&mut self, now_ms: f64) {
+        self.core.socket_opened(now(now_ms));
+    }
+
+    /// A binary frame arrived.
+    #[wasm_bindgen(js_name = socketFrame)]
+    pub fn socket_frame(&mut self, frame: &[u8], now_ms: f64) {
+        self.core.socket_frame(frame, now(now_ms));
+    }
+
+    /// The socket closed with `code`.
+    #[wasm_bindgen(js_name = socketClosed)]
+    pub fn socket_closed(&mut self, code: u16, now_ms: f64) {
+        self.core.socket_closed(code, now(now_ms));
+    }
+
+    /// The timer for [`Engine::deadline`] fired.
+    pub fn tick(&mut self, now_ms: f64) {
+        self.core.tick(now(now_ms));
+    }
+
+    /// When `tick` is due next, in ms on the caller's clock; -1 for never.
+    pub fn deadline(&self) -> f64 {
+        self.core.next_deadline().map_or(-1.0, |at| at as f64)
+    }
+
+    /// Publishes waiting (queued offline or awaiting their ack).
+    pub fn pending(&self) -> u32 {
+        self.core.pending() as u32
+    }
+
+    /// Write every action the core decided on since the last call as records at
+    /// [`Engine::out_ptr`]; returns their length in bytes. Valid until the next call.
+    pub fn drain(&mut self) -> usize {
+        self.out.clear();
+        while let Some(action) = self.core.poll_action() {
+            write_action(&mut self.out, action);
+        }
+        self.out.len()
+    }
+
+    /// Where the records of the last [`Engine::drain`] start in wasm memory.
+    #[wasm_bindgen(js_name = outPtr)]
+    pub fn out_ptr(&self) -> usize {
+        self.out.as_ptr() as usize
+    }
+}
+
+impl Engine {
+    fn publish(&mut self, room: &str, body: Body, id: f64, now_ms: f64) -> f64 {
+        let id = (id.is_finite() && id >= 0.0).then_some(id as u64);
+        self.core.publish(room, body, id, now(now_ms)) as f64
+    }
+}
+
+fn put_f64(out: &mut Vec<u8>, value: f64) {
+    out.extend_from_slice(&value.to_le_bytes());
+}
+
+fn put_num(out: &mut Vec<u8>, value: u64) {
+    put_f64(out, value as f64);
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+fn put_str(out: &mut Vec<u8>, text: &str) {
+    put_bytes(out, text.as_bytes());
+}
+
+fn put_body(out: &mut Vec<u8>, body: &Body) {
+    match body {
+        Body::Text(text) => {
+            out.push(0);
+            put_str(out, text);
+        }
+        Body::Binary(bytes) => {
+            out.push(1);
+            put_bytes(out, bytes);
+        }
+    }
+}
+
+fn put_position(out: &mut Vec<u8>, position: Position) {
+    put_num(out, position.epoch);
+    put_num(out, position.seq);
+}
+
+fn put_list(out: &mut Vec<u8>, items: &[String]) {
+    put_num(out, items.len() as u64);
+    for item in items {
+        put_str(out, item);
+    }
+}
+
+fn write_action(out: &mut Vec<u8>, action: Action) {
+    match action {
+        Action::Open { token } => {
+            out.push(OPEN_SOCKET);
+            put_str(out, &token);
+        }
+        Action::Send(frame) => {
+            out.push(SEND);
+            put_bytes(out, &frame);
+        }
+        Action::Close { code, reason } => {
+            out.push(CLOSE_SOCKET);
+            put_num(out, code.into());
+            put_str(out, &reason);
+        }
+        Action::FetchToken => out.push(FETCH_TOKEN),
+        Action::ProbeAuth { token } => {
+            out.push(PROBE);
+            put_str(out, &token);
+        }
+        Action::Emit(event) => write_event(out, event),
+        Action::Settle { id, result } => write_settled(out, id, result),
+        Action::HistoryDone { request, result } => write_history(out, request, result),
+    }
+}
+
+fn write_settled(out: &mut Vec<u8>, id: u64, result: Result<Ack, PublishError>) {
+    match result {
+        Ok(ack) => {
+            out.push(ACKED);
+            put_num(out, id);
+            put_str(out, &ack.room);
+            put_num(out, ack.seq);
+        }
+        Err(error) => {
+            out.push(PUBLISH_FAILED);
+            put_num(out, id);
+            put_num(out, error.code().into());
+            let (message, size, max) = match &error {
+                PublishError::QueueFull => ("the offline queue is full", 0, 0),
+                PublishError::TimedOut => ("no acknowledgement in time", 0, 0),
+                PublishError::TooLarge { size, max } => {
+                    ("the body is larger than the server accepts", *size, *max)
+                }
+                PublishError::Rejected { message, .. } => (message.as_str(), 0, 0),
+                PublishError::Closed => ("the client was closed", 0, 0),
+            };
+            put_str(out, message);
+            put_num(out, size as u64);
+            put_num(out, max as u64);
+        }
+    }
+}
+
+fn write_history(out: &mut Vec<u8>, request: u64, result: Result<HistoryPage, HistoryError>) {
+    match result {
+        Ok(page) => {
+            out.push(HISTORY);
+            put_num(out, request);
+            put_str(out, &page.room);
+            put_position(out, page.position);
+            out.push(u8::from(page.more));
+            put_num(out, page.messages.len() as u64);
+            for HistoryMessage {
+                seq,
+                id,
+                sender,
+                ts,
+                body,
+            } in &page.messages
+            {
+                put_num(out, *seq);
+                put_num(out, *id);
+                put_str(out, sender);
+                put_num(out, *ts);
+                put_body(out, body);
+            }
+        }
+        Err(error) => {
+            out.push(HISTORY_FAILED);
+            put_num(out, request);
+            put_num(out, error.code().into());
+            let message = match &error {
+                HistoryError::TooManyPending => "too many history requests are pending",
+                HistoryError::TimedOut => "no answer in time",
+                HistoryError::Rejected { message, .. } => message.as_str(),
+                HistoryError::Closed => "the client was closed",
+            };
+            put_str(out, message);
+        }
+    }
+}
+
+fn write_event(out: &mut Vec<u8>, event: Event) {
+    match event {
+        Event::Open { session, user } => {
+            out.push(EV_OPEN);
+            put_str(out, &session);
+            put_str(out, &user);
+        }
+        Event::Close { code, reason } => {
+            out.push(EV_CLOSE);
+            put_num(out, code.into());
+            put_str(out, &reason);
+        }
+        Event::Reconnecting {
+            attempt,
+            delay_ms,
+            code,
+            reason,
+        } => {
+            out.push(EV_RECONNECTING);
+            put_num(out, attempt.into());
+            put_num(out, delay_ms);
+            put_num(out, code.into());
+            put_str(out, &reason);
+        }
+        Event::Joined {
+            room,
+            members,
+            position,
+            recovery,
+        } => {
+            out.push(EV_JOINED);
+            put_str(out, &room);
+            put_position(out, position);
+            out.push(match recovery {
+                Recovery::NotRequested => 0,
+                Recovery::Recovered => 1,
+                Recovery::Missed => 2,
+            });
+            put_list(out, &members);
+        }
+        Event::Left { room } => {
+            out.push(EV_LEFT);
+            put_str(out, &room);
+        }
+        Event::Message {
+            room,
+            seq,
+            id,
+            sender,
+            ts,
+            body,
+        } => {
+            out.push(EV_MESSAGE);
+            put_str(out, &room);
+            put_num(out, seq);
+            put_num(out, id);
+            put_str(out, &sender);
+            put_num(out, ts);
+            put_body(out, &body);
+        }
+        Event::MemberJoined { room, user } => {
+            out.push(EV_MEMBER_JOINED);
+            put_str(out, &room);
+            put_str(out, &user);
+        }
+        Event::MemberLeft { room, user } => {
+            out.push(EV_MEMBER_LEFT);
+            put_str(out, &room);
+            put_str(out, &user);
+        }
+        Event::Typing { room, users } => {
+            out.push(EV_TYPING);
+            put_str(out, &room);
+            put_list(out, &users);
+        }
+        Event::Error {
+            code,
+            message,
+            room,
+        } => {
+            out.push(EV_ERROR);
+            put_num(out, code.into());
+            put_str(out, &message);
+            put_str(out, room.as_deref().unwrap_or(""));
+        }
+        Event::State {
+            state,
+            code,
+            reason,
+        } => {
+            out.push(EV_STATE);
+            out.push(match state {
+                State::Connecting => 0,
+                State::Open => 1,
+                State::Reconnecting => 2,
+                State::Closed => 3,
+            });
+            put_num(out, code.into());
+            put_str(out, &reason);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chorus_protocol::{Limits, ServerMessage};
+
+    use super::*;
+
+    /// A cursor over records, as `ts/wire.ts` reads them.
+    struct Records<'a>(&'a [u8]);
+
+    impl Records<'_> {
+        fn u8(&mut self) -> u8 {
+            let (first, rest) = self.0.split_first().expect("a byte");
+            self.0 = rest;
+            *first
+        }
+
+        fn num(&mut self) -> f64 {
+            let (bytes, rest) = self.0.split_at(8);
+            self.0 = rest;
+            f64::from_le_bytes(bytes.try_into().expect("8 bytes"))
+        }
+
+        fn bytes(&mut self) -> Vec<u8> {
+            let (len, rest) = self.0.split_at(4);
+            let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+            let (bytes, rest) = rest.split_at(len);
+            self.0 = rest;
+            bytes.to_vec()
+        }
+
+        fn str(&mut self) -> String {
+            String::from_utf8(self.bytes()).expect("UTF-8")
+        }
+    }
+
+    fn frame(message: &ServerMessage) -> Vec<u8> {
+        message.encode(usize::MAX).expect("encodes")
+    }
+
+    /// An engine welcomed and joined to `room`; its records so far are drained.
+    fn joined(room: &str) -> Engine {
+        let mut engine = Engine::new(&[], "token", false, 7.0);
+        engine.connect(0.0);
+        engine.socket_opened(1.0);
+        engine.socket_frame(
+            &frame(&ServerMessage::Welcome {
+                session: "s1".into(),
+                user: "alice".into(),
+                protocol: 1,
+                heartbeat_ms: 25_000,
+                heartbeat_timeout_ms: 60_000,
+                limits: Limits {
+                    max_frame: 65_536,
+                    max_body: 64_512,
+                    max_rooms: 64,
+                    publish_per_second: 50,
+                    publish_burst: 100,
+                    typing_throttle_ms: 1000,
+                    typing_ttl_ms: 5000,
+                },
+            }),
+            2.0,
+        );
+        assert_eq!(engine.join(room, f64::NAN, f64::NAN, 3.0), None);
+        engine.socket_frame(
+            &frame(&ServerMessage::Joined {
+                room: room.into(),
+                position: Position { epoch: 5, seq: 0 },
+                members: vec!["alice".into()],
+                recovery: Recovery::NotRequested,
+            }),
+            3.0,
+        );
+        engine.drain();
+        engine
+    }
+
+    #[test]
+    fn connect_asks_for_a_socket_with_the_token() {
+        let mut engine = Engine::new(&[], "token", false, 7.0);
+        engine.connect(0.0);
+        let len = engine.drain();
+        let mut records = Records(&engine.out[..len]);
+        assert_eq!(records.u8(), OPEN_SOCKET);
+        assert_eq!(records.str(), "token");
+        assert!(records.0.is_empty(), "nothing else: {:?}", records.0);
+    }
+
+    #[test]
+    fn a_message_becomes_one_message_record_with_every_field() {
+        let mut engine = joined("lobby");
+        engine.socket_frame(
+            &frame(&ServerMessage::Message {
+                room: "lobby".into(),
+                seq: 1,
+                id: (1 << 53) - 1,
+                sender: "bob".into(),
+                ts: 1_700_000_000_000,
+                body: Body::Binary(vec![0, 255]),
+            }),
+            4.0,
+        );
+        let len = engine.drain();
+        let mut records = Records(&engine.out[..len]);
+        assert_eq!(records.u8(), EV_MESSAGE);
+        assert_eq!(records.str(), "lobby");
+        assert_eq!(records.num(), 1.0);
+        assert_eq!(records.num(), ((1u64 << 53) - 1) as f64);
+        assert_eq!(records.str(), "bob");
+        assert_eq!(records.num(), 1_700_000_000_000.0);
+        assert_eq!(records.u8(), 1, "a binary body");
+        assert_eq!(records.bytes(), [0, 255]);
+        assert!(records.0.is_empty());
+    }
+
+    #[test]
+    fn a_refused_room_name_is_answered_by_join_and_an_unset_option_is_the_default() {
+        let mut engine = Engine::new(&[f64::NAN, -1.0], "token", false, 7.0);
+        assert_eq!(
+            engine.join("", f64::NAN, f64::NAN, 0.0).as_deref(),
+            Some("invalid room name: name is empty")
+        );
+        assert_eq!(engine.drain(), 0);
+        assert_eq!(
+            engine.deadline(),
+            -1.0,
+            "nothing to wait for before connect"
+        );
+    }
+
+    #[test]
+    fn a_publish_with_an_app_id_is_settled_under_that_id() {
+        let mut engine = joined("lobby");
+        let id = engine.publish_text("lobby", "hi", 42.0, 5.0);
+        assert_eq!(id, 42.0);
+        engine.socket_frame(
+            &frame(&ServerMessage::PublishAck {
+                room: "lobby".into(),
+                id: 42,
+                seq: 9,
+            }),
+            6.0,
+        );
+        let len = engine.drain();
+        let mut records = Records(&engine.out[..len]);
+        assert_eq!(records.u8(), SEND, "the publish goes out");
+        records.bytes();
+        assert_eq!(records.u8(), ACKED);
+        assert_eq!(records.num(), 42.0);
+        assert_eq!(records.str(), "lobby");
+        assert_eq!(records.num(), 9.0);
+    }
+}

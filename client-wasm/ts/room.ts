@@ -1,0 +1,398 @@
+// A room handle: its own publish, history, typing and events, with payloads through a codec.
+
+import type { Client } from "./client.js";
+import { Emitter } from "./emitter.js";
+import { ChorusError, ErrorCode } from "./errors.js";
+import { Timeline, type TimelineOptions } from "./timeline.js";
+
+/** A room's place in its history: which history (`epoch`) and how far along it (`seq`). */
+export interface Position {
+  epoch: number;
+  seq: number;
+}
+
+/** What a join's resume request became. "missed": not everything could be replayed; reload. */
+export type Recovery = "not_requested" | "recovered" | "missed";
+
+/** How a room's payloads travel: as text or bytes, and back. */
+export interface Codec<T> {
+  encode(data: T): string | Uint8Array;
+  decode(body: string | Uint8Array): T;
+}
+
+export interface RoomOptions<T> {
+  /**
+   * "raw" (default): strings and Uint8Arrays as they are; "json": any JSON value, sent as
+   * text; or your own codec.
+   */
+  codec?: "raw" | "json" | Codec<T>;
+}
+
+/** A message published to a room. */
+export interface Message<T> {
+  room: string;
+  /** Per-room sequence number. */
+  seq: number;
+  /** The publisher's message id. */
+  id: number;
+  sender: string;
+  /** Server time of publication, ms since the Unix epoch. */
+  ts: number;
+  data: T;
+}
+
+/** A room as a join found it. */
+export interface JoinedInfo {
+  room: string;
+  /** Users present. */
+  members: string[];
+  /** The room's position when the join took effect. */
+  position: Position;
+  recovery: Recovery;
+}
+
+/** A publish acknowledged by the server. */
+export interface Ack {
+  room: string;
+  /** The publish's message id. */
+  id: number;
+  /** The sequence number the message got in the room. */
+  seq: number;
+}
+
+/** What `publish` returns: a Promise of the ack, with the message id known at once. */
+export type PublishPromise = Promise<Ack> & { readonly id: number };
+
+export interface PublishOptions {
+  /**
+   * The message id, as an idempotency key (an integer, 0 to 2^53 - 1): a publish sent again
+   * with the same id (after a page reload, say) is delivered once. Default: a new id.
+   */
+  id?: number;
+}
+
+export interface HistoryOptions {
+  /**
+   * Only messages before this position; omit for the newest. To page back, pass
+   * `{ epoch: page.position.epoch, seq: page.messages[0].seq }`.
+   */
+  before?: Position;
+  /** Most messages wanted, 1 or more; the server may answer fewer and set `more`. Default: 50. */
+  limit?: number;
+}
+
+/** A page of a room's history, oldest first, consecutive sequence numbers. */
+export interface HistoryPage<T> {
+  room: string;
+  /** The room's position when the page was read. */
+  position: Position;
+  messages: Message<T>[];
+  /** Whether older messages are retained before `messages[0]`. */
+  more: boolean;
+}
+
+/** Who is in a room: the whole list on every join, then each change. */
+export type PresenceEvent =
+  | { room: string; kind: "list"; members: string[] }
+  | { room: string; kind: "join"; user: string }
+  | { room: string; kind: "leave"; user: string };
+
+/** Every event a Room emits, by name. */
+export interface RoomEvents<T> {
+  /** A message (each sequence number at most once). */
+  message: Message<T>;
+  /** Joined, or rejoined after a reconnect. */
+  joined: JoinedInfo;
+  /**
+   * The server confirmed a `leave()`. (A join refused for good comes as `error`, with the
+   * room's `state` already "left".)
+   */
+  left: { room: string };
+  presence: PresenceEvent;
+  /** Who is typing changed (sorted, without expired states). */
+  typing: { room: string; users: string[] };
+  /**
+   * A failure in this room that no Promise reports: a join refused (then `state` is "left"
+   * already), a rejoin refused, a payload undecodable.
+   */
+  error: ChorusError;
+}
+
+export type RoomState = "left" | "joining" | "joined";
+
+const json: Codec<unknown> = {
+  encode: (data) => JSON.stringify(data),
+  decode: (body) => {
+    if (typeof body !== "string") throw new TypeError("a binary body is not JSON");
+    return JSON.parse(body);
+  },
+};
+const raw: Codec<unknown> = { encode: (data) => data as string, decode: (body) => body };
+
+const check = (value: unknown) => {
+  if (!(typeof value === "string" || value instanceof Uint8Array)) {
+    throw new TypeError("a raw payload is a string or a Uint8Array");
+  }
+  return value;
+};
+
+/** A room of a Client. Get it with `client.room(name)`. */
+export class Room<T = string | Uint8Array> extends Emitter<RoomEvents<T>> {
+  private readonly codec: Codec<T>;
+  private current: RoomState = "left";
+  private list: string[] = [];
+  private whoTypes: string[] = [];
+  /** The position: the epoch of the last join (NaN before one) and the last seq delivered. */
+  private epoch = NaN;
+  private seq = 0;
+  private joins: { resolve(info: JoinedInfo): void; reject(error: ChorusError): void }[] = [];
+
+  /** @internal */
+  constructor(
+    private readonly client: Client,
+    /** The room's name. */
+    readonly name: string,
+    options: RoomOptions<T> = {},
+  ) {
+    super();
+    const codec = options.codec ?? "raw";
+    this.codec = (codec === "json" ? json : codec === "raw" ? raw : codec) as Codec<T>;
+  }
+
+  /** "left", "joining" (asked, or rejoining after a reconnect) or "joined". */
+  get state(): RoomState {
+    return this.current;
+  }
+
+  /** Users present, as of the last join and the changes since. */
+  get members(): readonly string[] {
+    return this.list;
+  }
+
+  /** Users typing now. */
+  get typingUsers(): readonly string[] {
+    return this.whoTypes;
+  }
+
+  /**
+   * The position of the last message delivered (or of the join): store it to resume from it
+   * later with `join({ since })`.
+   */
+  get position(): Position | undefined {
+    return Number.isNaN(this.epoch) ? undefined : { epoch: this.epoch, seq: this.seq };
+  }
+
+  /**
+   * Join now, or as soon as connected; the room is rejoined after every reconnect, with what
+   * was missed replayed. `since` resumes from a stored position (after a page reload, say).
+   * Resolves when joined; rejects with a ChorusError (InvalidRoom, Forbidden, TooManyRooms,
+   * RoomFull, ...) when refused for good, with NotJoined when `leave()` comes first and with
+   * Closed when the client closes first.
+   */
+  join(options: { since?: Position } = {}): Promise<JoinedInfo> {
+    const since = options.since;
+    if (since !== undefined && !(Number.isInteger(since?.epoch) && Number.isInteger(since?.seq))) {
+      return Promise.reject(
+        new ChorusError(ErrorCode.InvalidArgument, "since must be a { epoch, seq } position", {
+          room: this.name,
+        }),
+      );
+    }
+    const client = this.client;
+    const refused = client.engine.join(this.name, since?.epoch ?? NaN, since?.seq ?? NaN, performance.now());
+    if (refused !== undefined) {
+      return Promise.reject(new ChorusError(ErrorCode.InvalidRoom, refused, { room: this.name }));
+    }
+    if (client.state === "closed") {
+      return Promise.reject(new ChorusError(ErrorCode.Closed, "the client is closed", { room: this.name }));
+    }
+    if (this.current === "joined") {
+      return Promise.resolve(this.info("not_requested"));
+    }
+    if (since && Number.isNaN(this.epoch)) ({ epoch: this.epoch, seq: this.seq } = since);
+    this.current = "joining";
+    const promise = new Promise<JoinedInfo>((resolve, reject) => this.joins.push({ resolve, reject }));
+    client.pump();
+    return promise;
+  }
+
+  /** Leave (and stop rejoining). Publishes not yet sent to it reject with NotJoined. */
+  leave(): void {
+    this.client.engine.leave(this.name, performance.now());
+    this.current = "left";
+    this.list = [];
+    this.whoTypes = [];
+    this.settleJoins(new ChorusError(ErrorCode.NotJoined, "left before the join completed", { room: this.name }));
+    this.client.pump();
+  }
+
+  /**
+   * Publish `data` (through the room's codec); while disconnected it waits in the offline
+   * queue, paced to the server's rate limit. Resolves with the server's Ack; rejects with a
+   * ChorusError carrying the message `id`: QueueFull, TimedOut, BodyTooLarge, NotJoined,
+   * RateLimited, Forbidden, Closed, InvalidArgument... The returned Promise's `id` is the
+   * message id; it is `NaN` only when the call is refused before an id exists (a payload
+   * the codec cannot encode, an invalid `id` option), unless the app gave one.
+   */
+  publish(data: T, options: PublishOptions = {}): PublishPromise {
+    const client = this.client;
+    const given = options.id;
+    const fail = (code: number, message: string, id = given ?? NaN) =>
+      Object.assign(Promise.reject(new ChorusError(code, message, { room: this.name, id })), { id });
+    if (given !== undefined && !(Number.isSafeInteger(given) && given >= 0)) {
+      return fail(ErrorCode.InvalidArgument, "id must be an integer from 0 to 2^53 - 1");
+    }
+    if (given !== undefined && client.tracks(given)) {
+      return fail(ErrorCode.InvalidArgument, "a publish with this id is pending");
+    }
+    let body: string | Uint8Array;
+    try {
+      body = this.codec === raw ? check(data) : this.codec.encode(data);
+      check(body);
+    } catch (error) {
+      return fail(ErrorCode.InvalidArgument, "the payload cannot be encoded: " + (error as Error).message);
+    }
+    const now = performance.now();
+    const engine = client.engine;
+    const id =
+      typeof body === "string"
+        ? engine.publishText(this.name, body, given ?? NaN, now)
+        : engine.publishBytes(this.name, body, given ?? NaN, now);
+    const promise = new Promise<Ack>((resolve, reject) =>
+      client.track(id, { resolve: resolve as (value: never) => void, reject, room: this as Room<unknown> }),
+    );
+    client.pump();
+    return Object.assign(promise, { id });
+  }
+
+  /**
+   * A page of history: the newest messages, or those before `options.before`. The room need
+   * not be joined; while disconnected the request waits. Rejects with a ChorusError
+   * (InvalidRequest, EpochChanged when `before` is from a history that is gone, TimedOut,
+   * TooManyPending, Closed, DecodeFailed...).
+   */
+  history(options: HistoryOptions = {}): Promise<HistoryPage<T>> {
+    const { before, limit = 50 } = options;
+    if (!Number.isInteger(limit) || limit < 0 || limit > 0xffffffff) {
+      return Promise.reject(new ChorusError(ErrorCode.InvalidArgument, "limit must be an integer, 1 or more", { room: this.name }));
+    }
+    if (before !== undefined && !(Number.isInteger(before?.epoch) && Number.isInteger(before?.seq))) {
+      return Promise.reject(new ChorusError(ErrorCode.InvalidArgument, "before must be a { epoch, seq } position", { room: this.name }));
+    }
+    const client = this.client;
+    const request = client.engine.history(this.name, before?.epoch ?? NaN, before?.seq ?? NaN, limit, performance.now());
+    const promise = new Promise<HistoryPage<T>>((resolve, reject) =>
+      client.track(request, { resolve: resolve as (value: never) => void, reject, room: this as Room<unknown> }),
+    );
+    client.pump();
+    return promise;
+  }
+
+  /** The user typed here: call on every keystroke (the client throttles, and says "stopped"). */
+  typing(): void {
+    this.client.engine.typing(this.name, performance.now());
+    this.client.pump();
+  }
+
+  /**
+   * One ordered, de-duplicated list of this room's messages: history pages and live
+   * messages merged, reset when the room's history changes. See `Timeline`.
+   */
+  timeline(options?: TimelineOptions): Timeline<T> {
+    return new Timeline(this, options);
+  }
+
+  /** @internal A message through the codec. */
+  decode(message: Omit<Message<unknown>, "data"> & { body: string | Uint8Array }): Message<T> {
+    const { body, ...rest } = message;
+    try {
+      return { ...rest, data: this.codec.decode(body) };
+    } catch (error) {
+      throw new ChorusError(ErrorCode.DecodeFailed, `message ${rest.seq} cannot be decoded: ${(error as Error).message}`, {
+        room: this.name,
+        id: rest.id,
+      });
+    }
+  }
+
+  /** @internal */
+  joined(position: Position, members: string[], recovery: Recovery): void {
+    this.current = "joined";
+    ({ epoch: this.epoch, seq: this.seq } = position);
+    this.list = members;
+    const info = this.info(recovery);
+    const joins = this.joins;
+    this.joins = [];
+    for (const join of joins) join.resolve(info);
+    this.emit("joined", info);
+    this.emit("presence", { room: this.name, kind: "list", members: members.slice() });
+  }
+
+  /** @internal */
+  left(): void {
+    this.current = "left";
+    this.list = [];
+    this.whoTypes = [];
+    this.emit("left", { room: this.name });
+  }
+
+  /** @internal */
+  message(message: Omit<Message<unknown>, "data"> & { body: string | Uint8Array }): void {
+    this.seq = message.seq;
+    if (!this.listens("message")) return;
+    let decoded: Message<T>;
+    try {
+      decoded = this.decode(message);
+    } catch (error) {
+      this.emit("error", error as ChorusError);
+      return;
+    }
+    this.emit("message", decoded);
+  }
+
+  /** @internal */
+  member(user: string, joined: boolean): void {
+    if (joined) {
+      if (!this.list.includes(user)) this.list = [...this.list, user];
+    } else {
+      this.list = this.list.filter((u) => u !== user);
+    }
+    this.emit("presence", joined ? { room: this.name, kind: "join", user } : { room: this.name, kind: "leave", user });
+  }
+
+  /** @internal */
+  typists(users: string[]): void {
+    this.whoTypes = users;
+    this.emit("typing", { room: this.name, users: users.slice() });
+  }
+
+  /** @internal An error about this room; `wanted`: whether the engine still wants it. */
+  error(error: ChorusError, wanted: boolean): void {
+    if (!wanted && this.current !== "left") {
+      this.current = "left";
+      this.settleJoins(error);
+    }
+    this.emit("error", error);
+  }
+
+  /** @internal The connection is not open: joined rooms wait for their rejoin. */
+  disconnected(): void {
+    if (this.current === "joined") this.current = "joining";
+  }
+
+  /** @internal The client closed for good. */
+  closed(): void {
+    this.settleJoins(new ChorusError(ErrorCode.Closed, "the client was closed", { room: this.name }));
+    this.current = "left";
+  }
+
+  private settleJoins(error: ChorusError): void {
+    const joins = this.joins;
+    this.joins = [];
+    for (const join of joins) join.reject(error);
+  }
+
+  private info(recovery: Recovery): JoinedInfo {
+    return { room: this.name, members: this.list.slice(), position: this.position!, recovery };
+  }
+}

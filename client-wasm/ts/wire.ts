@@ -1,0 +1,82 @@
+// Reads the records the engine writes (client-wasm/src/engine.rs, "The record format").
+
+/** Record tags, as in engine.rs. */
+export const Tag = {
+  OpenSocket: 1,
+  Send: 2,
+  CloseSocket: 3,
+  FetchToken: 4,
+  Probe: 5,
+  Acked: 6,
+  PublishFailed: 7,
+  History: 8,
+  HistoryFailed: 9,
+  Open: 10,
+  Close: 11,
+  Reconnecting: 12,
+  Joined: 13,
+  Left: 14,
+  Message: 15,
+  MemberJoined: 16,
+  MemberLeft: 17,
+  Typing: 18,
+  Error: 19,
+  State: 20,
+} as const;
+
+const decoder = new TextDecoder();
+
+/** A cursor over one drain's records (a copy, so app code may call the engine meanwhile). */
+export class Reader {
+  private readonly view: DataView;
+  private at = 0;
+
+  constructor(private readonly data: Uint8Array) {
+    this.view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  more(): boolean {
+    return this.at < this.data.length;
+  }
+
+  u8(): number {
+    return this.data[this.at++];
+  }
+
+  num(): number {
+    const value = this.view.getFloat64(this.at, true);
+    this.at += 8;
+    return value;
+  }
+
+  bytes(): Uint8Array {
+    const start = this.at + 4;
+    this.at = start + this.view.getUint32(this.at, true);
+    return this.data.subarray(start, this.at);
+  }
+
+  str(): string {
+    const bytes = this.bytes();
+    // Names are short and mostly ASCII: building those by hand beats a TextDecoder call.
+    if (bytes.length <= 32) {
+      let text = "";
+      for (const byte of bytes) {
+        if (byte > 0x7f) return decoder.decode(bytes);
+        text += String.fromCharCode(byte);
+      }
+      return text;
+    }
+    return decoder.decode(bytes);
+  }
+
+  list(): string[] {
+    const list: string[] = [];
+    for (let n = this.num(); n > 0; n--) list.push(this.str());
+    return list;
+  }
+
+  /** A message body: text, or a copy of the bytes. */
+  body(): string | Uint8Array {
+    return this.u8() === 0 ? this.str() : this.bytes().slice();
+  }
+}
