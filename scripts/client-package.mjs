@@ -66,7 +66,7 @@ for (const name of types) {
 // the wasm.
 // BUDGET is a ratchet: lowered as the package shrinks, never raised. TARGET is where it is
 // going (issue 13: 25 KB, and 15 KB after that).
-const BUDGET = 34 * 1024;
+const BUDGET = 30 * 1024;
 const TARGET = 25 * 1024;
 const files = ["chorus_client_bg.wasm", "index.js"];
 let total = 0;

@@ -18,7 +18,6 @@
 
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, createWriteStream, writeFileSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { createServer } from "node:http";
 import { loadavg } from "node:os";
 import { join, resolve, extname } from "node:path";
@@ -171,35 +170,34 @@ async function token(user) {
   return (await response.json()).token;
 }
 
-// The page, the package and socket.io-client's browser build, from one origin. Every
-// answer says no-store; the cold loads also disable the cache through CDP.
+// The page, the package and socket.io-client's browser build, from one origin, read once
+// here: a package rebuilt during the run changes nothing. Every answer says no-store; the
+// cold loads also disable the cache through CDP.
 const TYPES = {
   ".html": "text/html; charset=utf-8",
   ".js": "text/javascript; charset=utf-8",
   ".wasm": "application/wasm",
-  ".map": "application/json",
+  ".json": "application/json",
 };
-const MOUNTS = [
-  ["/page/", pageDir],
-  ["/pkg/", pkg],
-  ["/sio/", sioDist],
-];
-const http = createServer(async (request, response) => {
-  const path = new URL(request.url, "http://x").pathname;
-  let file = path === "/" ? join(pageDir, "index.html") : undefined;
-  for (const [prefix, dir] of MOUNTS) {
-    if (path.startsWith(prefix) && !path.includes("..")) file = join(dir, path.slice(prefix.length));
-  }
-  try {
-    const body = await readFile(file ?? "/nonexistent");
-    response.writeHead(200, {
-      "content-type": TYPES[extname(file)] ?? "application/octet-stream",
-      "cache-control": "no-store",
-    });
-    response.end(body);
-  } catch {
-    response.writeHead(404).end();
-  }
+const FILES = new Map(
+  [
+    ["/", join(pageDir, "index.html")],
+    ["/page/page.js", join(pageDir, "page.js")],
+    ["/page/raw.js", join(pageDir, "raw.js")],
+    ["/pkg/index.js", join(pkg, "index.js")],
+    ["/pkg/chorus_client_bg.wasm", join(pkg, "chorus_client_bg.wasm")],
+    ["/pkg/package.json", join(pkg, "package.json")],
+    ["/sio/socket.io.esm.min.js", join(sioDist, "socket.io.esm.min.js")],
+  ].map(([path, file]) => [path, { file, body: readFileSync(file) }]),
+);
+const http = createServer((request, response) => {
+  const served = FILES.get(new URL(request.url, "http://x").pathname);
+  if (!served) return response.writeHead(404).end();
+  response.writeHead(200, {
+    "content-type": TYPES[extname(served.file)],
+    "cache-control": "no-store",
+  });
+  response.end(served.body);
 });
 await new Promise((done) => http.listen(0, "127.0.0.1", done));
 const pageUrl = `http://127.0.0.1:${http.address().port}/`;
@@ -479,20 +477,20 @@ function summarize(kind, profile) {
 // --- The run ------------------------------------------------------------------------------
 
 const started = Date.now();
-const size = (files) => {
-  const bytes = files.map((file) => readFileSync(file));
+const size = (paths) => {
+  const bytes = paths.map((path) => FILES.get(path).body);
   return {
     bytes: bytes.reduce((sum, b) => sum + b.length, 0),
     gzip_bytes: bytes.reduce((sum, b) => sum + gzipSync(b, { level: 9 }).length, 0),
   };
 };
 const sizes = {
-  "chorus-client": size([join(pkg, "index.js"), join(pkg, "chorus_client_bg.wasm")]),
-  "socket.io-client": size([join(sioDist, "socket.io.esm.min.js")]),
-  "raw-websocket": size([join(pageDir, "raw.js")]),
+  "chorus-client": size(["/pkg/index.js", "/pkg/chorus_client_bg.wasm"]),
+  "socket.io-client": size(["/sio/socket.io.esm.min.js"]),
+  "raw-websocket": size(["/page/raw.js"]),
 };
 const versions = {
-  "chorus-client": JSON.parse(readFileSync(join(pkg, "package.json"), "utf8")).version,
+  "chorus-client": JSON.parse(FILES.get("/pkg/package.json").body).version,
   "socket.io-client": JSON.parse(readFileSync(join(sioDist, "..", "package.json"), "utf8")).version,
   "raw-websocket": "bench/client-page/raw.js",
 };

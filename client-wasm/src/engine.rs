@@ -2,9 +2,10 @@
 //! numbers and bytes only (feature `js`).
 //!
 //! The JavaScript API itself (events, Promises, room handles, codecs, the socket and the
-//! timer) is TypeScript (`client-wasm/ts/`). It feeds the engine inputs (calls below, with
-//! `now` from `performance.now()`), then calls [`Engine::drain`] and reads the records the
-//! core decided on from wasm memory at [`Engine::out_ptr`]. Nothing here builds a
+//! timer) is TypeScript (`client-wasm/ts/`). It feeds the engine inputs ([`Engine::input`],
+//! with `now` from `performance.now()`), then calls
+//! [`Engine::drain`] and reads the records the core decided on from wasm memory at
+//! [`Engine::out_ptr`]. Nothing here builds a
 //! JavaScript object or touches a browser API, so the module has no imports at all and
 //! loads the same way in browsers, workers, Node, Deno and Bun.
 //!
@@ -69,6 +70,50 @@ const EV_MEMBER_LEFT: u8 = 17;
 const EV_TYPING: u8 = 18;
 const EV_ERROR: u8 = 19;
 const EV_STATE: u8 = 20;
+
+/// What [`Engine::input`] does, by its `op` (`ts/wire.ts` has the same numbers).
+struct Op;
+
+impl Op {
+    /// Start connecting.
+    const CONNECT: u8 = 0;
+    /// Leave room `name`.
+    const LEAVE: u8 = 1;
+    /// Publish `bytes` (UTF-8) as text to room `name`; `x`: the app's message id, or `NaN`.
+    const PUBLISH_TEXT: u8 = 2;
+    /// Publish `bytes` to room `name`; `x` as above.
+    const PUBLISH_BYTES: u8 = 3;
+    /// A page of room `name`'s history before position (`x`, `y`) (`NaN`: the newest), of at
+    /// most `z` messages.
+    const HISTORY: u8 = 4;
+    /// A keystroke in room `name`.
+    const TYPING: u8 = 5;
+    /// Close for good.
+    const CLOSE: u8 = 6;
+    /// Connect again now.
+    const RECONNECT: u8 = 7;
+    /// The network is back, or the page visible again.
+    const WAKE: u8 = 8;
+    /// The app's `getToken` settled: `x` 1 with the token in `name`, else 0 with why.
+    const TOKEN_FETCHED: u8 = 9;
+    /// The token probe's outcome `x`: 0 accepted, 1 refused, 2 server unreachable.
+    const AUTH_PROBED: u8 = 10;
+    /// The socket opened.
+    const SOCKET_OPENED: u8 = 11;
+    /// A binary frame, `bytes`, arrived.
+    const SOCKET_FRAME: u8 = 12;
+    /// The socket closed with code `x`.
+    const SOCKET_CLOSED: u8 = 13;
+    /// The timer for [`Engine::deadline`] fired.
+    const TICK: u8 = 14;
+    /// Whether room `name` is still wanted (joined or being joined; a join refused for good
+    /// is not): answers 1 or 0.
+    const WANTS: u8 = 15;
+    /// Join room `name`, resuming from position (`x`, `y`) (`NaN`: none). A name the
+    /// protocol refuses answers the length of why, in UTF-8 at [`Engine::out_ptr`]; 0 when
+    /// accepted.
+    const JOIN: u8 = 16;
+}
 
 /// The client core for JavaScript. See the module docs.
 #[wasm_bindgen]
@@ -142,114 +187,73 @@ impl Engine {
         }
     }
 
-    /// Start connecting.
-    pub fn connect(&mut self, now_ms: f64) {
-        self.core.connect(now(now_ms));
-    }
-
-    /// Join `room`, resuming from (`epoch`, `seq`) when `epoch` is a number (`NaN`: no
-    /// position). Returns why the name is refused, if it is.
-    pub fn join(&mut self, room: &str, epoch: f64, seq: f64, now_ms: f64) -> Option<String> {
-        self.core
-            .join(room, position(epoch, seq), now(now_ms))
-            .err()
-            .map(|refused| refused.0)
-    }
-
-    /// Whether `room` is still wanted (joined, or being joined): a join refused for good
-    /// is not.
-    pub fn wants(&self, room: &str) -> bool {
-        self.core.wants(room)
-    }
-
-    /// Leave `room`.
-    pub fn leave(&mut self, room: &str, now_ms: f64) {
-        self.core.leave(room, now(now_ms));
-    }
-
-    /// Publish a text body; `id` is the app's idempotency key, or `NaN` for a new one.
-    /// Returns the message id; the outcome comes as a record.
-    #[wasm_bindgen(js_name = publishText)]
-    pub fn publish_text(&mut self, room: &str, body: &str, id: f64, now_ms: f64) -> f64 {
-        self.publish(room, Body::Text(body.to_owned()), id, now_ms)
-    }
-
-    /// Publish a binary body; see [`Engine::publish_text`].
-    #[wasm_bindgen(js_name = publishBytes)]
-    pub fn publish_bytes(&mut self, room: &str, body: &[u8], id: f64, now_ms: f64) -> f64 {
-        self.publish(room, Body::Binary(body.to_vec()), id, now_ms)
-    }
-
-    /// Ask for a page of `room`'s history before (`epoch`, `seq`), or the newest when
-    /// `epoch` is `NaN`. Returns the request id; the outcome comes as a record.
-    pub fn history(&mut self, room: &str, epoch: f64, seq: f64, limit: u32, now_ms: f64) -> f64 {
-        self.core
-            .history(room, position(epoch, seq), limit, now(now_ms)) as f64
-    }
-
-    /// A keystroke in `room`.
-    pub fn typing(&mut self, room: &str, now_ms: f64) {
-        self.core.typing(room, now(now_ms));
-    }
-
-    /// Close for good.
-    pub fn close(&mut self, now_ms: f64) {
-        self.core.close(now(now_ms));
-    }
-
-    /// Connect again now.
-    pub fn reconnect(&mut self, now_ms: f64) {
-        self.core.reconnect(now(now_ms));
-    }
-
-    /// The network is back, or the page visible again.
-    pub fn wake(&mut self, now_ms: f64) {
-        self.core.wake(now(now_ms));
-    }
-
-    /// The app's `getToken` resolved (`ok`, with the token) or failed (with the message).
-    #[wasm_bindgen(js_name = tokenFetched)]
-    pub fn token_fetched(&mut self, ok: bool, value: &str, now_ms: f64) {
-        let result = if ok {
-            Ok(value.to_owned())
-        } else {
-            Err(value.to_owned())
-        };
-        self.core.token_fetched(result, now(now_ms));
-    }
-
-    /// The token probe's outcome: 0 accepted, 1 refused, 2 server unreachable.
-    #[wasm_bindgen(js_name = authProbed)]
-    pub fn auth_probed(&mut self, outcome: u8, now_ms: f64) {
-        let outcome = match outcome {
-            0 => Probe::Accepted,
-            1 => Probe::Refused,
-            _ => Probe::Unreachable,
-        };
-        self.core.auth_probed(outcome, now(now_ms));
-    }
-
-    /// The socket opened.
-    #[wasm_bindgen(js_name = socketOpened)]
-    pub fn socket_opened(&mut self, now_ms: f64) {
-        self.core.socket_opened(now(now_ms));
-    }
-
-    /// A binary frame arrived.
-    #[wasm_bindgen(js_name = socketFrame)]
-    pub fn socket_frame(&mut self, frame: &[u8], now_ms: f64) {
-        self.core.socket_frame(frame, now(now_ms));
-    }
-
-    /// The socket closed with `code`.
-    #[wasm_bindgen(js_name = socketClosed)]
-    pub fn socket_closed(&mut self, code: u16, now_ms: f64) {
-        self.core.socket_closed(code, now(now_ms));
-    }
-
-    /// The timer for [`Engine::deadline`] fired.
-    pub fn tick(&mut self, now_ms: f64) {
-        self.core.tick(now(now_ms));
+    /// One input to the core (see [`Op`] for what each reads: a `name`, `bytes`, and
+    /// numbers `x`, `y`, `z`; unused ones are empty or `NaN`), at `now_ms`. Returns a
+    /// publish's message id, a history request's id, 1 or 0 for `WANTS`, what `JOIN` says,
+    /// else 0.
+    ///
+    /// One entry point rather than one per input: each export costs its own shim in the
+    /// wasm and its own wrapper in the glue, and the package is downloaded by every page.
+    #[allow(clippy::too_many_arguments)]
+    pub fn input(
+        &mut self,
+        op: u8,
+        name: &str,
+        bytes: &[u8],
+        x: f64,
+        y: f64,
+        z: f64,
+        now_ms: f64,
+    ) -> f64 {
+        let now = now(now_ms);
+        let core = &mut self.core;
+        let id = || (x.is_finite() && x >= 0.0).then_some(x as u64);
+        match op {
+            Op::CONNECT => core.connect(now),
+            Op::LEAVE => core.leave(name, now),
+            Op::PUBLISH_TEXT => {
+                let text = String::from_utf8(bytes.to_vec()).unwrap_or_default();
+                return core.publish(name, Body::Text(text), id(), now) as f64;
+            }
+            Op::PUBLISH_BYTES => {
+                return core.publish(name, Body::Binary(bytes.to_vec()), id(), now) as f64;
+            }
+            Op::HISTORY => {
+                let limit = if z >= 0.0 { z as u32 } else { 0 };
+                return core.history(name, position(x, y), limit, now) as f64;
+            }
+            Op::TYPING => core.typing(name, now),
+            Op::CLOSE => core.close(now),
+            Op::RECONNECT => core.reconnect(now),
+            Op::WAKE => core.wake(now),
+            Op::TOKEN_FETCHED => {
+                let value = name.to_owned();
+                core.token_fetched(if x == 1.0 { Ok(value) } else { Err(value) }, now);
+            }
+            Op::AUTH_PROBED => {
+                let outcome = match x as u8 {
+                    0 => Probe::Accepted,
+                    1 => Probe::Refused,
+                    _ => Probe::Unreachable,
+                };
+                core.auth_probed(outcome, now);
+            }
+            Op::SOCKET_OPENED => core.socket_opened(now),
+            Op::SOCKET_FRAME => core.socket_frame(bytes, now),
+            Op::SOCKET_CLOSED => core.socket_closed(x as u16, now),
+            Op::TICK => core.tick(now),
+            Op::WANTS => return f64::from(u8::from(core.wants(name))),
+            Op::JOIN => {
+                if let Err(refused) = core.join(name, position(x, y), now) {
+                    // Why, in place of the last drain's records (already copied out).
+                    self.out.clear();
+                    self.out.extend_from_slice(refused.0.as_bytes());
+                    return self.out.len() as f64;
+                }
+            }
+            _ => {}
+        }
+        0.0
     }
 
     /// When `tick` is due next, in ms on the caller's clock; -1 for never.
@@ -276,13 +280,6 @@ impl Engine {
     #[wasm_bindgen(js_name = outPtr)]
     pub fn out_ptr(&self) -> usize {
         self.out.as_ptr() as usize
-    }
-}
-
-impl Engine {
-    fn publish(&mut self, room: &str, body: Body, id: f64, now_ms: f64) -> f64 {
-        let id = (id.is_finite() && id >= 0.0).then_some(id as u64);
-        self.core.publish(room, body, id, now(now_ms)) as f64
     }
 }
 
@@ -559,6 +556,13 @@ mod tests {
         }
     }
 
+    const NAN: f64 = f64::NAN;
+
+    /// An input without a name or numbers.
+    fn input(engine: &mut Engine, op: u8, bytes: &[u8], now: f64) {
+        engine.input(op, "", bytes, NAN, NAN, NAN, now);
+    }
+
     fn frame(message: &ServerMessage) -> Vec<u8> {
         message.encode(usize::MAX).expect("encodes")
     }
@@ -566,9 +570,11 @@ mod tests {
     /// An engine welcomed and joined to `room`; its records so far are drained.
     fn joined(room: &str) -> Engine {
         let mut engine = Engine::new(&[], "token", false, 7.0);
-        engine.connect(0.0);
-        engine.socket_opened(1.0);
-        engine.socket_frame(
+        input(&mut engine, Op::CONNECT, &[], 0.0);
+        input(&mut engine, Op::SOCKET_OPENED, &[], 1.0);
+        input(
+            &mut engine,
+            Op::SOCKET_FRAME,
             &frame(&ServerMessage::Welcome {
                 session: "s1".into(),
                 user: "alice".into(),
@@ -587,8 +593,10 @@ mod tests {
             }),
             2.0,
         );
-        assert_eq!(engine.join(room, f64::NAN, f64::NAN, 3.0), None);
-        engine.socket_frame(
+        assert_eq!(engine.input(Op::JOIN, room, &[], NAN, NAN, NAN, 3.0), 0.0);
+        input(
+            &mut engine,
+            Op::SOCKET_FRAME,
             &frame(&ServerMessage::Joined {
                 room: room.into(),
                 position: Position { epoch: 5, seq: 0 },
@@ -604,7 +612,7 @@ mod tests {
     #[test]
     fn connect_asks_for_a_socket_with_the_token() {
         let mut engine = Engine::new(&[], "token", false, 7.0);
-        engine.connect(0.0);
+        input(&mut engine, Op::CONNECT, &[], 0.0);
         let len = engine.drain();
         let mut records = Records(&engine.out[..len]);
         assert_eq!(records.u8(), OPEN_SOCKET);
@@ -615,7 +623,9 @@ mod tests {
     #[test]
     fn a_message_becomes_one_message_record_with_every_field() {
         let mut engine = joined("lobby");
-        engine.socket_frame(
+        input(
+            &mut engine,
+            Op::SOCKET_FRAME,
             &frame(&ServerMessage::Message {
                 room: "lobby".into(),
                 seq: 1,
@@ -642,10 +652,8 @@ mod tests {
     #[test]
     fn a_refused_room_name_is_answered_by_join_and_an_unset_option_is_the_default() {
         let mut engine = Engine::new(&[f64::NAN, -1.0], "token", false, 7.0);
-        assert_eq!(
-            engine.join("", f64::NAN, f64::NAN, 0.0).as_deref(),
-            Some("invalid room name: name is empty")
-        );
+        let len = engine.input(Op::JOIN, "", &[], NAN, NAN, NAN, 0.0) as usize;
+        assert_eq!(engine.out[..len], *b"invalid room name: name is empty");
         assert_eq!(engine.drain(), 0);
         assert_eq!(
             engine.deadline(),
@@ -657,9 +665,11 @@ mod tests {
     #[test]
     fn a_publish_with_an_app_id_is_settled_under_that_id() {
         let mut engine = joined("lobby");
-        let id = engine.publish_text("lobby", "hi", 42.0, 5.0);
+        let id = engine.input(Op::PUBLISH_TEXT, "lobby", b"hi", 42.0, NAN, NAN, 5.0);
         assert_eq!(id, 42.0);
-        engine.socket_frame(
+        input(
+            &mut engine,
+            Op::SOCKET_FRAME,
             &frame(&ServerMessage::PublishAck {
                 room: "lobby".into(),
                 id: 42,

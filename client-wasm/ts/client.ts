@@ -7,7 +7,7 @@ import { Emitter, report } from "./emitter.js";
 import { ChorusError, ErrorCode } from "./errors.js";
 import { Room, type RoomOptions, type Recovery } from "./room.js";
 import { wasmMemory } from "./wasm.js";
-import { Reader, Tag } from "./wire.js";
+import { Op, Reader, Tag, text } from "./wire.js";
 
 /** Where the connection is. */
 export type ClientState = "connecting" | "open" | "reconnecting" | "closed";
@@ -97,6 +97,7 @@ interface Pending {
 const STATES: ClientState[] = ["connecting", "open", "reconnecting", "closed"];
 const RECOVERY: Recovery[] = ["not_requested", "recovered", "missed"];
 const now = () => performance.now();
+const NONE: Uint8Array = new Uint8Array(0);
 
 function randomSeed(): number {
   const words = new Uint32Array(2);
@@ -211,7 +212,7 @@ export class Client extends Emitter<ClientEvents> {
     if (numbers[10] === Infinity) numbers[10] = NaN;
     this.engine = new Engine(numbers, token ?? "", getToken !== undefined, randomSeed());
     this.listenForWake();
-    this.engine.connect(now());
+    this.input(Op.Connect);
     this.pump();
   }
 
@@ -252,7 +253,7 @@ export class Client extends Emitter<ClientEvents> {
   /** Connect again now: skip the wait before the next attempt, replace the current connection, or start again after `close()`. */
   reconnect(): void {
     if (this.current === "closed") this.listenForWake();
-    this.engine.reconnect(now());
+    this.input(Op.Reconnect);
     this.pump();
   }
 
@@ -261,8 +262,18 @@ export class Client extends Emitter<ClientEvents> {
    * fires (before this returns; from inside a handler, right after it), nothing follows.
    */
   close(): void {
-    this.engine.close(now());
+    this.input(Op.Close);
     this.pump();
+  }
+
+  /** @internal One input to the engine (see `Op` in engine.rs for what each reads). */
+  input(op: number, name = "", bytes: Uint8Array = NONE, x = NaN, y = NaN, z = NaN): number {
+    return this.engine.input(op, name, bytes, x, y, z, now());
+  }
+
+  /** @internal The `length` bytes an input left at the engine's output, as text. */
+  out(length: number): string {
+    return text(new Uint8Array(wasmMemory().buffer, this.engine.outPtr(), length));
   }
 
   /** @internal A pending publish or history request, settled by its record. */
@@ -313,7 +324,7 @@ export class Client extends Emitter<ClientEvents> {
         : setTimeout(
             () => {
               this.timerAt = -1;
-              this.engine.tick(now());
+              this.input(Op.Tick);
               this.pump();
             },
             Math.max(0, at - now()),
@@ -463,7 +474,7 @@ export class Client extends Emitter<ClientEvents> {
           const name = r.str();
           const room = name ? this.rooms.get(name) : undefined;
           const error = new ChorusError(code, message, name ? { room: name } : {});
-          if (room) room.error(error, this.engine.wants(name));
+          if (room) room.error(error, this.input(Op.Wants, name) === 1);
           else this.emit("error", error);
           break;
         }
@@ -498,7 +509,7 @@ export class Client extends Emitter<ClientEvents> {
     } catch {
       // A token the constructor refuses as a subprotocol: the engine handles it as a failed
       // attempt (and asks whether the server refuses the token).
-      this.engine.socketClosed(1006, now());
+      this.input(Op.SocketClosed, "", NONE, 1006);
       this.again = true;
       return;
     }
@@ -506,25 +517,25 @@ export class Client extends Emitter<ClientEvents> {
     const live = () => this.socket === socket;
     socket.onopen = () => {
       if (!live()) return;
-      this.engine.socketOpened(now());
+      this.input(Op.SocketOpened);
       this.pump();
     };
     socket.onmessage = (event) => {
       if (!live()) return;
       const data = event.data;
       if (data instanceof ArrayBuffer) {
-        this.engine.socketFrame(new Uint8Array(data), now());
+        this.input(Op.SocketFrame, "", new Uint8Array(data));
         this.pump();
       } else if (ArrayBuffer.isView(data)) {
         // Node's `ws` hands out Buffers when binaryType is not honoured.
-        this.engine.socketFrame(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), now());
+        this.input(Op.SocketFrame, "", new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
         this.pump();
       }
     };
     socket.onclose = (event) => {
       if (!live()) return;
       this.detach();
-      this.engine.socketClosed(event.code || 1006, now());
+      this.input(Op.SocketClosed, "", NONE, event.code || 1006);
       this.pump();
     };
     socket.onerror = () => {};
@@ -544,7 +555,7 @@ export class Client extends Emitter<ClientEvents> {
   private fetchToken(): void {
     const done = (ok: boolean, value: string) => {
       if (this.current === "closed") return;
-      this.engine.tokenFetched(ok, value, now());
+      this.input(Op.TokenFetched, value, NONE, ok ? 1 : 0);
       this.pump();
     };
     let promise: Promise<string>;
@@ -570,7 +581,7 @@ export class Client extends Emitter<ClientEvents> {
   private probe(token: string): void {
     const done = (outcome: 0 | 1 | 2) => {
       if (this.current === "closed") return;
-      this.engine.authProbed(outcome, now());
+      this.input(Op.AuthProbed, "", NONE, outcome);
       this.pump();
     };
     if (typeof fetch !== "function") return done(0);
@@ -594,7 +605,7 @@ export class Client extends Emitter<ClientEvents> {
       const hidden = (globalThis as { document?: { visibilityState?: string } }).document
         ?.visibilityState === "hidden";
       if (hidden || this.current === "closed") return;
-      this.engine.wake(now());
+      this.input(Op.Wake);
       this.pump();
     };
     const targets = [

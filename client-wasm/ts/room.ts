@@ -3,6 +3,7 @@
 import type { Client } from "./client.js";
 import { Emitter } from "./emitter.js";
 import { ChorusError, ErrorCode } from "./errors.js";
+import { Op } from "./wire.js";
 import { Timeline, type TimelineOptions } from "./timeline.js";
 
 /** A room's place in its history: which history (`epoch`) and how far along it (`seq`). */
@@ -120,6 +121,8 @@ export interface RoomEvents<T> {
 
 export type RoomState = "left" | "joining" | "joined";
 
+const encoder = new TextEncoder();
+
 const json: Codec<unknown> = {
   encode: (data) => JSON.stringify(data),
   decode: (body) => {
@@ -199,9 +202,9 @@ export class Room<T = string | Uint8Array> extends Emitter<RoomEvents<T>> {
       );
     }
     const client = this.client;
-    const refused = client.engine.join(this.name, since?.epoch ?? NaN, since?.seq ?? NaN, performance.now());
-    if (refused !== undefined) {
-      return Promise.reject(new ChorusError(ErrorCode.InvalidRoom, refused, { room: this.name }));
+    const refused = client.input(Op.Join, this.name, undefined, since?.epoch, since?.seq);
+    if (refused > 0) {
+      return Promise.reject(new ChorusError(ErrorCode.InvalidRoom, client.out(refused), { room: this.name }));
     }
     if (client.state === "closed") {
       return Promise.reject(new ChorusError(ErrorCode.Closed, "the client is closed", { room: this.name }));
@@ -218,7 +221,7 @@ export class Room<T = string | Uint8Array> extends Emitter<RoomEvents<T>> {
 
   /** Leave (and stop rejoining). Publishes not yet sent to it reject with NotJoined. */
   leave(): void {
-    this.client.engine.leave(this.name, performance.now());
+    this.client.input(Op.Leave, this.name);
     this.current = "left";
     this.list = [];
     this.whoTypes = [];
@@ -252,12 +255,10 @@ export class Room<T = string | Uint8Array> extends Emitter<RoomEvents<T>> {
     } catch (error) {
       return fail(ErrorCode.InvalidArgument, "the payload cannot be encoded: " + (error as Error).message);
     }
-    const now = performance.now();
-    const engine = client.engine;
     const id =
       typeof body === "string"
-        ? engine.publishText(this.name, body, given ?? NaN, now)
-        : engine.publishBytes(this.name, body, given ?? NaN, now);
+        ? client.input(Op.PublishText, this.name, encoder.encode(body), given)
+        : client.input(Op.PublishBytes, this.name, body, given);
     const promise = new Promise<Ack>((resolve, reject) =>
       client.track(id, { resolve: resolve as (value: never) => void, reject, room: this as Room<unknown> }),
     );
@@ -280,7 +281,7 @@ export class Room<T = string | Uint8Array> extends Emitter<RoomEvents<T>> {
       return Promise.reject(new ChorusError(ErrorCode.InvalidArgument, "before must be a { epoch, seq } position", { room: this.name }));
     }
     const client = this.client;
-    const request = client.engine.history(this.name, before?.epoch ?? NaN, before?.seq ?? NaN, limit, performance.now());
+    const request = client.input(Op.History, this.name, undefined, before?.epoch, before?.seq, limit);
     const promise = new Promise<HistoryPage<T>>((resolve, reject) =>
       client.track(request, { resolve: resolve as (value: never) => void, reject, room: this as Room<unknown> }),
     );
@@ -290,7 +291,7 @@ export class Room<T = string | Uint8Array> extends Emitter<RoomEvents<T>> {
 
   /** The user typed here: call on every keystroke (the client throttles, and says "stopped"). */
   typing(): void {
-    this.client.engine.typing(this.name, performance.now());
+    this.client.input(Op.Typing, this.name);
     this.client.pump();
   }
 

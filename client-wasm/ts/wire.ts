@@ -24,7 +24,31 @@ export const Tag = {
   State: 20,
 } as const;
 
+/** The inputs of `Engine.input`, as in engine.rs (`Op`). */
+export const Op = {
+  Connect: 0,
+  Leave: 1,
+  PublishText: 2,
+  PublishBytes: 3,
+  History: 4,
+  Typing: 5,
+  Close: 6,
+  Reconnect: 7,
+  Wake: 8,
+  TokenFetched: 9,
+  AuthProbed: 10,
+  SocketOpened: 11,
+  SocketFrame: 12,
+  SocketClosed: 13,
+  Tick: 14,
+  Wants: 15,
+  Join: 16,
+} as const;
+
 const decoder = new TextDecoder();
+
+/** UTF-8 bytes as a string. */
+export const text = (bytes: Uint8Array) => decoder.decode(bytes);
 
 /** A cursor over one drain's records (a copy, so app code may call the engine meanwhile). */
 export class Reader {

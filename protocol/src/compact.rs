@@ -129,7 +129,7 @@ impl<'a> Reader<'a> {
             Ok(index)
         } else {
             // What serde's derived visitor reports for an unknown variant.
-            Err(Error::DeserializeBadEnum)
+            Err(Error::SerdeDeCustom)
         }
     }
 

@@ -20,9 +20,12 @@ const [mode, json] = process.argv.slice(2);
 const config = JSON.parse(json ?? "{}");
 const report = { mode, entry: import.meta.resolve("chorus-client") };
 
-/** Fails the run: the reason on stderr, exit code 1. */
+/** What the run saw so far, for the reason of a failure. */
+const seen = { states: [], events: [] };
+
+/** Fails the run: the reason and what was seen on stderr, exit code 1. */
 function fail(message) {
-  process.stderr.write(`scenario (${mode}): ${message}\n`);
+  process.stderr.write(`scenario (${mode}): ${message}\nseen: ${JSON.stringify(seen)}\n`);
   process.exit(1);
 }
 
@@ -108,8 +111,11 @@ async function resume() {
   // can be made at once (the browser entry would throw "not loaded yet" here).
   const alice = new Client(config.proxy, { ...options, token: config.tokens.alice });
   const bob = new Client(config.url, { ...options, token: config.tokens.bob });
-  const states = [];
+  const states = seen.states;
   alice.on("state", ({ state, reason }) => states.push(`${state}:${reason.code}`));
+  alice.on("reconnecting", ({ attempt, delayMs, reason }) =>
+    seen.events.push(`reconnecting ${attempt} in ${Math.round(delayMs)} ms: ${reason.code} ${reason.text}`),
+  );
   const problems = [];
   for (const client of [alice, bob]) client.on("error", (error) => problems.push(`${error.name}: ${error.message}`));
 
@@ -118,7 +124,7 @@ async function resume() {
   const got = { alice: [], bob: [] };
   aliceRoom.on("message", (message) => got.alice.push(message));
   bobRoom.on("message", (message) => got.bob.push(message));
-  const joins = [];
+  const joins = (seen.joins = []);
   aliceRoom.on("joined", ({ recovery }) => joins.push(recovery));
   for (const room of rooms) room.on("error", (error) => problems.push(`${error.name}: ${error.message}`));
 
@@ -147,6 +153,14 @@ async function resume() {
     `alice received ${got.alice.length} messages while disconnected, expected 2`,
   );
 
+  // At least one attempt is refused before the proxy lets Alice through: a failed handshake
+  // must count as one at once (the next attempt follows after the backoff), not only after
+  // the connect timeout (10 s by default).
+  await step(
+    "a refused reconnect attempt reported",
+    next(alice, "reconnecting", ({ attempt }) => attempt >= 2),
+    5_000,
+  );
   const rejoined = next(aliceRoom, "joined");
   await step("restore", control("restore"));
   report.recovery = (await step("alice rejoins", rejoined)).recovery;

@@ -18,7 +18,12 @@ fn is_transient(code: u16) -> bool {
 impl Core {
     /// A frame on a socket that is open or awaiting its welcome.
     pub(super) fn on_frame(&mut self, frame: &[u8], now: Millis) {
-        let Ok(message) = ServerMessage::decode(frame, usize::MAX) else {
+        // The npm package decodes without serde: the same result in less wasm.
+        #[cfg(feature = "js")]
+        let decoded = ServerMessage::decode_compact(frame, usize::MAX);
+        #[cfg(not(feature = "js"))]
+        let decoded = ServerMessage::decode(frame, usize::MAX);
+        let Ok(message) = decoded else {
             self.emit(Event::Error {
                 code: ErrorCode::BadFrame.as_u16(),
                 message: "undecodable frame from the server".to_owned(),

@@ -472,7 +472,12 @@ fn millis(d: Duration) -> Millis {
 /// Encode a request. Postcard cannot fail on these types, and the server enforces the
 /// frame limit itself.
 fn encode(message: &ClientMessage) -> Vec<u8> {
-    message.encode(usize::MAX).unwrap_or_default()
+    // The npm package encodes without serde: the same bytes in less wasm.
+    #[cfg(feature = "js")]
+    let frame = message.encode_compact(usize::MAX);
+    #[cfg(not(feature = "js"))]
+    let frame = message.encode(usize::MAX);
+    frame.unwrap_or_default()
 }
 
 /// The client's state machine. See the module docs for how a shell drives it.

@@ -13,7 +13,8 @@
 //! [`Link::drop_message`] drops the next room message (`ServerMessage::Message`) the server
 //! sends on each connection, which is how a test makes a client see a sequence gap. For
 //! that the relay reads the server's side as WebSocket frames (after the HTTP upgrade) and
-//! passes each one on whole.
+//! passes each one on whole; a stream that is not a WebSocket upgrade (tests relay Redis
+//! too) passes as it comes.
 
 use std::io;
 use std::sync::Arc;
@@ -243,6 +244,7 @@ struct Frames<'a> {
 impl Frames<'_> {
     /// Copy the HTTP response, then each WebSocket frame once it is complete (dropping the
     /// room messages asked for), until the server closes its side; then close the client's.
+    /// A stream that is not a WebSocket upgrade is copied as it comes.
     async fn relay(
         mut self,
         from: &mut (impl AsyncRead + Unpin),
@@ -250,8 +252,7 @@ impl Frames<'_> {
     ) -> io::Result<()> {
         let mut buf = Vec::new();
         let mut chunk = vec![0u8; 64 * 1024];
-        // Until the upgrade's blank line: HTTP; after a 101, frames; anything else, bytes.
-        let mut upgraded = None;
+        let mut mode = Mode::Http;
         loop {
             let n = from.read(&mut chunk).await?;
             if n == 0 {
@@ -261,15 +262,24 @@ impl Frames<'_> {
             buf.extend_from_slice(&chunk[..n]);
             let mut out = Vec::new();
             let mut start = 0;
-            if upgraded.is_none() {
-                let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+            if mode == Mode::Http {
+                const HTTP: &[u8] = b"HTTP/";
+                let seen = buf.len().min(HTTP.len());
+                if buf[..seen] != HTTP[..seen] {
+                    mode = Mode::Bytes;
+                } else if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    start = end + 4;
+                    out.extend_from_slice(&buf[..start]);
+                    mode = if buf.starts_with(b"HTTP/1.1 101") {
+                        Mode::Frames
+                    } else {
+                        Mode::Bytes
+                    };
+                } else {
                     continue;
-                };
-                start = end + 4;
-                upgraded = Some(buf.starts_with(b"HTTP/1.1 101"));
-                out.extend_from_slice(&buf[..start]);
+                }
             }
-            if upgraded == Some(true) {
+            if mode == Mode::Frames {
                 while let Some(len) = frame_len(&buf[start..]) {
                     let frame = &buf[start..start + len];
                     if self.wants_drop() && is_room_message(frame) {
@@ -281,8 +291,8 @@ impl Frames<'_> {
                     start += len;
                 }
             } else {
+                out.extend_from_slice(&buf[start..]);
                 start = buf.len();
-                out.extend_from_slice(&buf);
             }
             buf.drain(..start);
             to.write_all(&out).await?;
@@ -292,6 +302,18 @@ impl Frames<'_> {
     fn wants_drop(&self) -> bool {
         self.control.borrow().drops > self.drops
     }
+}
+
+/// What the server's side of a connection carries, as far as the relay has read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The HTTP response to the upgrade, until its blank line.
+    Http,
+    /// WebSocket frames, after a `101 Switching Protocols`.
+    Frames,
+    /// Anything else (another HTTP answer, or another protocol: tests relay Redis too),
+    /// passed on as it comes.
+    Bytes,
 }
 
 /// The length of the WebSocket frame at the start of `bytes`, once all of it is there.
