@@ -148,20 +148,20 @@ function number(options: ClientOptions, key: keyof ClientOptions): number {
 export class Client extends Emitter<ClientEvents> {
   /** @internal */
   readonly engine: Engine;
-  private readonly url: string;
-  private readonly probeUrl: string;
-  private readonly WebSocket: new (url: string, protocols: string[]) => Socket;
-  private readonly getToken?: () => Promise<string>;
-  private readonly rooms = new Map<string, Room<unknown>>();
-  private readonly pending = new Map<number, Pending>();
-  private socket?: Socket;
-  private timer?: ReturnType<typeof setTimeout>;
-  private timerAt = -1;
-  private pumping = false;
-  private again = false;
-  private current: ClientState = "connecting";
-  private who?: { session: string; user: string };
-  private unwake?: () => void;
+  readonly #url: string;
+  readonly #probeUrl: string;
+  readonly #WebSocket: new (url: string, protocols: string[]) => Socket;
+  readonly #getToken?: () => Promise<string>;
+  readonly #rooms = new Map<string, Room<unknown>>();
+  readonly #pending = new Map<number, Pending>();
+  #socket?: Socket;
+  #timer?: ReturnType<typeof setTimeout>;
+  #timerAt = -1;
+  #pumping = false;
+  #again = false;
+  #current: ClientState = "connecting";
+  #who?: { session: string; user: string };
+  #unwake?: () => void;
 
   /**
    * Connect to `url` (`wss://host/ws`; `ws:`, `http:`, `https:` and a URL relative to the
@@ -192,9 +192,9 @@ export class Client extends Emitter<ClientEvents> {
           "(in Node 20: `import { WebSocket } from \"ws\"`)",
       );
     }
-    [this.url, this.probeUrl] = endpoints(url);
-    this.WebSocket = Socket as unknown as new (url: string, protocols: string[]) => Socket;
-    this.getToken = getToken;
+    [this.#url, this.#probeUrl] = endpoints(url);
+    this.#WebSocket = Socket as unknown as new (url: string, protocols: string[]) => Socket;
+    this.#getToken = getToken;
     const keys: (keyof ClientOptions)[] = [
       "initialBackoffMs",
       "maxBackoffMs",
@@ -211,24 +211,24 @@ export class Client extends Emitter<ClientEvents> {
     const numbers = new Float64Array(keys.map((key) => number(options, key)));
     if (numbers[10] === Infinity) numbers[10] = NaN;
     this.engine = new Engine(numbers, token ?? "", getToken !== undefined, randomSeed());
-    this.listenForWake();
+    this.#listenForWake();
     this.input(Op.Connect);
     this.pump();
   }
 
   /** Where the connection is. */
   get state(): ClientState {
-    return this.current;
+    return this.#current;
   }
 
   /** The user the server welcomed, once welcomed. */
   get user(): string | undefined {
-    return this.who?.user;
+    return this.#who?.user;
   }
 
   /** The server's id of the current (or last) connection. */
   get session(): string | undefined {
-    return this.who?.session;
+    return this.#who?.session;
   }
 
   /** Publishes waiting: queued offline, paced, or awaiting their ack. */
@@ -242,17 +242,17 @@ export class Client extends Emitter<ClientEvents> {
    * or your own `{ encode, decode }`. Only the first call's options count.
    */
   room<T = string | Uint8Array>(name: string, options?: RoomOptions<T>): Room<T> {
-    let room = this.rooms.get(name);
+    let room = this.#rooms.get(name);
     if (!room) {
       room = new Room<T>(this, name, options) as Room<unknown>;
-      this.rooms.set(name, room);
+      this.#rooms.set(name, room);
     }
     return room as Room<T>;
   }
 
   /** Connect again now: skip the wait before the next attempt, replace the current connection, or start again after `close()`. */
   reconnect(): void {
-    if (this.current === "closed") this.listenForWake();
+    if (this.#current === "closed") this.#listenForWake();
     this.input(Op.Reconnect);
     this.pump();
   }
@@ -278,12 +278,12 @@ export class Client extends Emitter<ClientEvents> {
 
   /** @internal A pending publish or history request, settled by its record. */
   track(id: number, pending: Pending): void {
-    this.pending.set(id, pending);
+    this.#pending.set(id, pending);
   }
 
   /** @internal Whether a publish or request with this id is pending. */
   tracks(id: number): boolean {
-    return this.pending.has(id);
+    return this.#pending.has(id);
   }
 
   /**
@@ -292,38 +292,38 @@ export class Client extends Emitter<ClientEvents> {
    * takes next, so events keep the engine's order.
    */
   pump(): void {
-    if (this.pumping) {
-      this.again = true;
+    if (this.#pumping) {
+      this.#again = true;
       return;
     }
-    this.pumping = true;
+    this.#pumping = true;
     try {
       do {
-        this.again = false;
+        this.#again = false;
         const length = this.engine.drain();
         if (length > 0) {
           const ptr = this.engine.outPtr();
-          this.perform(new Reader(new Uint8Array(wasmMemory().buffer, ptr, length).slice()));
+          this.#perform(new Reader(new Uint8Array(wasmMemory().buffer, ptr, length).slice()));
         }
-      } while (this.again);
+      } while (this.#again);
     } finally {
-      this.pumping = false;
+      this.#pumping = false;
     }
-    this.arm();
+    this.#arm();
   }
 
   /** Set the one timer for the engine's next deadline. */
-  private arm(): void {
-    const at = this.current === "closed" ? -1 : this.engine.deadline();
-    if (at === this.timerAt) return;
-    clearTimeout(this.timer);
-    this.timerAt = at;
-    this.timer =
+  #arm(): void {
+    const at = this.#current === "closed" ? -1 : this.engine.deadline();
+    if (at === this.#timerAt) return;
+    clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer =
       at < 0
         ? undefined
         : setTimeout(
             () => {
-              this.timerAt = -1;
+              this.#timerAt = -1;
               this.input(Op.Tick);
               this.pump();
             },
@@ -331,17 +331,17 @@ export class Client extends Emitter<ClientEvents> {
           );
   }
 
-  private perform(r: Reader): void {
+  #perform(r: Reader): void {
     while (r.more()) {
       const tag = r.u8();
       switch (tag) {
         case Tag.OpenSocket:
-          this.open(r.str());
+          this.#open(r.str());
           break;
         case Tag.Send: {
           const frame = r.bytes();
           try {
-            this.socket?.send(frame);
+            this.#socket?.send(frame);
           } catch {
             // A socket closing under us: its close event follows.
           }
@@ -350,7 +350,7 @@ export class Client extends Emitter<ClientEvents> {
         case Tag.CloseSocket: {
           const code = r.num();
           const reason = r.str();
-          const socket = this.detach();
+          const socket = this.#detach();
           try {
             socket?.close(code, reason);
           } catch {
@@ -359,16 +359,16 @@ export class Client extends Emitter<ClientEvents> {
           break;
         }
         case Tag.FetchToken:
-          this.fetchToken();
+          this.#fetchToken();
           break;
         case Tag.Probe:
-          this.probe(r.str());
+          this.#probe(r.str());
           break;
         case Tag.Acked: {
           const id = r.num();
           const room = r.str();
           const seq = r.num();
-          this.settle(id)?.resolve({ room, id, seq } as never);
+          this.#settle(id)?.resolve({ room, id, seq } as never);
           break;
         }
         case Tag.PublishFailed: {
@@ -377,7 +377,7 @@ export class Client extends Emitter<ClientEvents> {
           const message = r.str();
           const size = r.num();
           const max = r.num();
-          const pending = this.settle(id);
+          const pending = this.#settle(id);
           pending?.reject(new ChorusError(code, message, { room: pending.room.name, id, size, max }));
           break;
         }
@@ -386,8 +386,8 @@ export class Client extends Emitter<ClientEvents> {
           const name = r.str();
           const position = { epoch: r.num(), seq: r.num() };
           const more = r.u8() === 1;
-          const pending = this.settle(request);
-          const room = pending?.room ?? this.rooms.get(name);
+          const pending = this.#settle(request);
+          const room = pending?.room ?? this.#rooms.get(name);
           const messages = [];
           for (let n = r.num(); n > 0; n--) {
             const seq = r.num();
@@ -411,21 +411,21 @@ export class Client extends Emitter<ClientEvents> {
           const request = r.num();
           const code = r.num();
           const message = r.str();
-          const pending = this.settle(request);
+          const pending = this.#settle(request);
           pending?.reject(new ChorusError(code, message, { room: pending.room.name }));
           break;
         }
         case Tag.Open: {
           const session = r.str();
           const user = r.str();
-          this.who = { session, user };
+          this.#who = { session, user };
           this.emit("open", { session, user });
           break;
         }
         case Tag.Close: {
           const code = r.num();
           const text = r.str();
-          this.finish();
+          this.#finish();
           this.emit("close", { code, text });
           break;
         }
@@ -437,7 +437,7 @@ export class Client extends Emitter<ClientEvents> {
           break;
         }
         case Tag.Joined: {
-          const room = this.rooms.get(r.str());
+          const room = this.#rooms.get(r.str());
           const position = { epoch: r.num(), seq: r.num() };
           const recovery = RECOVERY[r.u8()];
           const members = r.list();
@@ -445,7 +445,7 @@ export class Client extends Emitter<ClientEvents> {
           break;
         }
         case Tag.Left:
-          this.rooms.get(r.str())?.left();
+          this.#rooms.get(r.str())?.left();
           break;
         case Tag.Message: {
           const name = r.str();
@@ -454,17 +454,17 @@ export class Client extends Emitter<ClientEvents> {
           const sender = r.str();
           const ts = r.num();
           const body = r.body();
-          this.rooms.get(name)?.message({ room: name, seq, id, sender, ts, body });
+          this.#rooms.get(name)?.message({ room: name, seq, id, sender, ts, body });
           break;
         }
         case Tag.MemberJoined:
         case Tag.MemberLeft: {
-          const room = this.rooms.get(r.str());
+          const room = this.#rooms.get(r.str());
           room?.member(r.str(), tag === Tag.MemberJoined);
           break;
         }
         case Tag.Typing: {
-          const room = this.rooms.get(r.str());
+          const room = this.#rooms.get(r.str());
           room?.typists(r.list());
           break;
         }
@@ -472,7 +472,7 @@ export class Client extends Emitter<ClientEvents> {
           const code = r.num();
           const message = r.str();
           const name = r.str();
-          const room = name ? this.rooms.get(name) : undefined;
+          const room = name ? this.#rooms.get(name) : undefined;
           const error = new ChorusError(code, message, name ? { room: name } : {});
           if (room) room.error(error, this.input(Op.Wants, name) === 1);
           else this.emit("error", error);
@@ -481,9 +481,9 @@ export class Client extends Emitter<ClientEvents> {
         case Tag.State: {
           const state = STATES[r.u8()];
           const reason = { code: r.num(), text: r.str() };
-          const previous = this.current;
-          this.current = state;
-          if (state !== "open") for (const room of this.rooms.values()) room.disconnected();
+          const previous = this.#current;
+          this.#current = state;
+          if (state !== "open") for (const room of this.#rooms.values()) room.disconnected();
           this.emit("state", { state, previous, reason });
           break;
         }
@@ -495,26 +495,26 @@ export class Client extends Emitter<ClientEvents> {
     }
   }
 
-  private settle(id: number): Pending | undefined {
-    const pending = this.pending.get(id);
-    this.pending.delete(id);
+  #settle(id: number): Pending | undefined {
+    const pending = this.#pending.get(id);
+    this.#pending.delete(id);
     return pending;
   }
 
-  private open(token: string): void {
-    this.detach()?.close();
+  #open(token: string): void {
+    this.#detach()?.close();
     let socket: Socket;
     try {
-      socket = new this.WebSocket(this.url, ["chorus.v1", "chorus.auth." + token]);
+      socket = new this.#WebSocket(this.#url, ["chorus.v1", "chorus.auth." + token]);
     } catch {
       // A token the constructor refuses as a subprotocol: the engine handles it as a failed
       // attempt (and asks whether the server refuses the token).
       this.input(Op.SocketClosed, "", NONE, 1006);
-      this.again = true;
+      this.#again = true;
       return;
     }
     socket.binaryType = "arraybuffer";
-    const live = () => this.socket === socket;
+    const live = () => this.#socket === socket;
     socket.onopen = () => {
       if (!live()) return;
       this.input(Op.SocketOpened);
@@ -534,33 +534,33 @@ export class Client extends Emitter<ClientEvents> {
     };
     socket.onclose = (event) => {
       if (!live()) return;
-      this.detach();
+      this.#detach();
       this.input(Op.SocketClosed, "", NONE, event.code || 1006);
       this.pump();
     };
     socket.onerror = () => {};
-    this.socket = socket;
+    this.#socket = socket;
   }
 
   /** Stop listening to the current socket; returns it. */
-  private detach(): Socket | undefined {
-    const socket = this.socket;
+  #detach(): Socket | undefined {
+    const socket = this.#socket;
     if (socket) {
       socket.onopen = socket.onmessage = socket.onclose = null;
-      this.socket = undefined;
+      this.#socket = undefined;
     }
     return socket;
   }
 
-  private fetchToken(): void {
+  #fetchToken(): void {
     const done = (ok: boolean, value: string) => {
-      if (this.current === "closed") return;
+      if (this.#current === "closed") return;
       this.input(Op.TokenFetched, value, NONE, ok ? 1 : 0);
       this.pump();
     };
     let promise: Promise<string>;
     try {
-      promise = Promise.resolve(this.getToken!());
+      promise = Promise.resolve(this.#getToken!());
     } catch (error) {
       promise = Promise.reject(error);
     }
@@ -578,14 +578,14 @@ export class Client extends Emitter<ClientEvents> {
    * WebSocket failed to open). The server answers 200 either way, so nothing is logged as
    * an error but a network failure.
    */
-  private probe(token: string): void {
+  #probe(token: string): void {
     const done = (outcome: 0 | 1 | 2) => {
-      if (this.current === "closed") return;
+      if (this.#current === "closed") return;
       this.input(Op.AuthProbed, "", NONE, outcome);
       this.pump();
     };
     if (typeof fetch !== "function") return done(0);
-    const url = new URL(this.probeUrl);
+    const url = new URL(this.#probeUrl);
     url.searchParams.set("token", token);
     url.searchParams.set("probe", "1");
     fetch(url.href).then(
@@ -600,11 +600,11 @@ export class Client extends Emitter<ClientEvents> {
   }
 
   /** Wake the engine when the network comes back or the page becomes visible. */
-  private listenForWake(): void {
+  #listenForWake(): void {
     const wake = () => {
       const hidden = (globalThis as { document?: { visibilityState?: string } }).document
         ?.visibilityState === "hidden";
-      if (hidden || this.current === "closed") return;
+      if (hidden || this.#current === "closed") return;
       this.input(Op.Wake);
       this.pump();
     };
@@ -619,16 +619,16 @@ export class Client extends Emitter<ClientEvents> {
         added.push(() => target.removeEventListener(event, wake));
       }
     }
-    this.unwake = () => added.forEach((remove) => remove());
+    this.#unwake = () => added.forEach((remove) => remove());
   }
 
   /** Closed for good: no socket, timer or listener is left. */
-  private finish(): void {
-    this.detach()?.close();
-    clearTimeout(this.timer);
-    this.timerAt = -1;
-    this.unwake?.();
-    this.unwake = undefined;
-    for (const room of this.rooms.values()) room.closed();
+  #finish(): void {
+    this.#detach()?.close();
+    clearTimeout(this.#timer);
+    this.#timerAt = -1;
+    this.#unwake?.();
+    this.#unwake = undefined;
+    for (const room of this.#rooms.values()) room.closed();
   }
 }

@@ -13,14 +13,14 @@ export function report(error: unknown): void {
 
 /** Events by name, each handler typed by its event. */
 export class Emitter<Events> {
-  private handlers: { [K in keyof Events]?: Handler<Events[K]>[] } = {};
+  #handlers: { [K in keyof Events]?: Handler<Events[K]>[] } = {};
 
   /**
    * Call `handler` with every `event` from now on; returns the function that stops it.
    * Adding the same handler twice for the same event has no effect.
    */
   on<K extends keyof Events>(event: K, handler: Handler<Events[K]>): () => void {
-    const list = (this.handlers[event] ??= []);
+    const list = (this.#handlers[event] ??= []);
     if (!list.includes(handler)) list.push(handler);
     return () => this.off(event, handler);
   }
@@ -36,14 +36,14 @@ export class Emitter<Events> {
 
   /** Stop calling `handler` for `event`. */
   off<K extends keyof Events>(event: K, handler: Handler<Events[K]>): void {
-    const list = this.handlers[event];
+    const list = this.#handlers[event];
     const index = list ? list.indexOf(handler) : -1;
     if (index >= 0) list!.splice(index, 1);
   }
 
   /** Whether anything listens to `event`. */
   protected listens(event: keyof Events): boolean {
-    return (this.handlers[event]?.length ?? 0) > 0;
+    return (this.#handlers[event]?.length ?? 0) > 0;
   }
 
   /**
@@ -51,7 +51,7 @@ export class Emitter<Events> {
    * is reported); one removed by an earlier handler is not called.
    */
   protected emit<K extends keyof Events>(event: K, payload: Events[K]): void {
-    const list = this.handlers[event];
+    const list = this.#handlers[event];
     if (!list) return;
     for (const handler of list.slice()) {
       if (!list.includes(handler)) continue;

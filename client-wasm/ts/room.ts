@@ -141,40 +141,41 @@ const check = (value: unknown) => {
 
 /** A room of a Client. Get it with `client.room(name)`. */
 export class Room<T = string | Uint8Array> extends Emitter<RoomEvents<T>> {
-  private readonly codec: Codec<T>;
-  private current: RoomState = "left";
-  private list: string[] = [];
-  private whoTypes: string[] = [];
+  readonly #codec: Codec<T>;
+  #current: RoomState = "left";
+  #list: string[] = [];
+  #whoTypes: string[] = [];
   /** The position: the epoch of the last join (NaN before one) and the last seq delivered. */
-  private epoch = NaN;
-  private seq = 0;
-  private joins: { resolve(info: JoinedInfo): void; reject(error: ChorusError): void }[] = [];
+  #epoch = NaN;
+  #seq = 0;
+  #joins: { resolve(info: JoinedInfo): void; reject(error: ChorusError): void }[] = [];
+
+  readonly #client: Client;
+  /** The room's name. */
+  readonly name: string;
 
   /** @internal */
-  constructor(
-    private readonly client: Client,
-    /** The room's name. */
-    readonly name: string,
-    options: RoomOptions<T> = {},
-  ) {
+  constructor(client: Client, name: string, options: RoomOptions<T> = {}) {
     super();
+    this.#client = client;
+    this.name = name;
     const codec = options.codec ?? "raw";
-    this.codec = (codec === "json" ? json : codec === "raw" ? raw : codec) as Codec<T>;
+    this.#codec = (codec === "json" ? json : codec === "raw" ? raw : codec) as Codec<T>;
   }
 
   /** "left", "joining" (asked, or rejoining after a reconnect) or "joined". */
   get state(): RoomState {
-    return this.current;
+    return this.#current;
   }
 
   /** Users present, as of the last join and the changes since. */
   get members(): readonly string[] {
-    return this.list;
+    return this.#list;
   }
 
   /** Users typing now. */
   get typingUsers(): readonly string[] {
-    return this.whoTypes;
+    return this.#whoTypes;
   }
 
   /**
@@ -182,7 +183,7 @@ export class Room<T = string | Uint8Array> extends Emitter<RoomEvents<T>> {
    * later with `join({ since })`.
    */
   get position(): Position | undefined {
-    return Number.isNaN(this.epoch) ? undefined : { epoch: this.epoch, seq: this.seq };
+    return Number.isNaN(this.#epoch) ? undefined : { epoch: this.#epoch, seq: this.#seq };
   }
 
   /**
@@ -201,7 +202,7 @@ export class Room<T = string | Uint8Array> extends Emitter<RoomEvents<T>> {
         }),
       );
     }
-    const client = this.client;
+    const client = this.#client;
     const refused = client.input(Op.Join, this.name, undefined, since?.epoch, since?.seq);
     if (refused > 0) {
       return Promise.reject(new ChorusError(ErrorCode.InvalidRoom, client.out(refused), { room: this.name }));
@@ -209,24 +210,24 @@ export class Room<T = string | Uint8Array> extends Emitter<RoomEvents<T>> {
     if (client.state === "closed") {
       return Promise.reject(new ChorusError(ErrorCode.Closed, "the client is closed", { room: this.name }));
     }
-    if (this.current === "joined") {
-      return Promise.resolve(this.info("not_requested"));
+    if (this.#current === "joined") {
+      return Promise.resolve(this.#info("not_requested"));
     }
-    if (since && Number.isNaN(this.epoch)) ({ epoch: this.epoch, seq: this.seq } = since);
-    this.current = "joining";
-    const promise = new Promise<JoinedInfo>((resolve, reject) => this.joins.push({ resolve, reject }));
+    if (since && Number.isNaN(this.#epoch)) ({ epoch: this.#epoch, seq: this.#seq } = since);
+    this.#current = "joining";
+    const promise = new Promise<JoinedInfo>((resolve, reject) => this.#joins.push({ resolve, reject }));
     client.pump();
     return promise;
   }
 
   /** Leave (and stop rejoining). Publishes not yet sent to it reject with NotJoined. */
   leave(): void {
-    this.client.input(Op.Leave, this.name);
-    this.current = "left";
-    this.list = [];
-    this.whoTypes = [];
-    this.settleJoins(new ChorusError(ErrorCode.NotJoined, "left before the join completed", { room: this.name }));
-    this.client.pump();
+    this.#client.input(Op.Leave, this.name);
+    this.#current = "left";
+    this.#list = [];
+    this.#whoTypes = [];
+    this.#settleJoins(new ChorusError(ErrorCode.NotJoined, "left before the join completed", { room: this.name }));
+    this.#client.pump();
   }
 
   /**
@@ -238,7 +239,7 @@ export class Room<T = string | Uint8Array> extends Emitter<RoomEvents<T>> {
    * the codec cannot encode, an invalid `id` option), unless the app gave one.
    */
   publish(data: T, options: PublishOptions = {}): PublishPromise {
-    const client = this.client;
+    const client = this.#client;
     const given = options.id;
     const fail = (code: number, message: string, id = given ?? NaN) =>
       Object.assign(Promise.reject(new ChorusError(code, message, { room: this.name, id })), { id });
@@ -250,7 +251,7 @@ export class Room<T = string | Uint8Array> extends Emitter<RoomEvents<T>> {
     }
     let body: string | Uint8Array;
     try {
-      body = this.codec === raw ? check(data) : this.codec.encode(data);
+      body = this.#codec === raw ? check(data) : this.#codec.encode(data);
       check(body);
     } catch (error) {
       return fail(ErrorCode.InvalidArgument, "the payload cannot be encoded: " + (error as Error).message);
@@ -280,7 +281,7 @@ export class Room<T = string | Uint8Array> extends Emitter<RoomEvents<T>> {
     if (before !== undefined && !(Number.isInteger(before?.epoch) && Number.isInteger(before?.seq))) {
       return Promise.reject(new ChorusError(ErrorCode.InvalidArgument, "before must be a { epoch, seq } position", { room: this.name }));
     }
-    const client = this.client;
+    const client = this.#client;
     const request = client.input(Op.History, this.name, undefined, before?.epoch, before?.seq, limit);
     const promise = new Promise<HistoryPage<T>>((resolve, reject) =>
       client.track(request, { resolve: resolve as (value: never) => void, reject, room: this as Room<unknown> }),
@@ -291,8 +292,8 @@ export class Room<T = string | Uint8Array> extends Emitter<RoomEvents<T>> {
 
   /** The user typed here: call on every keystroke (the client throttles, and says "stopped"). */
   typing(): void {
-    this.client.input(Op.Typing, this.name);
-    this.client.pump();
+    this.#client.input(Op.Typing, this.name);
+    this.#client.pump();
   }
 
   /**
@@ -307,7 +308,7 @@ export class Room<T = string | Uint8Array> extends Emitter<RoomEvents<T>> {
   decode(message: Omit<Message<unknown>, "data"> & { body: string | Uint8Array }): Message<T> {
     const { body, ...rest } = message;
     try {
-      return { ...rest, data: this.codec.decode(body) };
+      return { ...rest, data: this.#codec.decode(body) };
     } catch (error) {
       throw new ChorusError(ErrorCode.DecodeFailed, `message ${rest.seq} cannot be decoded: ${(error as Error).message}`, {
         room: this.name,
@@ -318,12 +319,12 @@ export class Room<T = string | Uint8Array> extends Emitter<RoomEvents<T>> {
 
   /** @internal */
   joined(position: Position, members: string[], recovery: Recovery): void {
-    this.current = "joined";
-    ({ epoch: this.epoch, seq: this.seq } = position);
-    this.list = members;
-    const info = this.info(recovery);
-    const joins = this.joins;
-    this.joins = [];
+    this.#current = "joined";
+    ({ epoch: this.#epoch, seq: this.#seq } = position);
+    this.#list = members;
+    const info = this.#info(recovery);
+    const joins = this.#joins;
+    this.#joins = [];
     for (const join of joins) join.resolve(info);
     this.emit("joined", info);
     this.emit("presence", { room: this.name, kind: "list", members: members.slice() });
@@ -331,15 +332,15 @@ export class Room<T = string | Uint8Array> extends Emitter<RoomEvents<T>> {
 
   /** @internal */
   left(): void {
-    this.current = "left";
-    this.list = [];
-    this.whoTypes = [];
+    this.#current = "left";
+    this.#list = [];
+    this.#whoTypes = [];
     this.emit("left", { room: this.name });
   }
 
   /** @internal */
   message(message: Omit<Message<unknown>, "data"> & { body: string | Uint8Array }): void {
-    this.seq = message.seq;
+    this.#seq = message.seq;
     if (!this.listens("message")) return;
     let decoded: Message<T>;
     try {
@@ -354,46 +355,46 @@ export class Room<T = string | Uint8Array> extends Emitter<RoomEvents<T>> {
   /** @internal */
   member(user: string, joined: boolean): void {
     if (joined) {
-      if (!this.list.includes(user)) this.list = [...this.list, user];
+      if (!this.#list.includes(user)) this.#list = [...this.#list, user];
     } else {
-      this.list = this.list.filter((u) => u !== user);
+      this.#list = this.#list.filter((u) => u !== user);
     }
     this.emit("presence", joined ? { room: this.name, kind: "join", user } : { room: this.name, kind: "leave", user });
   }
 
   /** @internal */
   typists(users: string[]): void {
-    this.whoTypes = users;
+    this.#whoTypes = users;
     this.emit("typing", { room: this.name, users: users.slice() });
   }
 
   /** @internal An error about this room; `wanted`: whether the engine still wants it. */
   error(error: ChorusError, wanted: boolean): void {
-    if (!wanted && this.current !== "left") {
-      this.current = "left";
-      this.settleJoins(error);
+    if (!wanted && this.#current !== "left") {
+      this.#current = "left";
+      this.#settleJoins(error);
     }
     this.emit("error", error);
   }
 
   /** @internal The connection is not open: joined rooms wait for their rejoin. */
   disconnected(): void {
-    if (this.current === "joined") this.current = "joining";
+    if (this.#current === "joined") this.#current = "joining";
   }
 
   /** @internal The client closed for good. */
   closed(): void {
-    this.settleJoins(new ChorusError(ErrorCode.Closed, "the client was closed", { room: this.name }));
-    this.current = "left";
+    this.#settleJoins(new ChorusError(ErrorCode.Closed, "the client was closed", { room: this.name }));
+    this.#current = "left";
   }
 
-  private settleJoins(error: ChorusError): void {
-    const joins = this.joins;
-    this.joins = [];
+  #settleJoins(error: ChorusError): void {
+    const joins = this.#joins;
+    this.#joins = [];
     for (const join of joins) join.reject(error);
   }
 
-  private info(recovery: Recovery): JoinedInfo {
-    return { room: this.name, members: this.list.slice(), position: this.position!, recovery };
+  #info(recovery: Recovery): JoinedInfo {
+    return { room: this.name, members: this.#list.slice(), position: this.position!, recovery };
   }
 }

@@ -26,103 +26,103 @@ export interface TimelineEvents<T> {
  * Create it with `room.timeline()`; `dispose()` stops it.
  */
 export class Timeline<T> extends Emitter<TimelineEvents<T>> {
-  private list: Message<T>[] = [];
-  private epoch?: number;
-  private older = true;
-  private loading?: Promise<boolean>;
-  private readonly pageSize: number;
-  private readonly max: number;
-  private readonly stop: (() => void)[];
+  #list: Message<T>[] = [];
+  #epoch?: number;
+  #older = true;
+  #loading?: Promise<boolean>;
+  readonly #pageSize: number;
+  readonly #max: number;
+  readonly #stop: (() => void)[];
 
-  constructor(
-    private readonly room: Room<T>,
-    options: TimelineOptions = {},
-  ) {
+  readonly #room: Room<T>;
+
+  constructor(room: Room<T>, options: TimelineOptions = {}) {
     super();
-    this.pageSize = options.pageSize ?? 50;
-    this.max = options.max ?? 1000;
-    this.stop = [
+    this.#room = room;
+    this.#pageSize = options.pageSize ?? 50;
+    this.#max = options.max ?? 1000;
+    this.#stop = [
       room.on("message", (message) => {
-        if (this.insert([message])) this.changed();
+        if (this.#insert([message])) this.#changed();
       }),
       room.on("joined", (info) => {
-        if (info.recovery === "missed" || info.position.epoch !== this.epoch) {
-          this.epoch = info.position.epoch;
-          this.reset();
+        if (info.recovery === "missed" || info.position.epoch !== this.#epoch) {
+          this.#epoch = info.position.epoch;
+          this.#reset();
         }
       }),
     ];
     if (room.state === "joined") {
-      this.epoch = room.position?.epoch;
-      this.reset();
+      this.#epoch = room.position?.epoch;
+      this.#reset();
     }
   }
 
   /** The messages, oldest first. */
   get messages(): readonly Message<T>[] {
-    return this.list;
+    return this.#list;
   }
 
   /** Whether older messages may be retained before the first one. */
   get more(): boolean {
-    return this.older;
+    return this.#older;
   }
 
   /** Load the page before the oldest message held; resolves with `more`. */
-  loadOlder(limit = this.pageSize): Promise<boolean> {
-    const first = this.list[0];
-    if (!this.older) return Promise.resolve(false);
-    if (this.loading) return this.loading;
-    const loading = this.room
-      .history({ limit, before: first && this.epoch !== undefined ? { epoch: this.epoch, seq: first.seq } : undefined })
+  loadOlder(limit = this.#pageSize): Promise<boolean> {
+    const first = this.#list[0];
+    if (!this.#older) return Promise.resolve(false);
+    if (this.#loading) return this.#loading;
+    const loading = this.#room
+      .history({ limit, before: first && this.#epoch !== undefined ? { epoch: this.#epoch, seq: first.seq } : undefined })
       .then((page) => {
-        if (this.epoch === undefined) this.epoch = page.position.epoch;
-        if (page.position.epoch === this.epoch) {
-          this.older = page.more;
-          this.insert(page.messages);
-          this.changed();
+        if (this.#epoch === undefined) this.#epoch = page.position.epoch;
+        if (page.position.epoch === this.#epoch) {
+          this.#older = page.more;
+          this.#insert(page.messages);
+          this.#changed();
         }
-        return this.older;
+        return this.#older;
       })
       .finally(() => {
-        if (this.loading === loading) this.loading = undefined;
+        if (this.#loading === loading) this.#loading = undefined;
       });
-    this.loading = loading;
+    this.#loading = loading;
     return loading;
   }
 
   /** Stop following the room. */
   dispose(): void {
-    for (const stop of this.stop) stop();
+    for (const stop of this.#stop) stop();
   }
 
   /** Start again from the newest page. */
-  private reset(): void {
-    this.list = [];
-    this.older = true;
-    this.changed();
-    this.loading = undefined;
+  #reset(): void {
+    this.#list = [];
+    this.#older = true;
+    this.#changed();
+    this.#loading = undefined;
     this.loadOlder().catch((error: ChorusError) => this.emit("error", error));
   }
 
   /** Merge `messages` in; whether anything was added. */
-  private insert(messages: Message<T>[]): boolean {
+  #insert(messages: Message<T>[]): boolean {
     let added = false;
     for (const message of messages) {
-      let i = this.list.length;
-      while (i > 0 && this.list[i - 1].seq > message.seq) i--;
-      if (i > 0 && this.list[i - 1].seq === message.seq) continue;
-      this.list.splice(i, 0, message);
+      let i = this.#list.length;
+      while (i > 0 && this.#list[i - 1].seq > message.seq) i--;
+      if (i > 0 && this.#list[i - 1].seq === message.seq) continue;
+      this.#list.splice(i, 0, message);
       added = true;
     }
-    if (this.list.length > this.max) {
-      this.list.splice(0, this.list.length - this.max);
-      this.older = true;
+    if (this.#list.length > this.#max) {
+      this.#list.splice(0, this.#list.length - this.#max);
+      this.#older = true;
     }
     return added;
   }
 
-  private changed(): void {
-    this.emit("change", this.list.slice());
+  #changed(): void {
+    this.emit("change", this.#list.slice());
   }
 }

@@ -52,31 +52,34 @@ export const text = (bytes: Uint8Array) => decoder.decode(bytes);
 
 /** A cursor over one drain's records (a copy, so app code may call the engine meanwhile). */
 export class Reader {
-  private readonly view: DataView;
-  private at = 0;
+  readonly #view: DataView;
+  #at = 0;
 
-  constructor(private readonly data: Uint8Array) {
-    this.view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  readonly #data: Uint8Array;
+
+  constructor(data: Uint8Array) {
+    this.#data = data;
+    this.#view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   }
 
   more(): boolean {
-    return this.at < this.data.length;
+    return this.#at < this.#data.length;
   }
 
   u8(): number {
-    return this.data[this.at++];
+    return this.#data[this.#at++];
   }
 
   num(): number {
-    const value = this.view.getFloat64(this.at, true);
-    this.at += 8;
+    const value = this.#view.getFloat64(this.#at, true);
+    this.#at += 8;
     return value;
   }
 
   bytes(): Uint8Array {
-    const start = this.at + 4;
-    this.at = start + this.view.getUint32(this.at, true);
-    return this.data.subarray(start, this.at);
+    const start = this.#at + 4;
+    this.#at = start + this.#view.getUint32(this.#at, true);
+    return this.#data.subarray(start, this.#at);
   }
 
   str(): string {
