@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark run (`npm run bench`): Chorus and its peers side by side, on this machine, in
-# one run; then docs/BENCHMARKS.md and its charts from the results.
+# one run, then the browser clients (bench/client-page); then docs/BENCHMARKS.md and its
+# charts from the results.
 #
 #   bash bench/run.sh           the full run (about 15 minutes on 2 cores); rewrites
 #                               docs/BENCHMARKS.md and docs/bench/*.svg
@@ -152,6 +153,16 @@ if $codec; then
     tail -5 "$out/logs/codec.log" >&2
     failed+=(codec)
   fi
+fi
+
+# The browser clients side by side on one page in headless Chromium (bench/client-page):
+# chorus-client, socket.io-client and a raw WebSocket on the Chorus wire.
+log "client page"
+if ! { bash scripts/build-client.sh --if-stale && node bench/client-page/run.mjs "${quick_flag[@]}" \
+  --server-bin "$server_bin" --logs "$out/logs/client-page" >>"$results"; } 2>"$out/logs/client-page.log"; then
+  log "client page: failed:"
+  tail -5 "$out/logs/client-page.log" >&2
+  failed+=(client-page)
 fi
 
 # What this run was: machine, versions, settings.

@@ -1,6 +1,6 @@
 // The measuring page of bench/client-page: loaded blank, then run.mjs asks it (through
 // `window.bench`) to import one client, connect, join a room and count that room's
-// messages. The three clients get the same page and the same handler; only their import,
+// messages. The clients get the same page and the same handler; only their import,
 // connection and message event differ.
 
 /** Where the messages go: a counter and the first and last arrival times. */
@@ -11,6 +11,7 @@ const sink = {
   first: 0,
   last: 0,
   error: undefined,
+  done: undefined,
   settle: undefined,
 };
 
@@ -34,7 +35,9 @@ function fail(error) {
 const clients = {
   async "chorus-client"(config) {
     const { default: init, Client } = await import("/pkg/index.js");
+    const imported = performance.now();
     await init();
+    const connecting = performance.now();
     const client = new Client(config.chorusUrl, { token: config.token });
     // A failed attempt or a lost connection fails the measurement (no silent reconnect).
     const openedAt = await new Promise((resolve, reject) => {
@@ -46,6 +49,8 @@ const clients = {
       });
     });
     return {
+      imported,
+      connecting,
       openedAt,
       async join(room) {
         const handle = client.room(room);
@@ -58,6 +63,7 @@ const clients = {
 
   async "socket.io-client"(config) {
     const { io } = await import("/sio/socket.io.esm.min.js");
+    const imported = performance.now();
     // The peer server allows the WebSocket transport only (no long-polling first).
     const socket = io(config.sioUrl, { transports: ["websocket"], reconnection: false });
     const openedAt = await new Promise((resolve, reject) => {
@@ -66,6 +72,8 @@ const clients = {
     });
     socket.on("disconnect", (reason) => fail(new Error(`socket.io-client disconnected: ${reason}`)));
     return {
+      imported,
+      connecting: imported,
       openedAt,
       async join(room) {
         socket.on("msg", (message) => deliver(message.body));
@@ -79,11 +87,33 @@ const clients = {
 
   async "raw-websocket"(config) {
     const { RawChorus } = await import("/page/raw.js");
+    const imported = performance.now();
     const raw = new RawChorus(config.chorusUrl, config.token, (message) => deliver(message.body));
     await raw.opened;
     const openedAt = performance.now();
     raw.socket.addEventListener("close", (event) => fail(new Error(`raw: closed (${event.code})`)));
-    return { openedAt, join: (room) => raw.join(room) };
+    return { imported, connecting: imported, openedAt, join: (room) => raw.join(room) };
+  },
+
+  // Not a client: the browser's WebSocket and nothing else, the ceiling of the other three.
+  // Connected and joined as raw-websocket, then each Message frame is counted as a message
+  // of 64 B without decoding anything.
+  async "websocket-only"(config) {
+    const { RawChorus } = await import("/page/raw.js");
+    const raw = new RawChorus(config.chorusUrl, config.token, () => {});
+    await raw.opened;
+    const openedAt = performance.now();
+    raw.socket.addEventListener("close", (event) => fail(new Error(`raw: closed (${event.code})`)));
+    const body = "x".repeat(64);
+    return {
+      openedAt,
+      async join(room) {
+        await raw.join(room);
+        raw.socket.onmessage = (event) => {
+          if (new Uint8Array(event.data)[0] === 3) deliver(body);
+        };
+      },
+    };
   },
 };
 
@@ -112,13 +142,21 @@ function watchWasm() {
 window.bench = {
   /**
    * Import client `kind` and connect it; resolves with the milliseconds from the start of
-   * the import to the first open (the server's welcome), module fetch and compile included.
+   * the import to the first open (the server's welcome), module fetch and compile included
+   * (`total`), and its phases: the import itself, loading the wasm (chorus-client's
+   * `init()`; 0 for the others), and from creating the client to its open.
    */
   async open(kind, config) {
     if (config.watchWasm) watchWasm();
     const start = performance.now();
     current = await clients[kind](config);
-    return current.openedAt - start;
+    const { imported, connecting, openedAt } = current;
+    return {
+      total: openedAt - start,
+      import: imported - start,
+      wasm: connecting - imported,
+      connect: openedAt - connecting,
+    };
   },
 
   /** Join `room`; resolves once the server confirmed. */

@@ -29,7 +29,9 @@ import WebSocket from "ws";
 import { launchBrowser } from "../../tests/support/browser.mjs";
 import { freePort, root } from "../../tests/support/server.mjs";
 
-const CLIENTS = ["chorus-client", "socket.io-client", "raw-websocket"];
+const CLIENTS = ["chorus-client", "socket.io-client", "raw-websocket", "websocket-only"];
+// Not a client (page.js): the browser's WebSocket counting frames. It floods only.
+const NO_STARTUP = new Set(["websocket-only"]);
 const BODY_BYTES = 64;
 
 const { values: flags } = parseArgs({
@@ -47,8 +49,8 @@ const { values: flags } = parseArgs({
 const quick = flags.quick;
 const profileDir = flags.profile && resolve(flags.profile);
 const runs = profileDir ? 1 : Number(flags.runs ?? (quick ? 1 : 3));
-const messages = Number(flags.messages ?? (quick ? 500 : 20_000));
-const loads = profileDir ? 0 : Number(flags.loads ?? (quick ? 2 : 15));
+const messages = Number(flags.messages ?? (quick ? 200 : 20_000));
+const loads = profileDir ? 0 : Number(flags.loads ?? (quick ? 1 : 15));
 const clients = flags.clients.split(/[\s,]+/).filter(Boolean);
 for (const kind of clients) {
   if (!CLIENTS.includes(kind)) usage(`unknown client ${kind} (known: ${CLIENTS.join(", ")})`);
@@ -131,7 +133,9 @@ async function stopProcess(child) {
 const ROOM = "bench:page";
 // As in bench/run.sh: the bench namespace has no presence or typing (the peers have
 // neither) and no publish rate limit, so the publisher below runs at full speed. The
-// queue limits stay the defaults.
+// outbound queue may hold a whole flood: a page cannot read 20,000 messages as fast as
+// they are published, and with the default limits (1024 frames, 4 MiB) the server drops it
+// as a slow consumer; the Socket.IO peer buffers without bound.
 writeFileSync(join(logs, "chorus.toml"), "[namespaces.bench]\npresence = false\ntyping = false\n");
 const chorusPort = await freePort();
 const chorus = await startProcess(
@@ -148,6 +152,10 @@ const chorus = await startProcess(
     "1000000",
     "--publish-burst",
     "1000000",
+    "--queue-max-messages",
+    String(Math.max(1024, 2 * messages)),
+    "--queue-max-bytes",
+    String(Math.max(4 << 20, 256 * messages)),
   ],
   (line) => line.includes("chorus-server listening on") && chorusPort,
 );
@@ -308,12 +316,14 @@ async function chorusPublisher() {
  * bench/peers/smoke.test.mjs.
  */
 async function socketioPublisher() {
-  const socket = await openSocket(
+  const socket = new WebSocket(
     `ws://127.0.0.1:${socketio.port}/socket.io/?EIO=4&transport=websocket`,
-    [],
+    { perMessageDeflate: false },
   );
+  // Listening from the start: the open packet may come with the upgrade's answer.
   await within(
-    new Promise((done) => {
+    new Promise((done, reject) => {
+      socket.once("error", reject);
       socket.on("message", (data) => {
         const frame = data.toString();
         if (frame === "2") socket.send("3");
@@ -360,7 +370,7 @@ async function freshPage() {
   return { context, page, cdp, config, problems };
 }
 
-/** Open client `kind` on a cold page; resolves with the import-to-open milliseconds. */
+/** Open client `kind` on a cold page; resolves with the import-to-open ms and its phases. */
 async function startup(kind) {
   const { context, page, config } = await freshPage();
   try {
@@ -434,6 +444,9 @@ async function flood(kind, run) {
       messages_per_second: Math.round(((messages - 1) * 1000) / (got.last - got.first)),
       script_ms_per_1000: perThousand(after.script - before.script),
       task_ms_per_1000: perThousand(after.task - before.task),
+      // The main thread's CPU time over the flood's wall time: well below 100 %, the page is
+      // waiting for the browser (its network service, the IPC to the renderer) or the server.
+      main_thread_busy_percent: Math.round((100 * (after.task - before.task)) / (got.last - got.first)),
       heap_joined_kib: kib(joined.js - blank.js),
       embedder_joined_kib: kib(joined.embedder - blank.embedder),
       array_buffers_joined_kib: kib(joined.backing - blank.backing),
@@ -450,28 +463,66 @@ async function flood(kind, run) {
 const round = (value, digits) => Math.round(value * 10 ** digits) / 10 ** digits;
 const kib = (bytes) => round(bytes / 1024, 1);
 
-/** Print the functions with the most self time in a CPU profile. */
+/**
+ * Print where a CPU profile's busy time went: by kind of code, then the functions with the
+ * most self time and the most inclusive time (each function counted once per sample).
+ */
 function summarize(kind, profile) {
-  const interval = new Map();
   const { samples, timeDeltas, nodes } = profile;
   const byId = new Map(nodes.map((node) => [node.id, node]));
+  const parent = new Map();
+  for (const node of nodes) for (const child of node.children ?? []) parent.set(child, node.id);
+  // A sample stands for the time until the next one.
+  const perNode = new Map();
   for (let i = 0; i < samples.length; i++) {
-    interval.set(samples[i], (interval.get(samples[i]) ?? 0) + (timeDeltas[i] ?? 0));
+    perNode.set(samples[i], (perNode.get(samples[i]) ?? 0) + (timeDeltas[i + 1] ?? 0));
   }
+  const label = ({ functionName, url, lineNumber, columnNumber }) => {
+    const where = url ? ` ${url.replace(pageUrl, "/")}:${lineNumber + 1}:${columnNumber + 1}` : "";
+    return (functionName || "(anonymous)") + where;
+  };
+  const category = ({ functionName, url }) => {
+    if (functionName === "(garbage collector)") return "garbage collector";
+    if (url.endsWith(".wasm") || /^(wasm-function|js-to-wasm|wasm-to-js)/.test(functionName)) {
+      return "wasm, and calls between JS and wasm";
+    }
+    if (url.includes("/pkg/")) return "chorus-client JS (index.js)";
+    if (url.includes("/sio/")) return "socket.io-client JS";
+    if (url.includes("/page/")) return "page JS (raw.js, the handler)";
+    return "built-ins without source (TextDecoder, JSON.parse, event.data...)";
+  };
+  const outside = new Set(["(root)", "(idle)", "(program)"]);
   const self = new Map();
-  let total = 0;
-  for (const [id, micros] of interval) {
+  const inclusive = new Map();
+  const kinds = new Map();
+  const add = (map, key, micros) => map.set(key, (map.get(key) ?? 0) + micros);
+  let busy = 0;
+  for (const [id, micros] of perNode) {
     const frame = byId.get(id).callFrame;
-    if (frame.functionName === "(idle)" || frame.functionName === "(program)") continue;
-    const where = frame.url ? `${frame.url.replace(pageUrl, "/")}:${frame.lineNumber + 1}:${frame.columnNumber + 1}` : "";
-    const key = `${frame.functionName || "(anonymous)"} ${where}`.trim();
-    self.set(key, (self.get(key) ?? 0) + micros);
-    total += micros;
+    if (outside.has(frame.functionName)) continue;
+    busy += micros;
+    add(self, label(frame), micros);
+    add(kinds, category(frame), micros);
+    const seen = new Set();
+    for (let node = id; node !== undefined; node = parent.get(node)) {
+      const name = label(byId.get(node).callFrame);
+      if (outside.has(byId.get(node).callFrame.functionName) || seen.has(name)) continue;
+      seen.add(name);
+      add(inclusive, name, micros);
+    }
   }
-  say(`${kind}: busy ${round(total / 1000, 1)} ms in the profile; most self time:`);
-  for (const [key, micros] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 25)) {
-    console.error(`  ${String(round((micros / total) * 100, 1)).padStart(5)} %  ${round(micros / 1000, 1)} ms  ${key}`);
-  }
+  const print = (map, count) => {
+    for (const [key, micros] of [...map].sort((a, b) => b[1] - a[1]).slice(0, count)) {
+      const share = String(round((micros / busy) * 100, 1)).padStart(5);
+      console.error(`  ${share} %  ${String(round(micros / 1000, 1)).padStart(6)} ms  ${key}`);
+    }
+  };
+  say(`${kind}: ${round(busy / 1000, 1)} ms busy on the main thread (profiler on); by kind of code:`);
+  print(kinds, 10);
+  say(`${kind}: most self time:`);
+  print(self, 20);
+  say(`${kind}: most inclusive time:`);
+  print(inclusive, 12);
 }
 
 // --- The run ------------------------------------------------------------------------------
@@ -489,10 +540,12 @@ const sizes = {
   "socket.io-client": size(["/sio/socket.io.esm.min.js"]),
   "raw-websocket": size(["/page/raw.js"]),
 };
+sizes["websocket-only"] = sizes["raw-websocket"];
 const versions = {
   "chorus-client": JSON.parse(FILES.get("/pkg/package.json").body).version,
   "socket.io-client": JSON.parse(readFileSync(join(sioDist, "..", "package.json"), "utf8")).version,
   "raw-websocket": "bench/client-page/raw.js",
+  "websocket-only": "the browser's WebSocket",
 };
 // When, and how busy the machine was: its other work competes with the page for the CPUs.
 const date = new Date().toISOString().replace(/T(\d\d:\d\d).*/, " $1 UTC");
@@ -516,18 +569,25 @@ try {
   if (loads > 0) {
     // One load of each first, not counted: the browser's own first-use costs. Then the
     // clients take turns, so a change in the machine's load touches all three alike.
-    for (const kind of clients) await startup(kind);
-    const samples = Object.fromEntries(clients.map((kind) => [kind, []]));
+    const starting = clients.filter((kind) => !NO_STARTUP.has(kind));
+    for (const kind of starting) await startup(kind);
+    const samples = Object.fromEntries(starting.map((kind) => [kind, []]));
     for (let i = 0; i < loads; i++) {
-      for (const kind of clients) samples[kind].push(round(await startup(kind), 1));
+      for (const kind of starting) samples[kind].push(await startup(kind));
     }
-    for (const kind of clients) {
-      const sorted = [...samples[kind]].sort((a, b) => a - b);
+    for (const kind of starting) {
+      const phase = (key) => samples[kind].map((sample) => round(sample[key], 1));
+      const sorted = phase("total").sort((a, b) => a - b);
+      const med = (key) => median(phase(key).sort((a, b) => a - b));
       emit("client-page-startup", kind, { loads, ...sizes[kind] }, {
         median_ms: median(sorted),
         min_ms: sorted[0],
         max_ms: sorted.at(-1),
-        samples_ms: samples[kind],
+        samples_ms: phase("total"),
+        // The phases' own medians (they need not add up to the total's).
+        import_median_ms: med("import"),
+        wasm_median_ms: med("wasm"),
+        connect_median_ms: med("connect"),
       });
     }
   }
@@ -559,17 +619,23 @@ function median(sorted) {
 function table() {
   const of = (workload, kind) => lines.filter((l) => l.workload === workload && l.protocol === kind);
   const med = (values) => median([...values].sort((a, b) => a - b));
-  console.error(
-    `\n| Client | Startup ms (median of ${loads}) | msgs/s | script ms / 1000 msgs | task ms / 1000 msgs | JS heap joined KiB | ArrayBuffers KiB |`,
-  );
-  console.error("| --- | --- | --- | --- | --- | --- | --- |");
+  const columns = [
+    ["msgs/s", "messages_per_second"],
+    ["main thread busy %", "main_thread_busy_percent"],
+    ["script ms / 1000 msgs", "script_ms_per_1000"],
+    ["task ms / 1000 msgs", "task_ms_per_1000"],
+    ["JS heap joined KiB", "heap_joined_kib"],
+    ["wasm memory KiB", "wasm_memory_kib"],
+  ];
+  console.error(`\n| Client | Startup ms (median of ${loads}) | ${columns.map(([title]) => title).join(" | ")} |`);
+  console.error(`|${" --- |".repeat(columns.length + 2)}`);
   for (const kind of clients) {
     const start = of("client-page-startup", kind)[0]?.results.median_ms ?? "n/a";
     const floods = of("client-page-flood", kind).map((l) => l.results);
-    const col = (key) => `${med(floods.map((r) => r[key]))} (${floods.map((r) => r[key]).join(", ")})`;
-    console.error(
-      `| ${kind} | ${start} | ${col("messages_per_second")} | ${col("script_ms_per_1000")} | ` +
-        `${col("task_ms_per_1000")} | ${col("heap_joined_kib")} | ${col("array_buffers_joined_kib")} |`,
-    );
+    const cells = columns.map(([, key]) => {
+      const values = floods.map((r) => r[key]);
+      return `${med(values)} (${values.join(", ")})`;
+    });
+    console.error(`| ${kind} | ${start} | ${cells.join(" | ")} |`);
   }
 }

@@ -241,7 +241,9 @@ export class Client extends Emitter<ClientEvents> {
    * payloads are encoded: "raw" (the default: strings and Uint8Arrays as they are), "json",
    * or your own `{ encode, decode }`. Only the first call's options count.
    */
-  room<T = string | Uint8Array>(name: string, options?: RoomOptions<T>): Room<T> {
+  room<T = unknown>(name: string, options: RoomOptions<T> & { codec: "json" }): Room<T>;
+  room<T = string | Uint8Array>(name: string, options?: RoomOptions<T>): Room<T>;
+  room<T>(name: string, options?: RoomOptions<T>): Room<T> {
     let room = this.#rooms.get(name);
     if (!room) {
       room = new Room<T>(this, name, options) as Room<unknown>;
@@ -538,7 +540,14 @@ export class Client extends Emitter<ClientEvents> {
       this.input(Op.SocketClosed, "", NONE, event.code || 1006);
       this.pump();
     };
-    socket.onerror = () => {};
+    // Browsers follow an error with a close; some runtimes (Node 22's WebSocket, when the
+    // handshake fails) do not. Either way the socket is done.
+    socket.onerror = () => {
+      if (!live()) return;
+      this.#detach();
+      this.input(Op.SocketClosed, "", NONE, 1006);
+      this.pump();
+    };
     this.#socket = socket;
   }
 

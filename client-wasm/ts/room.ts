@@ -154,7 +154,7 @@ export class Room<T = string | Uint8Array> extends Emitter<RoomEvents<T>> {
   /** The room's name. */
   readonly name: string;
 
-  /** @internal */
+  /** Use `client.room(name)`, which returns the one handle of each room. */
   constructor(client: Client, name: string, options: RoomOptions<T> = {}) {
     super();
     this.#client = client;

@@ -58,7 +58,7 @@ export class Timeline<T> extends Emitter<TimelineEvents<T>> {
     }
   }
 
-  /** The messages, oldest first. */
+  /** The messages, oldest first: a new array after every change. */
   get messages(): readonly Message<T>[] {
     return this.#list;
   }
@@ -105,24 +105,29 @@ export class Timeline<T> extends Emitter<TimelineEvents<T>> {
     this.loadOlder().catch((error: ChorusError) => this.emit("error", error));
   }
 
-  /** Merge `messages` in; whether anything was added. */
+  /**
+   * Merge `messages` in; whether anything was added. The list is a new array after a
+   * change, never changed in place, so `messages` can be compared by identity (React's
+   * `useSyncExternalStore`, say).
+   */
   #insert(messages: Message<T>[]): boolean {
-    let added = false;
+    const list = this.#list.slice();
     for (const message of messages) {
-      let i = this.#list.length;
-      while (i > 0 && this.#list[i - 1].seq > message.seq) i--;
-      if (i > 0 && this.#list[i - 1].seq === message.seq) continue;
-      this.#list.splice(i, 0, message);
-      added = true;
+      let i = list.length;
+      while (i > 0 && list[i - 1].seq > message.seq) i--;
+      if (i > 0 && list[i - 1].seq === message.seq) continue;
+      list.splice(i, 0, message);
     }
-    if (this.#list.length > this.#max) {
-      this.#list.splice(0, this.#list.length - this.#max);
+    if (list.length === this.#list.length) return false;
+    if (list.length > this.#max) {
+      list.splice(0, list.length - this.#max);
       this.#older = true;
     }
-    return added;
+    this.#list = list;
+    return true;
   }
 
   #changed(): void {
-    this.emit("change", this.#list.slice());
+    this.emit("change", this.#list);
   }
 }

@@ -29,22 +29,26 @@ use crate::{
     ServerMessage,
 };
 
-type Result<T> = core::result::Result<T, Error>;
-
 impl ServerMessage {
     /// Decode one frame of at most `max_frame` bytes, as [`ServerMessage::decode`] does, to
     /// the same value or the same error.
-    pub fn decode_compact(frame: &[u8], max_frame: usize) -> core::result::Result<Self, CodecError> {
+    pub fn decode_compact(frame: &[u8], max_frame: usize) -> Result<Self, CodecError> {
         if frame.len() > max_frame {
             return Err(CodecError::TooLarge {
                 size: frame.len(),
                 max: max_frame,
             });
         }
-        let mut reader = Reader(frame);
-        let message = reader.server_message().map_err(CodecError::Malformed)?;
-        if !reader.0.is_empty() {
-            return Err(CodecError::TrailingBytes(reader.0.len()));
+        let mut reader = Reader {
+            rest: frame,
+            error: None,
+        };
+        let message = reader.server_message();
+        if let Some(error) = reader.error {
+            return Err(CodecError::Malformed(error));
+        }
+        if !reader.rest.is_empty() {
+            return Err(CodecError::TrailingBytes(reader.rest.len()));
         }
         Ok(message)
     }
@@ -53,7 +57,7 @@ impl ServerMessage {
 impl ClientMessage {
     /// Encode into one frame of at most `max_frame` bytes, as [`ClientMessage::encode`] does:
     /// the same bytes, or the same error.
-    pub fn encode_compact(&self, max_frame: usize) -> core::result::Result<Vec<u8>, CodecError> {
+    pub fn encode_compact(&self, max_frame: usize) -> Result<Vec<u8>, CodecError> {
         let mut out = Writer(Vec::new());
         out.client_message(self);
         let bytes = out.0;
@@ -67,228 +71,259 @@ impl ClientMessage {
     }
 }
 
-/// The bytes not read yet.
-struct Reader<'a>(&'a [u8]);
+/// Reads a frame front to back, keeping the first error.
+///
+/// Reads never fail: after an error they return empty values (and the bytes are dropped, so
+/// every later read comes up empty too), and the caller checks `error` once at the end. A
+/// `?` after every field would be the same logic in far more wasm: each one needs its own
+/// path that drops the fields read before it.
+struct Reader<'a> {
+    /// The bytes not read yet.
+    rest: &'a [u8],
+    /// The first thing found wrong, which is what postcard reports.
+    error: Option<Error>,
+}
 
 impl<'a> Reader<'a> {
-    fn byte(&mut self) -> Result<u8> {
-        let (&first, rest) = self.0.split_first().ok_or(Error::DeserializeUnexpectedEnd)?;
-        self.0 = rest;
-        Ok(first)
+    fn fail(&mut self, error: Error) {
+        self.error.get_or_insert(error);
+        self.rest = &[];
     }
 
-    fn take(&mut self, len: usize) -> Result<&'a [u8]> {
-        let (taken, rest) = self
-            .0
-            .split_at_checked(len)
-            .ok_or(Error::DeserializeUnexpectedEnd)?;
-        self.0 = rest;
-        Ok(taken)
+    fn byte(&mut self) -> u8 {
+        match self.rest.split_first() {
+            Some((&first, rest)) => {
+                self.rest = rest;
+                first
+            }
+            None => {
+                self.fail(Error::DeserializeUnexpectedEnd);
+                0
+            }
+        }
+    }
+
+    fn take(&mut self, len: usize) -> &'a [u8] {
+        match self.rest.split_at_checked(len) {
+            Some((taken, rest)) => {
+                self.rest = rest;
+                taken
+            }
+            None => {
+                self.fail(Error::DeserializeUnexpectedEnd);
+                &[]
+            }
+        }
     }
 
     /// An unsigned varint of a `bits`-bit integer (16, 32 or 64), by postcard's rules: at
     /// most `ceil(bits / 7)` bytes, and a last byte no larger than the bits left over.
-    fn varint(&mut self, bits: u32) -> Result<u64> {
+    fn varint(&mut self, bits: u32) -> u64 {
         let max_bytes = bits.div_ceil(7);
         let mut value = 0u64;
         for i in 0..max_bytes {
-            let byte = self.byte()?;
+            let byte = self.byte();
             value |= u64::from(byte & 0x7f) << (7 * i);
             if byte & 0x80 == 0 {
                 if i == max_bytes - 1 && u64::from(byte) >> (bits % 7) != 0 {
-                    return Err(Error::DeserializeBadVarint);
+                    break;
                 }
-                return Ok(value);
+                return value;
             }
         }
-        Err(Error::DeserializeBadVarint)
+        self.fail(Error::DeserializeBadVarint);
+        0
     }
 
-    fn u16(&mut self) -> Result<u16> {
+    fn u16(&mut self) -> u16 {
         // The varint rules keep the value within 16 bits.
-        self.varint(16).map(|value| value as u16)
+        self.varint(16) as u16
     }
 
-    fn u32(&mut self) -> Result<u32> {
-        self.varint(32).map(|value| value as u32)
+    fn u32(&mut self) -> u32 {
+        self.varint(32) as u32
     }
 
-    fn u64(&mut self) -> Result<u64> {
+    fn u64(&mut self) -> u64 {
         self.varint(64)
     }
 
     /// A length: postcard reads a `usize`, so its varint rules follow the target's width.
-    fn len(&mut self) -> Result<usize> {
-        self.varint(usize::BITS).map(|value| value as usize)
+    fn len(&mut self) -> usize {
+        self.varint(usize::BITS) as usize
     }
 
     /// An enum's variant index, checked against the number of variants.
-    fn variant(&mut self, count: u32) -> Result<u32> {
-        let index = self.u32()?;
-        if index < count {
-            Ok(index)
-        } else {
+    fn variant(&mut self, count: u32) -> u32 {
+        let index = self.u32();
+        if index >= count {
             // What serde's derived visitor reports for an unknown variant.
-            Err(Error::SerdeDeCustom)
+            self.fail(Error::SerdeDeCustom);
         }
+        index
     }
 
     /// A one-byte tag that must be `0` or `1` (`bool`, and `Option`'s None or Some).
-    fn flag(&mut self, bad: Error) -> Result<bool> {
-        match self.byte()? {
-            0 => Ok(false),
-            1 => Ok(true),
-            _ => Err(bad),
+    fn flag(&mut self, bad: Error) -> bool {
+        match self.byte() {
+            0 => false,
+            1 => true,
+            _ => {
+                self.fail(bad);
+                false
+            }
         }
     }
 
-    fn bool(&mut self) -> Result<bool> {
+    fn bool(&mut self) -> bool {
         self.flag(Error::DeserializeBadBool)
     }
 
-    fn is_some(&mut self) -> Result<bool> {
-        self.flag(Error::DeserializeBadOption)
+    fn option<T>(&mut self, read: impl FnOnce(&mut Self) -> T) -> Option<T> {
+        self.flag(Error::DeserializeBadOption).then(|| read(self))
     }
 
-    fn bytes(&mut self) -> Result<&'a [u8]> {
-        let len = self.len()?;
+    fn bytes(&mut self) -> &'a [u8] {
+        let len = self.len();
         self.take(len)
     }
 
-    fn string(&mut self) -> Result<String> {
-        let bytes = self.bytes()?;
-        let text = core::str::from_utf8(bytes).map_err(|_| Error::DeserializeBadUtf8)?;
-        Ok(text.into())
+    fn string(&mut self) -> String {
+        let bytes = self.bytes();
+        match core::str::from_utf8(bytes) {
+            Ok(text) => text.into(),
+            Err(_) => {
+                self.fail(Error::DeserializeBadUtf8);
+                String::new()
+            }
+        }
     }
 
-    fn position(&mut self) -> Result<Position> {
-        Ok(Position {
-            epoch: self.u64()?,
-            seq: self.u64()?,
-        })
+    fn position(&mut self) -> Position {
+        Position {
+            epoch: self.u64(),
+            seq: self.u64(),
+        }
     }
 
-    fn body(&mut self) -> Result<Body> {
-        Ok(match self.variant(2)? {
-            0 => Body::Text(self.string()?),
-            _ => Body::Binary(self.bytes()?.into()),
-        })
+    fn body(&mut self) -> Body {
+        match self.variant(2) {
+            0 => Body::Text(self.string()),
+            _ => Body::Binary(self.bytes().into()),
+        }
     }
 
-    fn limits(&mut self) -> Result<Limits> {
-        Ok(Limits {
-            max_frame: self.u32()?,
-            max_body: self.u32()?,
-            max_rooms: self.u32()?,
-            publish_per_second: self.u32()?,
-            publish_burst: self.u32()?,
-            typing_throttle_ms: self.u32()?,
-            typing_ttl_ms: self.u32()?,
-        })
+    fn limits(&mut self) -> Limits {
+        Limits {
+            max_frame: self.u32(),
+            max_body: self.u32(),
+            max_rooms: self.u32(),
+            publish_per_second: self.u32(),
+            publish_burst: self.u32(),
+            typing_throttle_ms: self.u32(),
+            typing_ttl_ms: self.u32(),
+        }
     }
 
-    fn history_message(&mut self) -> Result<HistoryMessage> {
-        Ok(HistoryMessage {
-            seq: self.u64()?,
-            id: self.u64()?,
-            sender: self.string()?,
-            ts: self.u64()?,
-            body: self.body()?,
-        })
+    fn history_message(&mut self) -> HistoryMessage {
+        HistoryMessage {
+            seq: self.u64(),
+            id: self.u64(),
+            sender: self.string(),
+            ts: self.u64(),
+            body: self.body(),
+        }
     }
 
-    /// A sequence: a length, then that many items. No capacity is reserved from the length,
-    /// which a peer chooses; the vector grows with the items actually read.
-    fn seq<T>(&mut self, mut item: impl FnMut(&mut Self) -> Result<T>) -> Result<Vec<T>> {
-        let len = self.len()?;
+    /// A sequence: a length, then that many items. The length is the peer's to choose, so
+    /// nothing is reserved from it, and reading stops at the first error (every item takes
+    /// at least one byte, so a length past the frame's end errs within the frame's length).
+    fn seq<T>(&mut self, mut item: impl FnMut(&mut Self) -> T) -> Vec<T> {
+        let len = self.len();
         let mut items = Vec::new();
         for _ in 0..len {
-            items.push(item(self)?);
+            if self.error.is_some() {
+                break;
+            }
+            items.push(item(self));
         }
-        Ok(items)
+        items
     }
 
-    /// The variant indexes are the enum's declaration order (see `message.rs`).
-    fn server_message(&mut self) -> Result<ServerMessage> {
-        Ok(match self.variant(12)? {
+    /// The variant indexes are the enum's declaration order (see `message.rs`), and the
+    /// fields are read in the order they are written here, which is theirs.
+    fn server_message(&mut self) -> ServerMessage {
+        match self.variant(12) {
             0 => ServerMessage::Welcome {
-                session: self.string()?,
-                user: self.string()?,
-                protocol: self.u16()?,
-                heartbeat_ms: self.u32()?,
-                heartbeat_timeout_ms: self.u32()?,
-                limits: self.limits()?,
+                session: self.string(),
+                user: self.string(),
+                protocol: self.u16(),
+                heartbeat_ms: self.u32(),
+                heartbeat_timeout_ms: self.u32(),
+                limits: self.limits(),
             },
             1 => ServerMessage::Joined {
-                room: self.string()?,
-                position: self.position()?,
-                members: self.seq(Self::string)?,
-                recovery: match self.variant(3)? {
+                room: self.string(),
+                position: self.position(),
+                members: self.seq(Self::string),
+                recovery: match self.variant(3) {
                     0 => Recovery::NotRequested,
                     1 => Recovery::Recovered,
                     _ => Recovery::Missed,
                 },
             },
             2 => ServerMessage::Left {
-                room: self.string()?,
+                room: self.string(),
             },
             3 => ServerMessage::Message {
-                room: self.string()?,
-                seq: self.u64()?,
-                id: self.u64()?,
-                sender: self.string()?,
-                ts: self.u64()?,
-                body: self.body()?,
+                room: self.string(),
+                seq: self.u64(),
+                id: self.u64(),
+                sender: self.string(),
+                ts: self.u64(),
+                body: self.body(),
             },
             4 => ServerMessage::PublishAck {
-                room: self.string()?,
-                id: self.u64()?,
-                seq: self.u64()?,
+                room: self.string(),
+                id: self.u64(),
+                seq: self.u64(),
             },
             5 => ServerMessage::MemberJoined {
-                room: self.string()?,
-                user: self.string()?,
+                room: self.string(),
+                user: self.string(),
             },
             6 => ServerMessage::MemberLeft {
-                room: self.string()?,
-                user: self.string()?,
+                room: self.string(),
+                user: self.string(),
             },
             7 => ServerMessage::Typing {
-                room: self.string()?,
-                user: self.string()?,
-                typing: self.bool()?,
+                room: self.string(),
+                user: self.string(),
+                typing: self.bool(),
             },
-            8 => ServerMessage::Pong { nonce: self.u64()? },
+            8 => ServerMessage::Pong { nonce: self.u64() },
             9 => ServerMessage::Error {
-                code: self.u16()?,
-                message: self.string()?,
-                id: if self.is_some()? {
-                    Some(self.u64()?)
-                } else {
-                    None
-                },
-                room: if self.is_some()? {
-                    Some(self.string()?)
-                } else {
-                    None
-                },
+                code: self.u16(),
+                message: self.string(),
+                id: self.option(Self::u64),
+                room: self.option(Self::string),
             },
             10 => ServerMessage::Disconnect {
-                code: self.u16()?,
-                reason: self.string()?,
-                reconnect: match self.variant(2)? {
-                    0 => Reconnect::RetryAfter(self.u32()?),
+                code: self.u16(),
+                reason: self.string(),
+                reconnect: match self.variant(2) {
+                    0 => Reconnect::RetryAfter(self.u32()),
                     _ => Reconnect::DoNotRetry,
                 },
             },
             _ => ServerMessage::History {
-                request: self.u64()?,
-                room: self.string()?,
-                position: self.position()?,
-                messages: self.seq(Self::history_message)?,
-                more: self.bool()?,
+                request: self.u64(),
+                room: self.string(),
+                position: self.position(),
+                messages: self.seq(Self::history_message),
+                more: self.bool(),
             },
-        })
+        }
     }
 }
 

@@ -8,11 +8,13 @@ use serde_json::Value;
 
 use super::{Run, short, yes};
 
-/// The clients, in the order the table uses.
-const CLIENTS: [(&str, &str); 3] = [
+/// The clients, in the order the table uses. The last is no client: the browser's
+/// WebSocket counting the frames, the ceiling of the others.
+const CLIENTS: [(&str, &str); 4] = [
     ("chorus-client", "chorus-client"),
     ("socket.io-client", "socket.io-client"),
     ("raw-websocket", "raw WebSocket, Chorus wire"),
+    ("websocket-only", "browser WebSocket alone (no decoding)"),
 ];
 
 /// A client's figures: startup, and the median of its flood runs with each run.
@@ -24,6 +26,24 @@ struct Figures<'a> {
 impl Figures<'_> {
     fn startup_ms(&self) -> Option<f64> {
         self.startup?["results"]["median_ms"].as_f64()
+    }
+
+    /// "import / wasm / connect" medians, in ms.
+    fn startup_phases(&self) -> String {
+        let r = self.startup.map(|s| &s["results"]);
+        let phase = |key: &str| {
+            r.and_then(|r| r[key].as_f64())
+                .map_or("n/a".into(), |v| format!("{v:.0}"))
+        };
+        match r {
+            Some(_) => format!(
+                "{} / {} / {}",
+                phase("import_median_ms"),
+                phase("wasm_median_ms"),
+                phase("connect_median_ms")
+            ),
+            None => "n/a".into(),
+        }
     }
 
     /// The flood runs' values of `key`, in run order.
@@ -55,7 +75,10 @@ impl Figures<'_> {
             Some(m) if runs.len() > 1 => format!(
                 "{} ({})",
                 format(m),
-                runs.iter().map(|&v| format(v)).collect::<Vec<_>>().join(", ")
+                runs.iter()
+                    .map(|&v| format(v))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             Some(m) => format(m),
             None => "n/a".into(),
@@ -72,21 +95,25 @@ impl Run {
     }
 
     pub(super) fn client_page(&self, md: &mut String) {
-        let any = self
-            .reports
-            .iter()
-            .find(|r| r["workload"] == "client-page-startup" || r["workload"] == "client-page-flood");
+        let any = self.reports.iter().find(|r| {
+            r["workload"] == "client-page-startup" || r["workload"] == "client-page-flood"
+        });
         let Some(any) = any else {
             return;
         };
         let params = &any["params"];
-        let figures: Vec<Figures<'_>> = CLIENTS.iter().map(|(c, _)| self.client_figures(c)).collect();
+        let figures: Vec<Figures<'_>> = CLIENTS
+            .iter()
+            .map(|(c, _)| self.client_figures(c))
+            .collect();
         let loads = figures
             .iter()
             .find_map(|f| f.startup?["params"]["loads"].as_u64())
             .unwrap_or(0);
         let flood = figures.iter().find_map(|f| f.floods.first().copied());
-        let messages = flood.and_then(|r| r["params"]["messages"].as_u64()).unwrap_or(0);
+        let messages = flood
+            .and_then(|r| r["params"]["messages"].as_u64())
+            .unwrap_or(0);
         let runs = figures.iter().map(|f| f.floods.len()).max().unwrap_or(0);
 
         let _ = writeln!(md, "## Browser client\n");
@@ -100,23 +127,30 @@ impl Run {
              wasm compile included: the median of {loads} cold loads, each in a new browser \
              context with the cache disabled. The flood is one room receiving {messages} \
              messages of 64 B pushed as fast as the server sends them (Chorus: a member \
-             publishing over its own WebSocket; Socket.IO: the peer server's broadcast of \
-             `pub` events), the median of {runs} runs with each run in brackets. Messages/s \
-             counts from the first arrival to the last. Script and task time are the page's \
+             publishing over its own WebSocket, with the outbound queue limits raised to hold \
+             the whole flood, as Socket.IO buffers without bound; Socket.IO: the peer \
+             server's broadcast of `pub` events), the median of {runs} runs with each run in \
+             brackets. The last row is no client: the browser's WebSocket counting the \
+             frames of the same flood, the most any client could receive here. Messages/s \
+             counts from the first arrival to the last; main thread busy is the page's \
+             main-thread CPU time over that wall time: well below 100 %, the page waits for \
+             the browser's network process or the server. Script and task time are the page's \
              main-thread CPU time over the flood (CDP `Performance.getMetrics`, \
              `ScriptDuration` and `TaskDuration`), per 1,000 messages. The heap is the JS heap \
              used once joined minus that of the blank page, both after a full GC; the wasm \
-             linear memory is apart.\n",
+             linear memory is apart. `node bench/client-page/run.mjs --profile DIR` shows \
+             where each client's time goes.\n",
             text(&params["chromium"]),
             text(&params["date"]),
             text(&params["load_average"]),
         );
         let _ = writeln!(
             md,
-            "| Client | Startup ms | Module bytes (gzip) | Messages/s | Script ms / 1000 msgs | \
-             Task ms / 1000 msgs | JS heap joined | Wasm memory |"
+            "| Client | Startup ms | Import / wasm / connect ms | Module bytes (gzip) | \
+             Messages/s | Main thread busy | Script ms / 1000 msgs | Task ms / 1000 msgs | \
+             JS heap joined | Wasm memory |"
         );
-        let _ = writeln!(md, "| --- | --- | --- | --- | --- | --- | --- | --- |");
+        let _ = writeln!(md, "|{}", " --- |".repeat(10));
         for ((_, name), f) in CLIENTS.iter().zip(&figures) {
             let size = f.startup.map_or("n/a".into(), |s| {
                 let p = &s["params"];
@@ -126,34 +160,53 @@ impl Run {
                     short(p["gzip_bytes"].as_f64().unwrap_or(0.0))
                 )
             });
+            let kib = |v: f64| format!("{v:.0} KiB");
             let _ = writeln!(
                 md,
-                "| {name} | {} | {size} | {} | {} | {} | {} | {} |",
+                "| {name} | {} | {} | {size} | {} | {} | {} | {} | {} | {} |",
                 f.startup_ms().map_or("n/a".into(), |v| format!("{v:.0}")),
+                f.startup_phases(),
                 f.cell("messages_per_second", short),
+                f.median("main_thread_busy_percent")
+                    .map_or("n/a".into(), |v| format!("{v:.0} %")),
                 f.cell("script_ms_per_1000", |v| format!("{v:.1}")),
                 f.cell("task_ms_per_1000", |v| format!("{v:.1}")),
-                f.median("heap_joined_kib")
-                    .map_or("n/a".into(), |v| format!("{v:.0} KiB")),
-                f.median("wasm_memory_kib").map_or("n/a".into(), |v| {
-                    if v > 0.0 { format!("{v:.0} KiB") } else { "none".into() }
-                }),
+                f.median("heap_joined_kib").map_or("n/a".into(), kib),
+                f.median("wasm_memory_kib")
+                    .map_or("n/a".into(), |v| if v > 0.0 {
+                        kib(v)
+                    } else {
+                        "none".into()
+                    }),
             );
         }
         md.push('\n');
 
-        let [chorus, socketio, _] = &figures[..] else {
+        let [chorus, socketio, ..] = &figures[..] else {
             return;
         };
-        let _ = writeln!(md, "| Target (issue 13) | chorus-client | socket.io-client | Met |");
+        let _ = writeln!(
+            md,
+            "| Target (issue 13) | chorus-client | socket.io-client | Met |"
+        );
         let _ = writeln!(md, "| --- | --- | --- | --- |");
-        let mut row = |goal: &str, ours: Option<f64>, theirs: Option<f64>, higher: bool, f: &dyn Fn(f64) -> String| {
+        let mut row = |goal: &str,
+                       ours: Option<f64>,
+                       theirs: Option<f64>,
+                       higher: bool,
+                       f: &dyn Fn(f64) -> String| {
             let met = match (ours, theirs) {
                 (Some(a), Some(b)) => (higher && a >= b) || (!higher && a <= b),
                 _ => false,
             };
             let cell = |v: Option<f64>| v.map_or("n/a".into(), f);
-            let _ = writeln!(md, "| {goal} | {} | {} | {} |", cell(ours), cell(theirs), yes(met));
+            let _ = writeln!(
+                md,
+                "| {goal} | {} | {} | {} |",
+                cell(ours),
+                cell(theirs),
+                yes(met)
+            );
         };
         row(
             "Received messages/s ≥ socket.io-client's",
@@ -198,7 +251,8 @@ mod tests {
         json!({"workload": "client-page-startup", "protocol": client,
                "params": {"loads": 15, "bytes": 81414, "gzip_bytes": 33760,
                           "chromium": "156", "date": "2026-12-03 07:00 UTC", "load_average": 1.5},
-               "results": {"median_ms": ms}})
+               "results": {"median_ms": ms, "import_median_ms": 20.0, "wasm_median_ms": 10.0,
+                           "connect_median_ms": 30.0}})
     }
 
     fn flood(client: &str, run: u64, rate: f64, script: f64) -> Value {
@@ -206,6 +260,7 @@ mod tests {
                "params": {"messages": 20000, "body": 64, "run": run},
                "results": {"messages_per_second": rate, "script_ms_per_1000": script,
                            "task_ms_per_1000": script * 2.0, "heap_joined_kib": 150.0,
+                           "main_thread_busy_percent": 40.0,
                            "wasm_memory_kib": if client == "chorus-client" { 1152.0 } else { 0.0 }}})
     }
 
@@ -216,7 +271,8 @@ mod tests {
             startup("socket.io-client", 80.0),
             startup("raw-websocket", 30.0),
         ];
-        for (run, (ours, theirs)) in [(1, (150e3, 100e3)), (2, (120e3, 110e3)), (3, (160e3, 90e3))] {
+        for (run, (ours, theirs)) in [(1, (150e3, 100e3)), (2, (120e3, 110e3)), (3, (160e3, 90e3))]
+        {
             reports.push(flood("chorus-client", run, ours, 5.0));
             reports.push(flood("socket.io-client", run, theirs, 6.0));
             reports.push(flood("raw-websocket", run, 300e3, 2.0));
@@ -225,10 +281,21 @@ mod tests {
         Run::new(reports, json!({})).client_page(&mut md);
         assert!(md.contains("## Browser client"), "{md}");
         assert!(
-            md.contains("| chorus-client | 90 | 81k (34k) | 150k (150k, 120k, 160k) | 5.0 (5.0, 5.0, 5.0) |"),
+            md.contains(
+                "| chorus-client | 90 | 20 / 10 / 30 | 81k (34k) | 150k (150k, 120k, 160k) | 40 % \
+                 | 5.0 (5.0, 5.0, 5.0) |"
+            ),
             "{md}"
         );
         assert!(md.contains("| raw WebSocket, Chorus wire | 30 |"), "{md}");
+        // Not measured at all: every cell says so.
+        assert!(
+            md.contains(&format!(
+                "| browser WebSocket alone (no decoding) |{}",
+                " n/a |".repeat(9)
+            )),
+            "{md}"
+        );
         assert!(md.contains("| 150 KiB | 1152 KiB |"), "{md}");
         assert!(md.contains("| 150 KiB | none |"), "{md}");
         assert!(
@@ -239,7 +306,10 @@ mod tests {
             md.contains("| Script time per message ≤ socket.io-client's | 5.0 ms / 1000 | 6.0 ms / 1000 | yes |"),
             "{md}"
         );
-        assert!(md.contains("| Startup ≤ socket.io-client's | 90 ms | 80 ms | **no** |"), "{md}");
+        assert!(
+            md.contains("| Startup ≤ socket.io-client's | 90 ms | 80 ms | **no** |"),
+            "{md}"
+        );
     }
 
     #[test]

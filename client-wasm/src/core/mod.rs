@@ -929,7 +929,8 @@ impl Core {
 
     /// The browser went online, or the page became visible: retry at once if waiting.
     /// When open, check the connection with a ping: it is dead if nothing answers within
-    /// `pong_timeout`. A delay the server asked for (`RetryAfter`) is kept.
+    /// `pong_timeout` (or the shorter time the server's heartbeat timeout leaves, see
+    /// [`Options::pong_timeout`]). A delay the server asked for (`RetryAfter`) is kept.
     pub fn wake(&mut self, now: Millis) {
         match &self.phase {
             Phase::Waiting {

@@ -40,7 +40,7 @@ export function useConnectionState(): ClientState {
  */
 const users = new WeakMap<object, number>();
 
-function use(room: Room<unknown>): () => void {
+function use(room: { leave(): void }): () => void {
   users.set(room, (users.get(room) ?? 0) + 1);
   return () => {
     users.set(room, (users.get(room) ?? 1) - 1);
@@ -58,7 +58,7 @@ export interface RoomView<T> {
   messages: readonly Message<T>[];
   members: readonly string[];
   typing: readonly string[];
-  /** The last failure in this room: a join refused, a payload that did not decode. */
+  /** The last failure: a join refused, a payload that did not decode, history not loaded. */
   error: ChorusError | undefined;
 }
 
@@ -75,12 +75,14 @@ export function useRoom<T = string | Uint8Array>(name: string, options?: RoomOpt
 
   useEffect(() => {
     const timeline = room.timeline();
+    // A copy: the timeline's own array changes in place, and React compares by identity.
     setMessages(timeline.messages.slice());
     setError(undefined);
     const stop = [
       timeline.on("change", setMessages),
+      timeline.on("error", setError),
       room.on("error", setError),
-      use(room as Room<unknown>),
+      use(room),
     ];
     // Idempotent: a room already joined (or joining) is not joined twice. A refusal comes
     // as an `error` event as well; leaving or closing first is no failure.

@@ -357,3 +357,67 @@ async fn discard(socket: &mut (impl AsyncRead + Unpin)) {
     let mut buf = [0u8; 4096];
     while matches!(socket.read(&mut buf).await, Ok(n) if n > 0) {}
 }
+
+#[cfg(test)]
+mod tests {
+    use chorus_protocol::{Body, ServerMessage};
+
+    use super::*;
+
+    /// A server frame (unmasked, final, binary) around `payload`.
+    fn binary(payload: &[u8]) -> Vec<u8> {
+        let mut frame = vec![0x82];
+        match payload.len() {
+            len @ 0..126 => frame.push(len as u8),
+            len @ 126..65_536 => {
+                frame.push(126);
+                frame.extend_from_slice(&(len as u16).to_be_bytes());
+            }
+            len => {
+                frame.push(127);
+                frame.extend_from_slice(&(len as u64).to_be_bytes());
+            }
+        }
+        frame.extend_from_slice(payload);
+        frame
+    }
+
+    #[test]
+    fn a_frame_is_complete_once_its_header_and_payload_are_there() {
+        for len in [0, 125, 126, 65_535, 65_536] {
+            let frame = binary(&vec![7; len]);
+            assert_eq!(frame_len(&frame), Some(frame.len()), "{len} bytes");
+            let mut longer = frame.clone();
+            longer.extend_from_slice(&[0x82, 0]);
+            assert_eq!(
+                frame_len(&longer),
+                Some(frame.len()),
+                "{len} bytes, then more"
+            );
+            for cut in [0, 1, frame.len() - 1] {
+                assert_eq!(frame_len(&frame[..cut]), None, "{len} bytes cut at {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_room_messages_are_room_messages() {
+        let message = ServerMessage::Message {
+            room: "lobby".into(),
+            seq: 1,
+            id: 2,
+            sender: "bob".into(),
+            ts: 3,
+            body: Body::Text("x".repeat(200)),
+        };
+        assert!(is_room_message(&binary(
+            &message.encode(usize::MAX).unwrap()
+        )));
+        let pong = ServerMessage::Pong { nonce: 1 };
+        assert!(!is_room_message(&binary(&pong.encode(usize::MAX).unwrap())));
+        // The same bytes in a text frame are not a message.
+        let mut text = binary(&message.encode(usize::MAX).unwrap());
+        text[0] = 0x81;
+        assert!(!is_room_message(&text));
+    }
+}

@@ -157,6 +157,7 @@ export async function rightUses(): Promise<void> {
   const stopTimeline: () => void = timeline.on("change", (messages) => {
     console.log(messages.map(({ seq, data }) => `${seq}: ${data.text}`));
   });
+  timeline.on("error", (error: ChorusError) => console.log(error.code));
   const shown: readonly Message<ChatMessage>[] = timeline.messages;
   const more: boolean = await timeline.loadOlder();
   console.log(shown.length, more, timeline.more);
@@ -243,7 +244,7 @@ export async function wrongUses(client: Client): Promise<void> {
     // @ts-expect-error: "lost" is not a recovery value
     if (recovery === "lost") console.log(recovery);
   });
-  // @ts-expect-error: a timeline only has "change" events
+  // @ts-expect-error: a timeline has "change" and "error" events, not "message"
   lobby.timeline().on("message", () => {});
   // @ts-expect-error: the timeline's list is read-only
   lobby.timeline().messages.push({} as Message<ChatMessage>);
