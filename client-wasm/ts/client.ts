@@ -7,7 +7,9 @@ import { Emitter, report } from "./emitter.js";
 import { ChorusError, ErrorCode } from "./errors.js";
 import { Room, type RoomOptions, type Recovery } from "./room.js";
 import { wasmMemory } from "./wasm.js";
-import { Op, Reader, Tag, text } from "./wire.js";
+import * as Op from "./ops.js";
+import * as Tag from "./tags.js";
+import { Reader, text } from "./wire.js";
 
 /** Where the connection is. */
 export type ClientState = "connecting" | "open" | "reconnecting" | "closed";

@@ -3,7 +3,7 @@
 import type { Client } from "./client.js";
 import { Emitter } from "./emitter.js";
 import { ChorusError, ErrorCode } from "./errors.js";
-import { Op } from "./wire.js";
+import * as Op from "./ops.js";
 import { Timeline, type TimelineOptions } from "./timeline.js";
 
 /** A room's place in its history: which history (`epoch`) and how far along it (`seq`). */

@@ -1,50 +1,5 @@
 // Reads the records the engine writes (client-wasm/src/engine.rs, "The record format").
 
-/** Record tags, as in engine.rs. */
-export const Tag = {
-  OpenSocket: 1,
-  Send: 2,
-  CloseSocket: 3,
-  FetchToken: 4,
-  Probe: 5,
-  Acked: 6,
-  PublishFailed: 7,
-  History: 8,
-  HistoryFailed: 9,
-  Open: 10,
-  Close: 11,
-  Reconnecting: 12,
-  Joined: 13,
-  Left: 14,
-  Message: 15,
-  MemberJoined: 16,
-  MemberLeft: 17,
-  Typing: 18,
-  Error: 19,
-  State: 20,
-} as const;
-
-/** The inputs of `Engine.input`, as in engine.rs (`Op`). */
-export const Op = {
-  Connect: 0,
-  Leave: 1,
-  PublishText: 2,
-  PublishBytes: 3,
-  History: 4,
-  Typing: 5,
-  Close: 6,
-  Reconnect: 7,
-  Wake: 8,
-  TokenFetched: 9,
-  AuthProbed: 10,
-  SocketOpened: 11,
-  SocketFrame: 12,
-  SocketClosed: 13,
-  Tick: 14,
-  Wants: 15,
-  Join: 16,
-} as const;
-
 const decoder = new TextDecoder();
 
 /** UTF-8 bytes as a string. */
