@@ -38,6 +38,7 @@
 //! | 18 | event typing | room, count, count × user |
 //! | 19 | event error | code, message, room |
 //! | 20 | event state | state (byte: 0 connecting, 1 open, 2 reconnecting, 3 closed), code, reason |
+//! | 21 | arm the timer | when (ms on the caller's clock; -1: no timer), last in a drain, and only when it changed or the timer fired |
 
 use crate::prelude::*;
 use ::core::time::Duration;
@@ -70,6 +71,7 @@ const EV_MEMBER_LEFT: u8 = 17;
 const EV_TYPING: u8 = 18;
 const EV_ERROR: u8 = 19;
 const EV_STATE: u8 = 20;
+const DEADLINE: u8 = 21;
 
 /// What [`Engine::input`] does, by its `op` (`ts/wire.ts` has the same numbers).
 struct Op;
@@ -104,7 +106,7 @@ impl Op {
     const SOCKET_FRAME: u8 = 12;
     /// The socket closed with code `x`.
     const SOCKET_CLOSED: u8 = 13;
-    /// The timer for [`Engine::deadline`] fired.
+    /// The timer the last `DEADLINE` record asked for fired.
     const TICK: u8 = 14;
     /// Whether room `name` is still wanted (joined or being joined; a join refused for good
     /// is not): answers 1 or 0.
@@ -121,10 +123,14 @@ pub struct Engine {
     core: Core,
     /// The records of the last [`Engine::drain`].
     out: Vec<u8>,
+    /// The deadline the last [`DEADLINE`] record told; `NaN` when the next drain must tell
+    /// it again (after `TICK`: the shell's timer is spent).
+    reported: f64,
 }
 
 /// A duration in ms from JavaScript: `NaN` (or anything not finite, or negative) means "the
-/// default".
+/// default". Not inlined: once for all the options is smaller.
+#[inline(never)]
 fn duration(ms: f64, default: Duration) -> Duration {
     if ms.is_finite() && ms >= 0.0 {
         Duration::from_millis(ms as u64)
@@ -184,6 +190,7 @@ impl Engine {
         Engine {
             core: Core::new(options, token, can_fetch_token, seed),
             out: Vec::new(),
+            reported: f64::NAN,
         }
     }
 
@@ -241,7 +248,10 @@ impl Engine {
             Op::SOCKET_OPENED => core.socket_opened(now),
             Op::SOCKET_FRAME => core.socket_frame(bytes, now),
             Op::SOCKET_CLOSED => core.socket_closed(x as u16, now),
-            Op::TICK => core.tick(now),
+            Op::TICK => {
+                self.reported = f64::NAN;
+                core.tick(now);
+            }
             Op::WANTS => return f64::from(u8::from(core.wants(name))),
             Op::JOIN => {
                 if let Err(refused) = core.join(name, position(x, y), now) {
@@ -256,9 +266,11 @@ impl Engine {
         0.0
     }
 
-    /// When `tick` is due next, in ms on the caller's clock; -1 for never.
-    pub fn deadline(&self) -> f64 {
-        self.core.next_deadline().map_or(-1.0, |at| at as f64)
+    /// A binary frame arrived on the socket: the input and the [`Engine::drain`] after it in
+    /// one call, since that is what every message costs.
+    pub fn frame(&mut self, frame: &[u8], now_ms: f64) -> usize {
+        self.core.socket_frame(frame, now(now_ms));
+        self.drain()
     }
 
     /// Publishes waiting (queued offline or awaiting their ack).
@@ -272,6 +284,12 @@ impl Engine {
         self.out.clear();
         while let Some(action) = self.core.poll_action() {
             write_action(&mut self.out, action);
+        }
+        let at = self.core.next_deadline().map_or(-1.0, |at| at as f64);
+        if at != self.reported {
+            self.out.push(DEADLINE);
+            put_f64(&mut self.out, at);
+            self.reported = at;
         }
         self.out.len()
     }
@@ -554,6 +572,15 @@ mod tests {
         fn str(&mut self) -> String {
             String::from_utf8(self.bytes()).expect("UTF-8")
         }
+
+        /// Nothing left but, perhaps, the timer's record.
+        fn deadline_at_most(&mut self) {
+            if !self.0.is_empty() {
+                assert_eq!(self.u8(), DEADLINE);
+                self.num();
+            }
+            assert!(self.0.is_empty(), "nothing else: {:?}", self.0);
+        }
     }
 
     const NAN: f64 = f64::NAN;
@@ -617,6 +644,8 @@ mod tests {
         let mut records = Records(&engine.out[..len]);
         assert_eq!(records.u8(), OPEN_SOCKET);
         assert_eq!(records.str(), "token");
+        assert_eq!(records.u8(), DEADLINE);
+        assert_eq!(records.num(), 10_000.0, "the connect timeout");
         assert!(records.0.is_empty(), "nothing else: {:?}", records.0);
     }
 
@@ -646,7 +675,7 @@ mod tests {
         assert_eq!(records.num(), 1_700_000_000_000.0);
         assert_eq!(records.u8(), 1, "a binary body");
         assert_eq!(records.bytes(), [0, 255]);
-        assert!(records.0.is_empty());
+        records.deadline_at_most();
     }
 
     #[test]
@@ -654,12 +683,12 @@ mod tests {
         let mut engine = Engine::new(&[f64::NAN, -1.0], "token", false, 7.0);
         let len = engine.input(Op::JOIN, "", &[], NAN, NAN, NAN, 0.0) as usize;
         assert_eq!(engine.out[..len], *b"invalid room name: name is empty");
-        assert_eq!(engine.drain(), 0);
-        assert_eq!(
-            engine.deadline(),
-            -1.0,
-            "nothing to wait for before connect"
-        );
+        let len = engine.drain();
+        let mut records = Records(&engine.out[..len]);
+        assert_eq!(records.u8(), DEADLINE);
+        assert_eq!(records.num(), -1.0, "nothing to wait for before connect");
+        assert!(records.0.is_empty());
+        assert_eq!(engine.drain(), 0, "an unchanged deadline is told once");
     }
 
     #[test]
@@ -685,5 +714,19 @@ mod tests {
         assert_eq!(records.num(), 42.0);
         assert_eq!(records.str(), "lobby");
         assert_eq!(records.num(), 9.0);
+    }
+
+    #[test]
+    fn the_timer_is_asked_for_again_after_it_fired_even_when_unchanged() {
+        let mut engine = Engine::new(&[], "token", false, 7.0);
+        input(&mut engine, Op::CONNECT, &[], 0.0);
+        engine.drain();
+        // Early (a timer may fire a little early): nothing is due, the deadline stands.
+        input(&mut engine, Op::TICK, &[], 5.0);
+        let len = engine.drain();
+        let mut records = Records(&engine.out[..len]);
+        assert_eq!(records.u8(), DEADLINE);
+        assert_eq!(records.num(), 10_000.0);
+        assert!(records.0.is_empty());
     }
 }

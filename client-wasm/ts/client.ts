@@ -158,7 +158,6 @@ export class Client extends Emitter<ClientEvents> {
   readonly #pending = new Map<number, Pending>();
   #socket?: Socket;
   #timer?: ReturnType<typeof setTimeout>;
-  #timerAt = -1;
   #pumping = false;
   #again = false;
   #current: ClientState = "connecting";
@@ -295,39 +294,34 @@ export class Client extends Emitter<ClientEvents> {
    * and may call back in; such a call only queues its work, which the loop already running
    * takes next, so events keep the engine's order.
    */
-  pump(): void {
+  pump(length = -1): void {
     if (this.#pumping) {
       this.#again = true;
       return;
     }
     this.#pumping = true;
     try {
-      do {
+      for (let n = length < 0 ? this.engine.drain() : length; ; n = this.engine.drain()) {
         this.#again = false;
-        const length = this.engine.drain();
-        if (length > 0) {
+        if (n > 0) {
           const ptr = this.engine.outPtr();
-          this.#perform(new Reader(new Uint8Array(wasmMemory().buffer, ptr, length).slice()));
+          this.#perform(new Reader(new Uint8Array(wasmMemory().buffer, ptr, n).slice()));
         }
-      } while (this.#again);
+        if (!this.#again) break;
+      }
     } finally {
       this.#pumping = false;
     }
-    this.#arm();
   }
 
-  /** Set the one timer for the engine's next deadline. */
-  #arm(): void {
-    const at = this.#current === "closed" ? -1 : this.engine.deadline();
-    if (at === this.#timerAt) return;
+  /** Set the one timer for `at` (ms on `now()`'s clock), or none for -1. */
+  #arm(at: number): void {
     clearTimeout(this.#timer);
-    this.#timerAt = at;
     this.#timer =
       at < 0
         ? undefined
         : setTimeout(
             () => {
-              this.#timerAt = -1;
               this.input(Op.Tick);
               this.pump();
             },
@@ -482,6 +476,9 @@ export class Client extends Emitter<ClientEvents> {
           else this.emit("error", error);
           break;
         }
+        case Tag.Deadline:
+          this.#arm(r.num());
+          break;
         case Tag.State: {
           const state = STATES[r.u8()];
           const reason = { code: r.num(), text: r.str() };
@@ -527,14 +524,13 @@ export class Client extends Emitter<ClientEvents> {
     socket.onmessage = (event) => {
       if (!live()) return;
       const data = event.data;
-      if (data instanceof ArrayBuffer) {
-        this.input(Op.SocketFrame, "", new Uint8Array(data));
-        this.pump();
-      } else if (ArrayBuffer.isView(data)) {
-        // Node's `ws` hands out Buffers when binaryType is not honoured.
-        this.input(Op.SocketFrame, "", new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-        this.pump();
-      }
+      const bytes =
+        data instanceof ArrayBuffer
+          ? new Uint8Array(data)
+          : // Node's `ws` hands out Buffers when binaryType is not honoured.
+            ArrayBuffer.isView(data) && new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+      // The frame and the drain after it in one call into the engine: every message pays it.
+      if (bytes) this.pump(this.engine.frame(bytes, now()));
     };
     socket.onclose = (event) => {
       if (!live()) return;
@@ -637,7 +633,6 @@ export class Client extends Emitter<ClientEvents> {
   #finish(): void {
     this.#detach()?.close();
     clearTimeout(this.#timer);
-    this.#timerAt = -1;
     this.#unwake?.();
     this.#unwake = undefined;
     for (const room of this.#rooms.values()) room.closed();

@@ -20,8 +20,10 @@ export class Emitter<Events> {
    * Adding the same handler twice for the same event has no effect.
    */
   on<K extends keyof Events>(event: K, handler: Handler<Events[K]>): () => void {
-    const list = (this.#handlers[event] ??= []);
-    if (!list.includes(handler)) list.push(handler);
+    const list = this.#handlers[event] ?? [];
+    // A new array on every change (never one changed in place), so that `emit` can walk the
+    // array it started with, copying nothing per event.
+    if (!list.includes(handler)) this.#handlers[event] = [...list, handler];
     return () => this.off(event, handler);
   }
 
@@ -37,8 +39,7 @@ export class Emitter<Events> {
   /** Stop calling `handler` for `event`. */
   off<K extends keyof Events>(event: K, handler: Handler<Events[K]>): void {
     const list = this.#handlers[event];
-    const index = list ? list.indexOf(handler) : -1;
-    if (index >= 0) list!.splice(index, 1);
+    if (list?.includes(handler)) this.#handlers[event] = list.filter((h) => h !== handler);
   }
 
   /** Whether anything listens to `event`. */
@@ -53,8 +54,8 @@ export class Emitter<Events> {
   protected emit<K extends keyof Events>(event: K, payload: Events[K]): void {
     const list = this.#handlers[event];
     if (!list) return;
-    for (const handler of list.slice()) {
-      if (!list.includes(handler)) continue;
+    for (const handler of list) {
+      if (this.#handlers[event] !== list && !this.#handlers[event]?.includes(handler)) continue;
       try {
         handler(payload);
       } catch (error) {

@@ -29,6 +29,9 @@ export interface RoomOptions<T> {
   codec?: "raw" | "json" | Codec<T>;
 }
 
+/** A message as the engine hands it over, before the codec. */
+type RawMessage = Omit<Message<unknown>, "data"> & { body: string | Uint8Array };
+
 /** A message published to a room. */
 export interface Message<T> {
   room: string;
@@ -305,16 +308,17 @@ export class Room<T = string | Uint8Array> extends Emitter<RoomEvents<T>> {
   }
 
   /** @internal A message through the codec. */
-  decode(message: Omit<Message<unknown>, "data"> & { body: string | Uint8Array }): Message<T> {
-    const { body, ...rest } = message;
+  decode({ room, seq, id, sender, ts, body }: RawMessage): Message<T> {
+    let data: T;
     try {
-      return { ...rest, data: this.#codec.decode(body) };
+      data = this.#codec.decode(body);
     } catch (error) {
-      throw new ChorusError(ErrorCode.DecodeFailed, `message ${rest.seq} cannot be decoded: ${(error as Error).message}`, {
+      throw new ChorusError(ErrorCode.DecodeFailed, `message ${seq} cannot be decoded: ${(error as Error).message}`, {
         room: this.name,
-        id: rest.id,
+        id,
       });
     }
+    return { room, seq, id, sender, ts, data };
   }
 
   /** @internal */
@@ -339,7 +343,7 @@ export class Room<T = string | Uint8Array> extends Emitter<RoomEvents<T>> {
   }
 
   /** @internal */
-  message(message: Omit<Message<unknown>, "data"> & { body: string | Uint8Array }): void {
+  message(message: RawMessage): void {
     this.#seq = message.seq;
     if (!this.listens("message")) return;
     let decoded: Message<T>;

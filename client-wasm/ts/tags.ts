@@ -21,3 +21,4 @@ export const MemberLeft = 17;
 export const Typing = 18;
 export const Error = 19;
 export const State = 20;
+export const Deadline = 21;

@@ -39,14 +39,12 @@ export class Reader {
 
   str(): string {
     const bytes = this.bytes();
-    // Names are short and mostly ASCII: building those by hand beats a TextDecoder call.
-    if (bytes.length <= 32) {
-      let text = "";
-      for (const byte of bytes) {
-        if (byte > 0x7f) return decoder.decode(bytes);
-        text += String.fromCharCode(byte);
-      }
-      return text;
+    // Names and short texts are mostly ASCII: for those, building the string here beats a
+    // call into TextDecoder several times over.
+    if (bytes.length <= 256) {
+      let ascii = true;
+      for (const byte of bytes) ascii &&= byte < 0x80;
+      if (ascii) return String.fromCharCode.apply(null, bytes as unknown as number[]);
     }
     return decoder.decode(bytes);
   }
