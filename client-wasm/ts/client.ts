@@ -6,7 +6,7 @@ import { Engine } from "./chorus_client.js";
 import { Emitter, report } from "./emitter.js";
 import { ChorusError, ErrorCode } from "./errors.js";
 import { Room, type RoomOptions, type Recovery } from "./room.js";
-import { wasmMemory } from "./wasm.js";
+import { memoryBytes, wasmMemory } from "./wasm.js";
 import * as Op from "./ops.js";
 import * as Tag from "./tags.js";
 import { Reader, text } from "./wire.js";
@@ -82,7 +82,7 @@ export interface ClientEvents {
 interface Socket {
   binaryType: string;
   onopen: (() => void) | null;
-  onmessage: ((event: { data: unknown }) => void) | null;
+  onmessage: ((event: { data: unknown; timeStamp?: number }) => void) | null;
   onclose: ((event: { code: number }) => void) | null;
   onerror: (() => void) | null;
   send(data: Uint8Array): void;
@@ -159,6 +159,7 @@ export class Client extends Emitter<ClientEvents> {
   #socket?: Socket;
   #timer?: ReturnType<typeof setTimeout>;
   #pumping = false;
+  readonly #reader = new Reader();
   #again = false;
   #current: ClientState = "connecting";
   #who?: { session: string; user: string };
@@ -276,7 +277,8 @@ export class Client extends Emitter<ClientEvents> {
 
   /** @internal The `length` bytes an input left at the engine's output, as text. */
   out(length: number): string {
-    return text(new Uint8Array(wasmMemory().buffer, this.engine.outPtr(), length));
+    const ptr = this.engine.outPtr();
+    return text(memoryBytes().subarray(ptr, ptr + length));
   }
 
   /** @internal A pending publish or history request, settled by its record. */
@@ -305,7 +307,7 @@ export class Client extends Emitter<ClientEvents> {
         this.#again = false;
         if (n > 0) {
           const ptr = this.engine.outPtr();
-          this.#perform(new Reader(new Uint8Array(wasmMemory().buffer, ptr, n).slice()));
+          this.#perform(this.#reader.load(memoryBytes().subarray(ptr, ptr + n)));
         }
         if (!this.#again) break;
       }
@@ -337,7 +339,8 @@ export class Client extends Emitter<ClientEvents> {
           this.#open(r.str());
           break;
         case Tag.Send: {
-          const frame = r.bytes();
+          // A copy: the reader's buffer is used again, and a socket may keep what it sends.
+          const frame = r.bytes().slice();
           try {
             this.#socket?.send(frame);
           } catch {
@@ -529,8 +532,11 @@ export class Client extends Emitter<ClientEvents> {
           ? new Uint8Array(data)
           : // Node's `ws` hands out Buffers when binaryType is not honoured.
             ArrayBuffer.isView(data) && new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-      // The frame and the drain after it in one call into the engine: every message pays it.
-      if (bytes) this.pump(this.engine.frame(bytes, now()));
+      // The frame and the drain after it in one call into the engine: every message pays
+      // it. The event's time is on performance.now()'s clock (a time origin's offset, not
+      // the Unix epoch, which some old runtimes used), and costs nothing to read.
+      const at = event.timeStamp;
+      if (bytes) this.pump(this.engine.frame(bytes, at! > 0 && at! < 1e11 ? at! : now()));
     };
     socket.onclose = (event) => {
       if (!live()) return;

@@ -35,6 +35,14 @@ export function initSync(module: SyncInitInput): void {
   if (!memory) memory = loadSync({ module }).memory;
 }
 
+let bytes = new Uint8Array(0);
+
+/** The module's memory as bytes (a view made again only after the memory grew). */
+export function memoryBytes(): Uint8Array {
+  if (bytes.byteLength === 0) bytes = new Uint8Array(wasmMemory().buffer);
+  return bytes;
+}
+
 /** The module's memory, where the engine leaves its records. */
 export function wasmMemory(): WebAssembly.Memory {
   if (!memory) {

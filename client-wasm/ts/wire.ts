@@ -5,20 +5,31 @@ const decoder = new TextDecoder();
 /** UTF-8 bytes as a string. */
 export const text = (bytes: Uint8Array) => decoder.decode(bytes);
 
-/** A cursor over one drain's records (a copy, so app code may call the engine meanwhile). */
+/**
+ * A cursor over one drain's records. They are copied out of wasm memory first (app code
+ * called back from a record may make the engine allocate, and so move or grow its
+ * memory), into one buffer kept for the next drains: receiving allocates nothing here.
+ */
 export class Reader {
-  readonly #view: DataView;
+  #data = new Uint8Array(256);
+  #view = new DataView(this.#data.buffer);
   #at = 0;
+  #end = 0;
 
-  readonly #data: Uint8Array;
-
-  constructor(data: Uint8Array) {
-    this.#data = data;
-    this.#view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  /** Read a copy of `records`. Only one drain is read at a time (see `Client.pump`). */
+  load(records: Uint8Array): this {
+    if (records.length > this.#data.length) {
+      this.#data = new Uint8Array(Math.max(records.length, this.#data.length * 2));
+      this.#view = new DataView(this.#data.buffer);
+    }
+    this.#data.set(records);
+    this.#at = 0;
+    this.#end = records.length;
+    return this;
   }
 
   more(): boolean {
-    return this.#at < this.#data.length;
+    return this.#at < this.#end;
   }
 
   u8(): number {
