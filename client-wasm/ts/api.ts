@@ -1,10 +1,7 @@
 // The package's API, shared by its browser entry (index.ts) and its file-loading one
 // (node.ts).
 
-import { Client, type ClientOptions } from "./client.js";
-import { init } from "./wasm.js";
-
-export { Client } from "./client.js";
+export { Client, connect } from "./client.js";
 export type { ClientEvents, ClientOptions, ClientState, Reason, WebSocketConstructor } from "./client.js";
 export { ChorusError, ErrorCode } from "./errors.js";
 export type { ErrorName } from "./errors.js";
@@ -29,10 +26,6 @@ export { Timeline } from "./timeline.js";
 export type { TimelineEvents, TimelineOptions } from "./timeline.js";
 export { init, initSync } from "./wasm.js";
 export type { InitInput, SyncInitInput } from "./wasm.js";
-export default init;
+import { init } from "./wasm.js";
 
-/** `await init()`, then `new Client(url, options)`. */
-export async function connect(url: string, options: ClientOptions): Promise<Client> {
-  await init();
-  return new Client(url, options);
-}
+export default init;

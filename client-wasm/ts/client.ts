@@ -6,7 +6,7 @@ import { Engine } from "./chorus_client.js";
 import { Emitter, report } from "./emitter.js";
 import { ChorusError, ErrorCode } from "./errors.js";
 import { Room, type RoomOptions, type Recovery } from "./room.js";
-import { memoryBytes, wasmMemory } from "./wasm.js";
+import { init, memoryBytes, wasmMemory } from "./wasm.js";
 import * as Op from "./ops.js";
 import * as Tag from "./tags.js";
 import { Reader, text } from "./wire.js";
@@ -140,6 +140,60 @@ function number(options: ClientOptions, key: keyof ClientOptions): number {
   return value;
 }
 
+/** A socket opened while the module loads (see `openEarly`), for the client to adopt. */
+interface Early {
+  socket: Socket;
+  token: string;
+  /** What it heard meanwhile, to hand to the handlers of the client that adopts it. */
+  heard: ((socket: Socket) => void)[];
+}
+
+/** The early socket the next `new Client` adopts (set by `connect` around that call). */
+let adopting: Early | undefined;
+
+/**
+ * Open the socket the client's first attempt would open, at once: `connect` then loads the
+ * module while the handshake is under way, instead of one after the other. Only with a
+ * token (a `getToken` client asks for one first) and a WebSocket; never throws.
+ */
+function openEarly(url: string, options: ClientOptions): Early | undefined {
+  const Socket = (options?.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket) as
+    | (new (url: string, protocols: string[]) => Socket)
+    | undefined;
+  const token = options?.token;
+  if (typeof Socket !== "function" || typeof token !== "string" || token === "") return undefined;
+  try {
+    const socket = new Socket(endpoints(url)[0], ["chorus.v1", "chorus.auth." + token]);
+    socket.binaryType = "arraybuffer";
+    const heard: Early["heard"] = [];
+    socket.onopen = () => heard.push((s) => s.onopen?.());
+    socket.onmessage = (event) => heard.push((s) => s.onmessage?.(event));
+    socket.onclose = (event) => heard.push((s) => s.onclose?.(event));
+    socket.onerror = () => heard.push((s) => s.onerror?.());
+    return { socket, token, heard };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * `await init()`, then `new Client(url, options)`; the first connection opens while the
+ * module loads.
+ */
+export async function connect(url: string, options: ClientOptions): Promise<Client> {
+  const early = openEarly(url, options);
+  try {
+    await init();
+    adopting = early;
+    return new Client(url, options);
+  } catch (error) {
+    early?.socket.close();
+    throw error;
+  } finally {
+    adopting = undefined;
+  }
+}
+
 /**
  * A connection to a Chorus server, kept up until `close()`: reconnects with backoff, rejoins
  * its rooms and resumes them, and queues publishes while offline.
@@ -160,6 +214,7 @@ export class Client extends Emitter<ClientEvents> {
   #timer?: ReturnType<typeof setTimeout>;
   #pumping = false;
   readonly #reader = new Reader();
+  #early = adopting;
   #again = false;
   #current: ClientState = "connecting";
   #who?: { session: string; user: string };
@@ -507,16 +562,37 @@ export class Client extends Emitter<ClientEvents> {
 
   #open(token: string): void {
     this.#detach()?.close();
+    const early = this.#early;
+    this.#early = undefined;
     let socket: Socket;
-    try {
-      socket = new this.#WebSocket(this.#url, ["chorus.v1", "chorus.auth." + token]);
-    } catch {
-      // A token the constructor refuses as a subprotocol: the engine handles it as a failed
-      // attempt (and asks whether the server refuses the token).
-      this.input(Op.SocketClosed, "", NONE, 1006);
-      this.#again = true;
-      return;
+    if (early?.token === token) {
+      socket = early.socket;
+    } else {
+      early?.socket.close();
+      try {
+        socket = new this.#WebSocket(this.#url, ["chorus.v1", "chorus.auth." + token]);
+      } catch {
+        // A token the constructor refuses as a subprotocol: the engine handles it as a failed
+        // attempt (and asks whether the server refuses the token).
+        this.input(Op.SocketClosed, "", NONE, 1006);
+        this.#again = true;
+        return;
+      }
     }
+    this.#socket = socket;
+    if (early?.socket !== socket) return this.#listen(socket);
+    // Adopted: what it heard so far reaches the handlers in a task of its own, so an app
+    // that subscribes right after `await connect()` misses nothing; it keeps listening for
+    // itself until then, so nothing overtakes what it heard.
+    setTimeout(() => {
+      if (this.#socket !== socket) return;
+      this.#listen(socket);
+      for (const event of early.heard) event(socket);
+    });
+  }
+
+  /** Feed what `socket` tells into the engine, while it is the current socket. */
+  #listen(socket: Socket): void {
     socket.binaryType = "arraybuffer";
     const live = () => this.#socket === socket;
     socket.onopen = () => {
@@ -552,7 +628,6 @@ export class Client extends Emitter<ClientEvents> {
       this.input(Op.SocketClosed, "", NONE, 1006);
       this.pump();
     };
-    this.#socket = socket;
   }
 
   /** Stop listening to the current socket; returns it. */
@@ -638,6 +713,8 @@ export class Client extends Emitter<ClientEvents> {
   /** Closed for good: no socket, timer or listener is left. */
   #finish(): void {
     this.#detach()?.close();
+    this.#early?.socket.close();
+    this.#early = undefined;
     clearTimeout(this.#timer);
     this.#unwake?.();
     this.#unwake = undefined;
