@@ -1,19 +1,21 @@
 // The client page benchmark (issue 13): chorus-client, socket.io-client and a raw WebSocket
-// speaking the Chorus wire, side by side on the same blank page in headless Chromium.
-// See README.md beside this file for what is measured and how.
+// speaking the Chorus wire, side by side on the same blank page in headless Chromium, with
+// the browser's WebSocket alone (counting frames) as the ceiling. README.md beside this file
+// says what is measured and how.
 //
 //   node bench/client-page/run.mjs [--quick] [--runs 3] [--messages 20000] [--loads 15]
-//        [--clients "chorus-client socket.io-client raw-websocket"] [--server-bin PATH]
-//        [--logs DIR] [--profile DIR]
+//        [--clients "chorus-client socket.io-client raw-websocket websocket-only"]
+//        [--server-bin PATH] [--logs DIR] [--profile DIR]
 //
 // Prints one JSON line per result to stdout (bench/run.sh appends them to results.jsonl,
 // which `chorus-bench render` turns into the "Browser client" section of BENCHMARKS.md) and
 // a summary table to stderr. --profile DIR instead runs one flood per client under the CPU
-// profiler, writes DIR/<client>.cpuprofile (open it in Chromium's DevTools) and prints the
-// functions with the most self time; it prints no results, the profiler slowing the page.
+// profiler, writes DIR/<client>.cpuprofile (open it in Chromium's DevTools) and prints where
+// the main thread's time went (by kind of code, then by function); it prints no results,
+// the profiler slowing the page.
 //
 // Needs the built package (bash scripts/build-client.sh), a chorus-server binary
-// ($CHORUS_SERVER_BIN, --server-bin, else the release build under $CARGO_TARGET_DIR or
+// (--server-bin, else $CHORUS_SERVER_BIN, else the release build under $CARGO_TARGET_DIR or
 // target/) and Chromium (scripts/setup.sh).
 
 import { spawn } from "node:child_process";
@@ -94,6 +96,12 @@ function within(promise, ms, what) {
   return Promise.race([promise, guard]).finally(() => clearTimeout(timer));
 }
 
+// The servers go when this process goes, however it ends (a failed start included).
+const children = [];
+process.on("exit", () => {
+  for (const child of children) if (child.exitCode === null) child.kill("SIGKILL");
+});
+
 /** Spawn `command`, log its output, resolve with the child once a stdout line matches. */
 function startProcess(name, command, args, ready) {
   const log = createWriteStream(join(logs, `${name}.log`));
@@ -103,6 +111,7 @@ function startProcess(name, command, args, ready) {
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn,chorus_server::cli=info", NO_COLOR: "1" },
     stdio: ["ignore", "pipe", "pipe"],
   });
+  children.push(child);
   child.stderr.pipe(log);
   return within(
     new Promise((resolveStart, reject) => {

@@ -115,6 +115,7 @@ impl Run {
             .and_then(|r| r["params"]["messages"].as_u64())
             .unwrap_or(0);
         let runs = figures.iter().map(|f| f.floods.len()).max().unwrap_or(0);
+        let messages = thousands(messages);
 
         let _ = writeln!(md, "## Browser client\n");
         let _ = writeln!(
@@ -233,6 +234,19 @@ impl Run {
     }
 }
 
+/// `20000` as `20,000`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
 fn text(value: &Value) -> String {
     match value {
         Value::Null => "n/a".into(),
@@ -280,6 +294,7 @@ mod tests {
         let mut md = String::new();
         Run::new(reports, json!({})).client_page(&mut md);
         assert!(md.contains("## Browser client"), "{md}");
+        assert!(md.contains("receiving 20,000 messages of 64 B"), "{md}");
         assert!(
             md.contains(
                 "| chorus-client | 90 | 20 / 10 / 30 | 81k (34k) | 150k (150k, 120k, 160k) | 40 % \
@@ -310,6 +325,13 @@ mod tests {
             md.contains("| Startup ≤ socket.io-client's | 90 ms | 80 ms | **no** |"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(thousands(200), "200");
+        assert_eq!(thousands(20_000), "20,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
     }
 
     #[test]
