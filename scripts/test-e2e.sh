@@ -5,6 +5,8 @@
 #    is installed into a Vite + TypeScript app, which must type-check (`tsc --noEmit`,
 #    strict, with compile-time tests of the package's types) and build (`vite build`);
 #    then the built app, served by chorus-server, connects, publishes and receives.
+#    tests/webpack-consumer: the same tarball in a plain-JS webpack 5 app with no plugin,
+#    built with `webpack` and checked the same way.
 # 2. tests/e2e/*.test.mjs: the demo page (www/) with two users in two browsers, against
 #    chorus-server processes the tests start, stop and restart themselves.
 #
@@ -28,7 +30,7 @@ finish() {
 }
 trap finish EXIT
 
-for dep in playwright-core vite typescript; do
+for dep in playwright-core vite typescript webpack webpack-cli; do
   if [[ ! -f node_modules/$dep/package.json ]]; then
     echo "test-e2e: node_modules/$dep missing; run scripts/setup.sh (npm ci)" >&2
     exit 1
@@ -69,9 +71,19 @@ rm -rf "$consumer/node_modules" "$consumer/dist"
   say "building the consumer app (vite build)"
   npm run --silent build -- --logLevel warn
 )
+webpack_consumer=tests/webpack-consumer
+cp "$consumer/chorus-client.tgz" "$webpack_consumer/chorus-client.tgz"
+rm -rf "$webpack_consumer/node_modules" "$webpack_consumer/dist"
+(
+  cd "$webpack_consumer"
+  npm install --silent --no-audit --no-fund
+  say "building the webpack consumer app (webpack)"
+  npm run --silent build
+)
 
 # This run's screenshots and logs only.
 rm -rf test-artifacts/e2e
 mkdir -p test-artifacts/e2e
 say "running the browser tests"
-node --test --test-reporter=spec "$@" "$consumer"/*.test.mjs tests/e2e/*.test.mjs
+node --test --test-reporter=spec "$@" "$consumer"/*.test.mjs \
+  "$webpack_consumer"/*.test.mjs tests/e2e/*.test.mjs
