@@ -139,6 +139,8 @@ fn duration(ms: f64, default: Duration) -> Duration {
     }
 }
 
+/// A count from JavaScript, read as [`duration`] reads a time (and not inlined either).
+#[inline(never)]
 fn count(value: f64, default: usize) -> usize {
     if value.is_finite() && value >= 0.0 {
         value as usize
@@ -218,12 +220,15 @@ impl Engine {
         match op {
             Op::CONNECT => core.connect(now),
             Op::LEAVE => core.leave(name, now),
-            Op::PUBLISH_TEXT => {
-                let text = String::from_utf8(bytes.to_vec()).unwrap_or_default();
-                return core.publish(name, Body::Text(text), id(), now) as f64;
-            }
-            Op::PUBLISH_BYTES => {
-                return core.publish(name, Body::Binary(bytes.to_vec()), id(), now) as f64;
+            // One call site of `publish` for both.
+            Op::PUBLISH_TEXT | Op::PUBLISH_BYTES => {
+                let data = bytes.to_vec();
+                let body = if op == Op::PUBLISH_TEXT {
+                    Body::Text(String::from_utf8(data).unwrap_or_default())
+                } else {
+                    Body::Binary(data)
+                };
+                return core.publish(name, body, id(), now) as f64;
             }
             Op::HISTORY => {
                 let limit = if z >= 0.0 { z as u32 } else { 0 };
@@ -283,7 +288,7 @@ impl Engine {
     pub fn drain(&mut self) -> usize {
         self.out.clear();
         while let Some(action) = self.core.poll_action() {
-            write_action(&mut self.out, action);
+            write_action(&mut self.out, &action);
         }
         let at = self.core.next_deadline().map_or(-1.0, |at| at as f64);
         if at != self.reported {
@@ -343,33 +348,33 @@ fn put_list(out: &mut Vec<u8>, items: &[String]) {
     }
 }
 
-fn write_action(out: &mut Vec<u8>, action: Action) {
+fn write_action(out: &mut Vec<u8>, action: &Action) {
     match action {
         Action::Open { token } => {
             out.push(OPEN_SOCKET);
-            put_str(out, &token);
+            put_str(out, token);
         }
         Action::Send(frame) => {
             out.push(SEND);
-            put_bytes(out, &frame);
+            put_bytes(out, frame);
         }
         Action::Close { code, reason } => {
             out.push(CLOSE_SOCKET);
-            put_num(out, code.into());
-            put_str(out, &reason);
+            put_num(out, u64::from(*code));
+            put_str(out, reason);
         }
         Action::FetchToken => out.push(FETCH_TOKEN),
         Action::ProbeAuth { token } => {
             out.push(PROBE);
-            put_str(out, &token);
+            put_str(out, token);
         }
         Action::Emit(event) => write_event(out, event),
-        Action::Settle { id, result } => write_settled(out, id, result),
-        Action::HistoryDone { request, result } => write_history(out, request, result),
+        Action::Settle { id, result } => write_settled(out, *id, result),
+        Action::HistoryDone { request, result } => write_history(out, *request, result),
     }
 }
 
-fn write_settled(out: &mut Vec<u8>, id: u64, result: Result<Ack, PublishError>) {
+fn write_settled(out: &mut Vec<u8>, id: u64, result: &Result<Ack, PublishError>) {
     match result {
         Ok(ack) => {
             out.push(ACKED);
@@ -381,7 +386,7 @@ fn write_settled(out: &mut Vec<u8>, id: u64, result: Result<Ack, PublishError>) 
             out.push(PUBLISH_FAILED);
             put_num(out, id);
             put_num(out, error.code().into());
-            let (message, size, max) = match &error {
+            let (message, size, max) = match error {
                 PublishError::QueueFull => ("the offline queue is full", 0, 0),
                 PublishError::TimedOut => ("no acknowledgement in time", 0, 0),
                 PublishError::TooLarge { size, max } => {
@@ -397,7 +402,7 @@ fn write_settled(out: &mut Vec<u8>, id: u64, result: Result<Ack, PublishError>) 
     }
 }
 
-fn write_history(out: &mut Vec<u8>, request: u64, result: Result<HistoryPage, HistoryError>) {
+fn write_history(out: &mut Vec<u8>, request: u64, result: &Result<HistoryPage, HistoryError>) {
     match result {
         Ok(page) => {
             out.push(HISTORY);
@@ -425,7 +430,7 @@ fn write_history(out: &mut Vec<u8>, request: u64, result: Result<HistoryPage, Hi
             out.push(HISTORY_FAILED);
             put_num(out, request);
             put_num(out, error.code().into());
-            let message = match &error {
+            let message = match error {
                 HistoryError::TooManyPending => "too many history requests are pending",
                 HistoryError::TimedOut => "no answer in time",
                 HistoryError::Rejected { message, .. } => message.as_str(),
@@ -436,17 +441,17 @@ fn write_history(out: &mut Vec<u8>, request: u64, result: Result<HistoryPage, Hi
     }
 }
 
-fn write_event(out: &mut Vec<u8>, event: Event) {
+fn write_event(out: &mut Vec<u8>, event: &Event) {
     match event {
         Event::Open { session, user } => {
             out.push(EV_OPEN);
-            put_str(out, &session);
-            put_str(out, &user);
+            put_str(out, session);
+            put_str(out, user);
         }
         Event::Close { code, reason } => {
             out.push(EV_CLOSE);
-            put_num(out, code.into());
-            put_str(out, &reason);
+            put_num(out, u64::from(*code));
+            put_str(out, reason);
         }
         Event::Reconnecting {
             attempt,
@@ -455,10 +460,10 @@ fn write_event(out: &mut Vec<u8>, event: Event) {
             reason,
         } => {
             out.push(EV_RECONNECTING);
-            put_num(out, attempt.into());
-            put_num(out, delay_ms);
-            put_num(out, code.into());
-            put_str(out, &reason);
+            put_num(out, u64::from(*attempt));
+            put_num(out, *delay_ms);
+            put_num(out, u64::from(*code));
+            put_str(out, reason);
         }
         Event::Joined {
             room,
@@ -467,18 +472,18 @@ fn write_event(out: &mut Vec<u8>, event: Event) {
             recovery,
         } => {
             out.push(EV_JOINED);
-            put_str(out, &room);
-            put_position(out, position);
+            put_str(out, room);
+            put_position(out, *position);
             out.push(match recovery {
                 Recovery::NotRequested => 0,
                 Recovery::Recovered => 1,
                 Recovery::Missed => 2,
             });
-            put_list(out, &members);
+            put_list(out, members);
         }
         Event::Left { room } => {
             out.push(EV_LEFT);
-            put_str(out, &room);
+            put_str(out, room);
         }
         Event::Message {
             room,
@@ -489,27 +494,27 @@ fn write_event(out: &mut Vec<u8>, event: Event) {
             body,
         } => {
             out.push(EV_MESSAGE);
-            put_str(out, &room);
-            put_num(out, seq);
-            put_num(out, id);
-            put_str(out, &sender);
-            put_num(out, ts);
-            put_body(out, &body);
+            put_str(out, room);
+            put_num(out, *seq);
+            put_num(out, *id);
+            put_str(out, sender);
+            put_num(out, *ts);
+            put_body(out, body);
         }
         Event::MemberJoined { room, user } => {
             out.push(EV_MEMBER_JOINED);
-            put_str(out, &room);
-            put_str(out, &user);
+            put_str(out, room);
+            put_str(out, user);
         }
         Event::MemberLeft { room, user } => {
             out.push(EV_MEMBER_LEFT);
-            put_str(out, &room);
-            put_str(out, &user);
+            put_str(out, room);
+            put_str(out, user);
         }
         Event::Typing { room, users } => {
             out.push(EV_TYPING);
-            put_str(out, &room);
-            put_list(out, &users);
+            put_str(out, room);
+            put_list(out, users);
         }
         Event::Error {
             code,
@@ -517,8 +522,8 @@ fn write_event(out: &mut Vec<u8>, event: Event) {
             room,
         } => {
             out.push(EV_ERROR);
-            put_num(out, code.into());
-            put_str(out, &message);
+            put_num(out, u64::from(*code));
+            put_str(out, message);
             put_str(out, room.as_deref().unwrap_or(""));
         }
         Event::State {
@@ -533,8 +538,8 @@ fn write_event(out: &mut Vec<u8>, event: Event) {
                 State::Reconnecting => 2,
                 State::Closed => 3,
             });
-            put_num(out, code.into());
-            put_str(out, &reason);
+            put_num(out, u64::from(*code));
+            put_str(out, reason);
         }
     }
 }

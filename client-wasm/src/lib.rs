@@ -22,7 +22,10 @@
 //! what costs kilobytes there: `format!`, `Display` and `Debug` (messages are built by hand,
 //! see `core/text.rs`; a `char`'s `Debug` alone brings Unicode tables), `BTreeMap` and
 //! `HashMap` (`core/names.rs` is a sorted vector), and any JavaScript object built from Rust
-//! (the engine hands out bytes; `ts/` builds the objects). Frames still go through
+//! (the engine hands out bytes; `ts/` builds the objects). Generic code is paid once per type
+//! it is used with, so the core also keeps to few of those: vectors walked by reference (a
+//! by-value loop brings a `vec::IntoIter` of its own), `push` in a loop rather than
+//! `collect`, `Vec` rather than `VecDeque`, and no `u128` arithmetic (`Duration::as_millis`). Frames still go through
 //! `chorus_protocol`'s serde + postcard codec: the wire format has one definition. `twiggy
 //! top` on the `wasm-release` build shows what a change added.
 //!

@@ -346,9 +346,14 @@ impl Core {
         })));
         self.user = Some(user.clone());
         self.emit(Event::Open { session, user });
-        for (room, since) in self.rooms.rejoin_all() {
-            self.send(&ClientMessage::Join { room, since });
-        }
+        let actions = &mut self.actions;
+        self.rooms.rejoin_all(|room, since| {
+            let room = room.to_owned();
+            actions.push(Action::Send(super::encode(&ClientMessage::Join {
+                room,
+                since,
+            })));
+        });
         self.after_joins(now);
         self.flush_requests();
     }
@@ -361,9 +366,9 @@ impl Core {
         self.outbox.connection_lost();
         self.requests.connection_lost();
         self.local_typing.clear();
-        for room in self.remote_typing.clear() {
+        for room in &self.remote_typing.clear() {
             self.emit(Event::Typing {
-                room,
+                room: room.clone(),
                 users: Vec::new(),
             });
         }
@@ -436,10 +441,10 @@ impl Core {
         reason: &str,
         error: Option<(ClientErrorCode, String)>,
     ) {
-        for p in self.outbox.take_all() {
+        for p in &self.outbox.take_all() {
             self.settle(p.id, Err(PublishError::Closed));
         }
-        for r in self.requests.take_all() {
+        for r in &self.requests.take_all() {
             self.history_done(r.id, Err(HistoryError::Closed));
         }
         self.local_typing.clear();

@@ -60,8 +60,13 @@ impl<V> NameMap<V> {
         }
     }
 
-    /// The value of `name`, inserted with `make` if it is missing.
-    pub(crate) fn get_or_insert_with(&mut self, name: &str, make: impl FnOnce() -> V) -> &mut V {
+    /// The value of `name`, inserted with `make` if it is missing (always `Some`: an
+    /// `Option` rather than indexing keeps a panic path out of the wasm).
+    pub(crate) fn get_or_insert_with(
+        &mut self,
+        name: &str,
+        make: impl FnOnce() -> V,
+    ) -> Option<&mut V> {
         let at = match search(&self.names, name) {
             Ok(at) => at,
             Err(at) => {
@@ -70,7 +75,7 @@ impl<V> NameMap<V> {
                 at
             }
         };
-        &mut self.values[at]
+        self.values.get_mut(at)
     }
 
     pub(crate) fn remove(&mut self, name: &str) -> Option<V> {
@@ -82,8 +87,8 @@ impl<V> NameMap<V> {
     /// Keep the entries for which `keep` answers true.
     pub(crate) fn retain(&mut self, mut keep: impl FnMut(&String, &mut V) -> bool) {
         let mut at = 0;
-        while at < self.names.len() {
-            if keep(&self.names[at], &mut self.values[at]) {
+        while let (Some(name), Some(value)) = (self.names.get(at), self.values.get_mut(at)) {
+            if keep(name, value) {
                 at += 1;
             } else {
                 self.names.remove(at);
@@ -156,8 +161,8 @@ mod tests {
         model.retain(|_, v| *v % 2 == 0);
         assert!(map.iter().map(|(n, v)| (n.clone(), *v)).eq(model.clone()));
         assert_eq!(map.len(), model.len());
-        *map.get_or_insert_with("c", || 100) += 1;
-        *map.get_or_insert_with("c", || 200) += 1;
+        *map.get_or_insert_with("c", || 100).unwrap() += 1;
+        *map.get_or_insert_with("c", || 200).unwrap() += 1;
         assert_eq!(map.get("c"), Some(&102));
         assert!(map.contains("c") && !map.contains("d"));
         let names: Vec<&str> = map.names().iter().map(String::as_str).collect();

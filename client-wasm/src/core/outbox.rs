@@ -87,14 +87,13 @@ impl Outbox {
 
     /// Take out the publishes whose timeout has passed.
     pub(crate) fn take_expired(&mut self, now: Millis) -> Vec<Pending> {
-        let expired = self
-            .entries
-            .iter()
-            .position(|p| p.deadline > now)
-            .unwrap_or(self.entries.len());
-        let rest = self.entries.split_off(expired);
-        let expired = ::core::mem::replace(&mut self.entries, rest);
-        self.bytes -= expired.iter().map(|p| p.size).sum::<usize>();
+        // One at a time from the front, with what `take` uses: less wasm than a `split_off`.
+        let mut expired = Vec::new();
+        while self.entries.first().is_some_and(|p| p.deadline <= now) {
+            if let Some(p) = self.remove_at(0) {
+                expired.push(p);
+            }
+        }
         expired
     }
 
@@ -109,7 +108,9 @@ impl Outbox {
         while at < self.entries.len() {
             let p = &self.entries[at];
             if p.room == room && pick(p) {
-                taken.extend(self.remove_at(at));
+                if let Some(p) = self.remove_at(at) {
+                    taken.push(p);
+                }
             } else {
                 at += 1;
             }
@@ -170,7 +171,9 @@ impl Outbox {
             }
             p.in_flight = true;
             p.maybe_delivered = true;
-            send(p.frame.clone());
+            // `to_vec` rather than `clone`: the same copy, through the routine the wasm already
+            // has for `to_owned`.
+            send(p.frame.to_vec());
         }
     }
 

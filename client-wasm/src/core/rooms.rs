@@ -19,8 +19,8 @@
 use crate::prelude::*;
 use chorus_protocol::{Position, Recovery};
 
-use super::Millis;
 use super::names::NameMap;
+use super::{Millis, earlier};
 
 #[derive(Debug, Default)]
 struct Room {
@@ -128,15 +128,13 @@ impl Rooms {
     }
 
     /// Every wanted room, with the position to resume from, all marked as sent: the joins
-    /// to send on a new connection.
-    pub(crate) fn rejoin_all(&mut self) -> Vec<(String, Option<Position>)> {
-        self.rooms
-            .iter_mut()
-            .map(|(name, r)| {
-                r.join_sent = true;
-                (name.clone(), r.position)
-            })
-            .collect()
+    /// to send on a new connection, handed to `join` in name order. A callback rather than a
+    /// collected list: no vector of pairs, whose code the wasm would carry for this alone.
+    pub(crate) fn rejoin_all(&mut self, mut join: impl FnMut(&str, Option<Position>)) {
+        for (name, r) in self.rooms.iter_mut() {
+            r.join_sent = true;
+            join(name, r.position);
+        }
     }
 
     /// The join of `room` was refused for now; try again at the time `at` gives for this
@@ -151,15 +149,20 @@ impl Rooms {
 
     /// Rooms whose join is due again.
     pub(crate) fn retries_due(&self, now: Millis) -> Vec<String> {
-        self.rooms
-            .iter()
-            .filter(|(_, r)| r.retry_at.is_some_and(|at| at <= now))
-            .map(|(name, _)| name.clone())
-            .collect()
+        // A loop rather than `collect`, which the wasm would carry for this iterator alone.
+        let mut due = Vec::new();
+        for (name, r) in self.rooms.iter() {
+            if r.retry_at.is_some_and(|at| at <= now) {
+                due.push(name.clone());
+            }
+        }
+        due
     }
 
     pub(crate) fn retry_deadline(&self) -> Option<Millis> {
-        self.rooms.values().filter_map(|r| r.retry_at).min()
+        self.rooms
+            .values()
+            .fold(None, |at, r| earlier(at, r.retry_at))
     }
 
     /// `Joined` for a wanted room. A fresh join adopts the room's position (only live

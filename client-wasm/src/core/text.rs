@@ -5,20 +5,20 @@
 use crate::prelude::*;
 use chorus_protocol::validate::InvalidName;
 
-/// Append `n` in decimal.
-pub(crate) fn push_decimal(text: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+/// Append `n` in decimal. Recursive rather than through a digit buffer: no indexing, so no
+/// bounds check and its panic location in the wasm.
+pub(crate) fn push_decimal(text: &mut String, n: u64) {
+    if n >= 10 {
+        push_decimal(text, n / 10);
     }
-    for &digit in &digits[start..] {
-        text.push(char::from(digit));
+    push_ascii(text, b'0' + (n % 10) as u8);
+}
+
+/// Append one ASCII character. Not `String::push`, which brings UTF-8 encoding into the
+/// wasm for characters these texts never hold.
+fn push_ascii(text: &mut String, byte: u8) {
+    if let Ok(one) = ::core::str::from_utf8(&[byte]) {
+        text.push_str(one);
     }
 }
 
@@ -37,16 +37,17 @@ pub(crate) fn invalid_room(error: InvalidName) -> String {
         InvalidName::BadChar(c) => {
             text.push_str("name contains a character that is not allowed: ");
             if is_plain(c) {
-                text.push('\'');
-                text.push(c);
-                text.push('\'');
+                push_ascii(&mut text, b'\'');
+                // Plain characters are ASCII.
+                push_ascii(&mut text, c as u8);
+                push_ascii(&mut text, b'\'');
             } else {
                 text.push_str("U+");
                 let code = c as u32;
                 let digits = (32 - code.leading_zeros()).div_ceil(4).max(4);
                 for shift in (0..digits).rev() {
                     let digit = (code >> (shift * 4)) & 0xF;
-                    text.push(char::from(b"0123456789ABCDEF"[digit as usize]));
+                    push_ascii(&mut text, b"0123456789ABCDEF"[digit as usize]);
                 }
             }
         }

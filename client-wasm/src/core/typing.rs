@@ -2,8 +2,8 @@
 //! and, after a pause, a `TypingStopped`. Remote: who else is typing, each state expiring
 //! unless the server refreshes it.
 
-use super::Millis;
 use super::names::NameMap;
+use super::{Millis, earlier};
 use crate::prelude::*;
 
 /// A room where this user's `TypingStarted` went out and no `TypingStopped` yet.
@@ -63,10 +63,9 @@ impl LocalTyping {
     }
 
     pub(crate) fn deadline(&self, idle: Millis) -> Option<Millis> {
-        self.rooms
-            .values()
-            .map(|l| l.last_key.saturating_add(idle))
-            .min()
+        self.rooms.values().fold(None, |at, l| {
+            earlier(at, Some(l.last_key.saturating_add(idle)))
+        })
     }
 
     pub(crate) fn clear(&mut self) {
@@ -83,8 +82,9 @@ pub(crate) struct RemoteTyping {
 impl RemoteTyping {
     /// `user` is typing in `room` until `until`. Returns whether the set of typists changed.
     pub(crate) fn start(&mut self, room: &str, user: &str, until: Millis) -> bool {
-        let users = self.rooms.get_or_insert_with(room, NameMap::default);
-        users.insert(user, until)
+        self.rooms
+            .get_or_insert_with(room, NameMap::default)
+            .is_some_and(|users| users.insert(user, until))
     }
 
     /// `user` stopped typing in `room`. Returns whether the set changed.
@@ -115,14 +115,23 @@ impl RemoteTyping {
 
     /// The users typing in `room`: sorted and unique, as the map keys are.
     pub(crate) fn users(&self, room: &str) -> Vec<String> {
-        self.rooms
-            .get(room)
-            .map(|users| users.names().to_vec())
-            .unwrap_or_default()
+        // A loop of `push` rather than `to_vec`, whose clone of a `String` slice the wasm would
+        // carry for this alone.
+        let mut users = Vec::new();
+        if let Some(typing) = self.rooms.get(room) {
+            for user in typing.names() {
+                users.push(user.clone());
+            }
+        }
+        users
     }
 
     pub(crate) fn deadline(&self) -> Option<Millis> {
-        self.rooms.values().flat_map(|u| u.values()).copied().min()
+        self.rooms.values().fold(None, |at, users| {
+            users
+                .values()
+                .fold(at, |at, &until| earlier(at, Some(until)))
+        })
     }
 
     /// Forget everyone; returns the rooms that had typists.
