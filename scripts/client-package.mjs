@@ -64,10 +64,10 @@ for (const name of types) {
 
 // Sizes: what a page downloads, gzipped: the browser entry (API and glue, one module) and
 // the wasm.
-// BUDGET is a ratchet: lowered as the package shrinks, never raised. TARGET is where it is
-// going (issue 13: 25 KB, and 15 KB after that).
-const BUDGET = 30 * 1024;
-const TARGET = 25 * 1024;
+// BUDGET is a ratchet: lowered as the package shrinks, never raised (issue 13 set 25 KB).
+// GOAL is where it is going.
+const BUDGET = 25 * 1024;
+const GOAL = 15 * 1024;
 const files = ["chorus_client_bg.wasm", "index.js"];
 let total = 0;
 for (const name of files) {
@@ -78,7 +78,7 @@ for (const name of files) {
 }
 const kb = (n) => (n / 1024).toFixed(1);
 console.log(
-  `build-client: total ${kb(total)} KB gzipped (budget ${kb(BUDGET)} KB, target ${kb(TARGET)} KB)`,
+  `build-client: total ${kb(total)} KB gzipped (budget ${kb(BUDGET)} KB, goal ${kb(GOAL)} KB)`,
 );
 // Over budget is a failed build, so that growth is noticed where it happens.
 if (total > BUDGET) {

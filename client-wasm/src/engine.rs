@@ -115,6 +115,8 @@ impl Op {
     /// protocol refuses answers the length of why, in UTF-8 at [`Engine::out_ptr`]; 0 when
     /// accepted.
     const JOIN: u8 = 16;
+    /// How many publishes wait (queued offline, paced, or awaiting their ack).
+    const PENDING: u8 = 17;
 }
 
 /// The client core for JavaScript. See the module docs.
@@ -163,14 +165,20 @@ fn now(ms: f64) -> Millis {
 
 #[wasm_bindgen]
 impl Engine {
-    /// A client core. `options`: initial backoff, max backoff, stable after, connect
-    /// timeout, pong timeout, publish timeout, request timeout (all ms), queue max messages,
-    /// queue max bytes, typing idle (ms), max attempts; `NaN` for the default of each.
+    /// A client core. `options`, as `f64`s little-endian (a `Float64Array`'s bytes: one way
+    /// in less for the glue): initial backoff, max backoff, stable after, connect timeout,
+    /// pong timeout, publish timeout, request timeout (all ms), queue max messages, queue max
+    /// bytes, typing idle (ms), max attempts; `NaN` for the default of each.
     /// `token` is empty when there is none yet. `seed` seeds jitter and ids.
     #[wasm_bindgen(constructor)]
-    pub fn new(options: &[f64], token: &str, can_fetch_token: bool, seed: f64) -> Engine {
+    pub fn new(options: &[u8], token: &str, can_fetch_token: bool, seed: f64) -> Engine {
         let d = Options::default();
-        let at = |i: usize| options.get(i).copied().unwrap_or(f64::NAN);
+        let at = |i: usize| {
+            options
+                .get(i * 8..i * 8 + 8)
+                .and_then(|bytes| bytes.try_into().ok())
+                .map_or(f64::NAN, f64::from_le_bytes)
+        };
         let max_attempts = at(10);
         let options = Options {
             initial_backoff: duration(at(0), d.initial_backoff),
@@ -258,6 +266,7 @@ impl Engine {
                 core.tick(now);
             }
             Op::WANTS => return f64::from(u8::from(core.wants(name))),
+            Op::PENDING => return core.pending() as f64,
             Op::JOIN => {
                 if let Err(refused) = core.join(name, position(x, y), now) {
                     // Why, in place of the last drain's records (already copied out).
@@ -276,11 +285,6 @@ impl Engine {
     pub fn frame(&mut self, frame: &[u8], now_ms: f64) -> usize {
         self.core.socket_frame(frame, now(now_ms));
         self.drain()
-    }
-
-    /// Publishes waiting (queued offline or awaiting their ack).
-    pub fn pending(&self) -> u32 {
-        self.core.pending() as u32
     }
 
     /// Write every action the core decided on since the last call as records at
@@ -685,7 +689,12 @@ mod tests {
 
     #[test]
     fn a_refused_room_name_is_answered_by_join_and_an_unset_option_is_the_default() {
-        let mut engine = Engine::new(&[f64::NAN, -1.0], "token", false, 7.0);
+        let mut engine = Engine::new(
+            &[f64::NAN.to_le_bytes(), (-1.0f64).to_le_bytes()].concat(),
+            "token",
+            false,
+            7.0,
+        );
         let len = engine.input(Op::JOIN, "", &[], NAN, NAN, NAN, 0.0) as usize;
         assert_eq!(engine.out[..len], *b"invalid room name: name is empty");
         let len = engine.drain();

@@ -101,11 +101,10 @@ const RECOVERY: Recovery[] = ["not_requested", "recovered", "missed"];
 const now = () => performance.now();
 const NONE: Uint8Array = new Uint8Array(0);
 
+/** A seed for the engine's jitter and ids: two tabs opened at once must not pick alike. */
 function randomSeed(): number {
-  const words = new Uint32Array(2);
-  if (typeof crypto !== "undefined" && crypto.getRandomValues) crypto.getRandomValues(words);
-  else for (let i = 0; i < 2; i++) words[i] = Math.random() * 2 ** 32;
-  return (words[0] & 0x1fffff) * 2 ** 32 + words[1];
+  const [high, low] = crypto.getRandomValues(new Uint32Array(2));
+  return (high & 0x1fffff) * 2 ** 32 + low;
 }
 
 /** The server's WebSocket URL and its HTTP twin, from what the app passed. */
@@ -267,7 +266,7 @@ export class Client extends Emitter<ClientEvents> {
     ];
     const numbers = new Float64Array(keys.map((key) => number(options, key)));
     if (numbers[10] === Infinity) numbers[10] = NaN;
-    this.engine = new Engine(numbers, token ?? "", getToken !== undefined, randomSeed());
+    this.engine = new Engine(new Uint8Array(numbers.buffer), token ?? "", getToken !== undefined, randomSeed());
     this.#listenForWake();
     this.input(Op.Connect);
     this.pump();
@@ -290,7 +289,7 @@ export class Client extends Emitter<ClientEvents> {
 
   /** Publishes waiting: queued offline, paced, or awaiting their ack. */
   get pendingPublishes(): number {
-    return this.engine.pending();
+    return this.input(Op.Pending);
   }
 
   /**
@@ -445,14 +444,7 @@ export class Client extends Emitter<ClientEvents> {
           const pending = this.#settle(request);
           const room = pending?.room ?? this.#rooms.get(name);
           const messages = [];
-          for (let n = r.num(); n > 0; n--) {
-            const seq = r.num();
-            const id = r.num();
-            const sender = r.str();
-            const ts = r.num();
-            const body = r.body();
-            messages.push({ room: name, seq, id, sender, ts, body });
-          }
+          for (let n = r.num(); n > 0; n--) messages.push(r.message(name));
           if (pending && room) {
             try {
               const decoded = messages.map((m) => room.decode(m));
@@ -505,12 +497,7 @@ export class Client extends Emitter<ClientEvents> {
           break;
         case Tag.Message: {
           const name = r.str();
-          const seq = r.num();
-          const id = r.num();
-          const sender = r.str();
-          const ts = r.num();
-          const body = r.body();
-          this.#rooms.get(name)?.message({ room: name, seq, id, sender, ts, body });
+          this.#rooms.get(name)?.message(r.message(name));
           break;
         }
         case Tag.MemberJoined:

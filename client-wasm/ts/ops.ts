@@ -18,3 +18,4 @@ export const SocketClosed = 13;
 export const Tick = 14;
 export const Wants = 15;
 export const Join = 16;
+export const Pending = 17;

@@ -135,6 +135,10 @@ const json: Codec<unknown> = {
 };
 const raw: Codec<unknown> = { encode: (data) => data as string, decode: (body) => body };
 
+/** Whether `value` is absent or a `{ epoch, seq }` position. */
+const isPosition = (value?: Position) =>
+  value === undefined || (Number.isInteger(value?.epoch) && Number.isInteger(value?.seq));
+
 const check = (value: unknown) => {
   if (!(typeof value === "string" || value instanceof Uint8Array)) {
     throw new TypeError("a raw payload is a string or a Uint8Array");
@@ -198,21 +202,11 @@ export class Room<T = string | Uint8Array> extends Emitter<RoomEvents<T>> {
    */
   join(options: { since?: Position } = {}): Promise<JoinedInfo> {
     const since = options.since;
-    if (since !== undefined && !(Number.isInteger(since?.epoch) && Number.isInteger(since?.seq))) {
-      return Promise.reject(
-        new ChorusError(ErrorCode.InvalidArgument, "since must be a { epoch, seq } position", {
-          room: this.name,
-        }),
-      );
-    }
+    if (!isPosition(since)) return this.#refuse(ErrorCode.InvalidArgument, "since must be a { epoch, seq } position");
     const client = this.#client;
     const refused = client.input(Op.Join, this.name, undefined, since?.epoch, since?.seq);
-    if (refused > 0) {
-      return Promise.reject(new ChorusError(ErrorCode.InvalidRoom, client.out(refused), { room: this.name }));
-    }
-    if (client.state === "closed") {
-      return Promise.reject(new ChorusError(ErrorCode.Closed, "the client is closed", { room: this.name }));
-    }
+    if (refused > 0) return this.#refuse(ErrorCode.InvalidRoom, client.out(refused));
+    if (client.state === "closed") return this.#refuse(ErrorCode.Closed, "the client is closed");
     if (this.#current === "joined") {
       return Promise.resolve(this.#info("not_requested"));
     }
@@ -263,11 +257,7 @@ export class Room<T = string | Uint8Array> extends Emitter<RoomEvents<T>> {
       typeof body === "string"
         ? client.input(Op.PublishText, this.name, encoder.encode(body), given)
         : client.input(Op.PublishBytes, this.name, body, given);
-    const promise = new Promise<Ack>((resolve, reject) =>
-      client.track(id, { resolve: resolve as (value: never) => void, reject, room: this as Room<unknown> }),
-    );
-    client.pump();
-    return Object.assign(promise, { id });
+    return Object.assign(this.#settledBy<Ack>(id), { id });
   }
 
   /**
@@ -278,19 +268,12 @@ export class Room<T = string | Uint8Array> extends Emitter<RoomEvents<T>> {
    */
   history(options: HistoryOptions = {}): Promise<HistoryPage<T>> {
     const { before, limit = 50 } = options;
-    if (!Number.isInteger(limit) || limit < 0 || limit > 0xffffffff) {
-      return Promise.reject(new ChorusError(ErrorCode.InvalidArgument, "limit must be an integer, 1 or more", { room: this.name }));
+    if (!(Number.isInteger(limit) && limit >= 0 && limit <= 0xffffffff)) {
+      return this.#refuse(ErrorCode.InvalidArgument, "limit must be an integer, 1 or more");
     }
-    if (before !== undefined && !(Number.isInteger(before?.epoch) && Number.isInteger(before?.seq))) {
-      return Promise.reject(new ChorusError(ErrorCode.InvalidArgument, "before must be a { epoch, seq } position", { room: this.name }));
-    }
-    const client = this.#client;
-    const request = client.input(Op.History, this.name, undefined, before?.epoch, before?.seq, limit);
-    const promise = new Promise<HistoryPage<T>>((resolve, reject) =>
-      client.track(request, { resolve: resolve as (value: never) => void, reject, room: this as Room<unknown> }),
-    );
-    client.pump();
-    return promise;
+    if (!isPosition(before)) return this.#refuse(ErrorCode.InvalidArgument, "before must be a { epoch, seq } position");
+    const request = this.#client.input(Op.History, this.name, undefined, before?.epoch, before?.seq, limit);
+    return this.#settledBy<HistoryPage<T>>(request);
   }
 
   /** The user typed here: call on every keystroke (the client throttles, and says "stopped"). */
@@ -390,6 +373,21 @@ export class Room<T = string | Uint8Array> extends Emitter<RoomEvents<T>> {
   closed(): void {
     this.#settleJoins(new ChorusError(ErrorCode.Closed, "the client was closed", { room: this.name }));
     this.#current = "left";
+  }
+
+  /** A Promise rejected at once with `code`, about this room. */
+  #refuse(code: number, message: string): Promise<never> {
+    return Promise.reject(new ChorusError(code, message, { room: this.name }));
+  }
+
+  /** The Promise of the publish or history request `id`, settled by the engine's record. */
+  #settledBy<V>(id: number): Promise<V> {
+    const client = this.#client;
+    const promise = new Promise<V>((resolve, reject) =>
+      client.track(id, { resolve: resolve as (value: never) => void, reject, room: this as Room<unknown> }),
+    );
+    client.pump();
+    return promise;
   }
 
   #settleJoins(error: ChorusError): void {

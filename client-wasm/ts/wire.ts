@@ -66,6 +66,11 @@ export class Reader {
     return list;
   }
 
+  /** A message of `room` (seq, id, sender, ts, body), its body not yet through a codec. */
+  message(room: string) {
+    return { room, seq: this.num(), id: this.num(), sender: this.str(), ts: this.num(), body: this.body() };
+  }
+
   /** A message body: text, or a copy of the bytes. */
   body(): string | Uint8Array {
     return this.u8() === 0 ? this.str() : this.bytes().slice();
