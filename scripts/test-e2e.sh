@@ -16,52 +16,19 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
-export CI=true
-started=$SECONDS
 say() { printf 'test-e2e: %s\n' "$*"; }
-packed=""
-finish() {
-  local status=$?
-  [[ -n "$packed" ]] && rm -rf "$packed"
-  [[ $status -eq 0 ]] || say "FAILED; screenshots and server logs in test-artifacts/e2e/"
-  say "$((SECONDS - started)) s"
-  exit "$status"
-}
-trap finish EXIT
+source scripts/lib/package-tests.sh
+on_exit "screenshots and server logs in test-artifacts/e2e/"
 
-for dep in playwright-core vite typescript webpack webpack-cli; do
-  if [[ ! -f node_modules/$dep/package.json ]]; then
-    echo "test-e2e: node_modules/$dep missing; run scripts/setup.sh (npm ci)" >&2
-    exit 1
-  fi
-done
+require_node_modules playwright-core vite typescript webpack webpack-cli
+build_package_and_server
 
-# The client package is rebuilt only when its sources changed.
-pkg=client-wasm/pkg
-bash scripts/build-client.sh --if-stale
-
-cargo build --quiet -p chorus-server
-target_dir=${CARGO_TARGET_DIR:-target}
-[[ "$target_dir" = /* ]] || target_dir="$PWD/$target_dir"
-export CHORUS_SERVER_BIN=${CHORUS_SERVER_BIN:-$target_dir/debug/chorus-server}
-
-# The consumer app installs the tarball afresh each time: its node_modules holds nothing
-# else (vite and typescript come from the root's node_modules).
+# The consumer apps install the tarball afresh each time: their node_modules hold nothing
+# else (vite, webpack and typescript come from the root's node_modules).
 consumer=tests/npm-consumer
-packed=$(mktemp -d)
-tarball=$(cd "$pkg" && npm pack --silent --pack-destination "$packed")
-# A package caught half-built (another build of client-wasm/pkg running at the same time)
-# would fail below in confusing ways; say so here instead.
-contents=$(tar -tzf "$packed/$tarball")
-for file in package.json index.js node.js index.d.ts chorus_client.d.ts chorus_client_bg.wasm; do
-  if ! grep -qx "package/$file" <<<"$contents"; then
-    echo "test-e2e: $tarball has no $file: is client-wasm/pkg being rebuilt right now?" >&2
-    exit 1
-  fi
-done
-mv "$packed/$tarball" "$consumer/chorus-client.tgz"
-say "packed $tarball"
+pack_package package.json index.js node.js index.d.ts chorus_client.d.ts chorus_client_bg.wasm
+mv "$TARBALL" "$consumer/chorus-client.tgz"
+say "packed $(basename "$TARBALL")"
 rm -rf "$consumer/node_modules" "$consumer/dist"
 (
   cd "$consumer"

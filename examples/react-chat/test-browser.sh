@@ -7,23 +7,12 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
-export CI=true
-started=$SECONDS
-trap 'printf "react-chat: %s s\n" "$((SECONDS - started))"' EXIT
+say() { printf 'react-chat: %s\n' "$*"; }
+source scripts/lib/package-tests.sh
+on_exit "logs and screenshots in test-artifacts/e2e/"
 
-for dep in react react-dom vite typescript playwright-core; do
-  if [[ ! -f node_modules/$dep/package.json ]]; then
-    echo "react-chat: node_modules/$dep missing; run scripts/setup.sh (npm ci)" >&2
-    exit 1
-  fi
-done
-
-bash scripts/build-client.sh --if-stale
-cargo build --quiet -p chorus-server
-target_dir=${CARGO_TARGET_DIR:-target}
-[[ "$target_dir" = /* ]] || target_dir="$PWD/$target_dir"
-export CHORUS_SERVER_BIN=${CHORUS_SERVER_BIN:-$target_dir/debug/chorus-server}
+require_node_modules react react-dom vite typescript playwright-core
+build_package_and_server
 
 (
   cd examples/react-chat
