@@ -124,6 +124,14 @@ settings! {
     typing_rate: u32, "CHORUS_TYPING_RATE";
     /// Typing events per connection in a burst. Default: 10.
     typing_burst: u32, "CHORUS_TYPING_BURST";
+    /// Joins per second per connection, sustained (a Leave is never refused: each of the
+    /// room's `MemberLeft` follows one of its `MemberJoined`, so this bounds both). An app
+    /// switching rooms joins a few a second at most; a join/leave loop that makes a whole
+    /// room hear it come and go is held to this. Default: 10.
+    membership_rate: u32, "CHORUS_MEMBERSHIP_RATE";
+    /// Joins per connection in a burst. Default: `--max-rooms-per-connection` (64): a
+    /// client that reconnects rejoins all its rooms at once, and must not be refused.
+    membership_burst: u32, "CHORUS_MEMBERSHIP_BURST";
     /// Rejected requests (over a rate, or undecodable) tolerated in a burst before the
     /// connection is closed for abuse (code 4003); they are forgiven at one per second.
     /// Default: 30.
@@ -254,6 +262,10 @@ pub struct Config {
     pub typing_rate: u32,
     /// Typing token bucket: burst.
     pub typing_burst: u32,
+    /// Join token bucket: sustained rate per second.
+    pub membership_rate: u32,
+    /// Join token bucket: burst.
+    pub membership_burst: u32,
     /// Rejections tolerated in a burst before an abuse disconnect.
     pub abuse_burst: u32,
     /// Typing relay throttle per user and room.
@@ -312,6 +324,8 @@ impl Default for Config {
             publish_burst: 100,
             typing_rate: 5,
             typing_burst: 10,
+            membership_rate: 10,
+            membership_burst: 64,
             abuse_burst: 30,
             typing_throttle: Duration::from_secs(1),
             typing_ttl: Duration::from_secs(5),
@@ -375,6 +389,14 @@ impl Config {
             publish_burst: settings.publish_burst.unwrap_or(d.publish_burst),
             typing_rate: settings.typing_rate.unwrap_or(d.typing_rate),
             typing_burst: settings.typing_burst.unwrap_or(d.typing_burst),
+            membership_rate: settings.membership_rate.unwrap_or(d.membership_rate),
+            membership_burst: settings.membership_burst.unwrap_or_else(|| {
+                settings
+                    .max_rooms_per_connection
+                    .map_or(d.membership_burst, |rooms| {
+                        u32::try_from(rooms).unwrap_or(u32::MAX)
+                    })
+            }),
             abuse_burst: settings.abuse_burst.unwrap_or(d.abuse_burst),
             typing_throttle: dur(settings.typing_throttle, d.typing_throttle),
             typing_ttl: dur(settings.typing_ttl, d.typing_ttl),
@@ -419,6 +441,8 @@ impl Config {
             ("publish_burst", self.publish_burst as usize),
             ("typing_rate", self.typing_rate as usize),
             ("typing_burst", self.typing_burst as usize),
+            ("membership_rate", self.membership_rate as usize),
+            ("membership_burst", self.membership_burst as usize),
             ("abuse_burst", self.abuse_burst as usize),
             ("history_page_max", self.history_page_max),
             ("history_per_second", self.history_per_second as usize),
@@ -552,6 +576,38 @@ mod tests {
         assert!(Config::resolve(Settings::default(), false).is_err());
         let dev = Config::resolve(Settings::default(), true).unwrap();
         assert_eq!(dev.token_secret.len(), 64);
+    }
+
+    #[test]
+    fn the_join_burst_covers_a_rejoin_of_every_room_unless_set() {
+        let base = Settings {
+            token_secret: Some("0123456789abcdef".into()),
+            ..Settings::default()
+        };
+        let config = Config::resolve(base.clone(), false).unwrap();
+        assert_eq!(
+            config.membership_burst as usize,
+            config.max_rooms_per_connection
+        );
+        let more_rooms = Settings {
+            max_rooms_per_connection: Some(200),
+            ..base.clone()
+        };
+        assert_eq!(
+            Config::resolve(more_rooms, false).unwrap().membership_burst,
+            200
+        );
+        let set = Settings {
+            max_rooms_per_connection: Some(200),
+            membership_burst: Some(5),
+            ..base.clone()
+        };
+        assert_eq!(Config::resolve(set, false).unwrap().membership_burst, 5);
+        let zero = Settings {
+            membership_rate: Some(0),
+            ..base
+        };
+        assert!(Config::resolve(zero, false).is_err());
     }
 
     #[test]

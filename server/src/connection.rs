@@ -12,6 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use chorus_protocol::{
     ClientMessage, DisconnectReason, ErrorCode, Limits, PROTOCOL_VERSION, Reconnect, ServerMessage,
+    validate,
 };
 use tokio::time::{Instant, Sleep, sleep, sleep_until, timeout};
 
@@ -77,6 +78,8 @@ struct Buckets {
     publish: Bucket,
     typing: Bucket,
     history: Bucket,
+    /// Joins (see `Config::membership_rate`).
+    membership: Bucket,
     /// Rejected requests; running out means persistent abuse.
     abuse: Bucket,
 }
@@ -87,6 +90,7 @@ enum Limit {
     Publish,
     Typing,
     History,
+    Membership,
     Abuse,
 }
 
@@ -131,6 +135,7 @@ pub(crate) fn serve(
             publish: Bucket::new(),
             typing: Bucket::new(),
             history: Bucket::new(),
+            membership: Bucket::new(),
             abuse: Bucket::new(),
         },
         node: node.clone(),
@@ -297,8 +302,19 @@ impl Connection {
         match err {
             ReadError::TooLarge => Some(DisconnectReason::FrameTooLarge),
             ReadError::Protocol => {
+                tracing::debug!(conn = self.id, user = %self.user, "frame breaks RFC 6455");
                 self.out
                     .push_back(ws::close(ws::CLOSE_PROTOCOL_ERROR, "protocol error"));
+                None
+            }
+            ReadError::BadClose { code, rule } => {
+                tracing::debug!(conn = self.id, user = %self.user, code, rule, "close frame breaks RFC 6455");
+                let reason = if code == ws::CLOSE_PROTOCOL_ERROR {
+                    "protocol error"
+                } else {
+                    "invalid close reason"
+                };
+                self.out.push_back(ws::close(code, reason));
                 None
             }
             ReadError::Gone => None,
@@ -370,8 +386,41 @@ impl Connection {
     }
 
     async fn on_request(&mut self, request: ClientMessage) -> Result<(), DisconnectReason> {
+        // The room name is checked once, for every request naming one, before anything else:
+        // an invalid name is answered 102 whatever the request, never `not_joined` or `Left`.
+        let (room, id) = match &request {
+            ClientMessage::Ping { .. } => (None, None),
+            ClientMessage::Join { room, .. }
+            | ClientMessage::Leave { room }
+            | ClientMessage::TypingStarted { room }
+            | ClientMessage::TypingStopped { room } => (Some(room), None),
+            ClientMessage::Publish { room, id, .. } => (Some(room), Some(*id)),
+            ClientMessage::History { room, request, .. } => (Some(room), Some(*request)),
+        };
+        if let Some(Err(e)) = room.map(|room| validate::room(room)) {
+            if matches!(request, ClientMessage::History { .. }) {
+                self.node
+                    .metrics
+                    .history_request(Some(ErrorCode::InvalidRoom));
+            }
+            let message = format!("invalid room name: {e}");
+            let room = room.cloned();
+            return self
+                .reject(id, room, ErrorCode::InvalidRoom, &message)
+                .await;
+        }
         match request {
             ClientMessage::Ping { nonce } => self.write(frame(&ServerMessage::Pong { nonce })),
+            // Each join is heard by the whole room; a Leave, never refused, follows a join.
+            ClientMessage::Join { room, .. } if !self.allow(Limit::Membership) => {
+                self.reject(
+                    None,
+                    Some(room),
+                    ErrorCode::RateLimited,
+                    "join rate limit exceeded",
+                )
+                .await?
+            }
             ClientMessage::Join { room, since } => self.join(room, since).await?,
             ClientMessage::Leave { room } => {
                 if let Some(at) = self.room_index(&room) {
@@ -551,6 +600,10 @@ impl Connection {
             Limit::History => (
                 &mut b.history,
                 Rate::new(c.history_per_second, c.history_burst),
+            ),
+            Limit::Membership => (
+                &mut b.membership,
+                Rate::new(c.membership_rate, c.membership_burst),
             ),
             Limit::Abuse => (&mut b.abuse, Rate::new(1, c.abuse_burst)),
         };

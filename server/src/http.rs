@@ -94,19 +94,61 @@ fn origin_allowed(node: &Node, headers: &HeaderMap) -> bool {
     {
         return true;
     }
-    let authority = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-    let same_origin = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|host| host.eq_ignore_ascii_case(authority));
-    if allowed.is_empty() && same_origin {
+    if allowed.is_empty() && same_origin(origin, headers) {
         return true;
     }
+    let authority = origin.split_once("://").map_or(origin, |(_, rest)| rest);
     if node.config.dev {
         let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
         return matches!(host, "localhost" | "127.0.0.1" | "[::1]");
     }
     false
+}
+
+/// Whether `origin` is the origin of the request itself: same scheme, host and port, the
+/// ports a scheme implies written out (`http://h` is `http://h:80`). The server speaks plain
+/// HTTP, so the request's scheme is `http`, unless a TLS-terminating proxy in front says
+/// `X-Forwarded-Proto: https`. (A browser cannot add that header to a WebSocket handshake,
+/// and a client that is not a browser can send any Origin anyway.)
+fn same_origin(origin: &str, headers: &HeaderMap) -> bool {
+    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let behind_tls = text("x-forwarded-proto")
+        .and_then(|v| v.split(',').next())
+        .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"));
+    let (scheme, default_port) = if behind_tls {
+        ("https", 443)
+    } else {
+        ("http", 80)
+    };
+    let Some((origin_scheme, origin_authority)) = origin.split_once("://") else {
+        return false;
+    };
+    let Some(host) = text(header::HOST.as_str()) else {
+        return false;
+    };
+    origin_scheme.eq_ignore_ascii_case(scheme)
+        && match (
+            host_and_port(origin_authority, default_port),
+            host_and_port(host, default_port),
+        ) {
+            (Some((a, a_port)), Some((b, b_port))) => a.eq_ignore_ascii_case(b) && a_port == b_port,
+            _ => false,
+        }
+}
+
+/// `host[:port]` (the host a name, an IPv4 address or a bracketed IPv6 address) split into
+/// host and port, `default_port` when none is written; `None` when it is not of that form.
+fn host_and_port(authority: &str, default_port: u16) -> Option<(&str, u16)> {
+    let (host, port) = match authority.rsplit_once(':') {
+        // A colon inside the brackets of an IPv6 address is not a port's.
+        Some((host, port)) if !host.contains(':') || host.ends_with(']') => {
+            (host, port.parse().ok()?)
+        }
+        Some(_) if authority.ends_with(']') => (authority, default_port),
+        Some(_) => return None,
+        None => (authority, default_port),
+    };
+    (!host.is_empty() && !host.contains(['/', '@'])).then_some((host, port))
 }
 
 async fn websocket(

@@ -40,6 +40,9 @@ const OP_PONG: u8 = 0xA;
 /// Close code: the endpoint broke the protocol.
 pub(crate) const CLOSE_PROTOCOL_ERROR: u16 = 1002;
 
+/// Close code: a message's data is not of its type (a close reason that is not UTF-8).
+pub(crate) const CLOSE_INVALID_DATA: u16 = 1007;
+
 /// Size of the per-thread read buffer: one read takes in up to this many bytes of frames.
 const SCRATCH: usize = 64 * 1024;
 
@@ -231,7 +234,9 @@ pub(crate) fn pong(payload: &[u8]) -> Bytes {
     server_frame(OP_PONG, payload)
 }
 
-/// The answer to a client's close frame: its code echoed, or no code if it gave none.
+/// The answer to a client's close frame: its code echoed, or no code if it gave none. Only
+/// a valid code reaches here ([`valid_close_code`]); a frame with another is a
+/// [`ReadError::BadClose`].
 pub(crate) fn close_reply(code: Option<u16>) -> Bytes {
     match code {
         Some(code) => server_frame(OP_CLOSE, &code.to_be_bytes()),
@@ -276,13 +281,23 @@ pub(crate) enum Incoming {
     Close(Option<u16>),
 }
 
+/// Whether a client may send `code` in a close frame (RFC 6455 section 7.4): the defined
+/// codes an endpoint may send (1004 is reserved; 1005, 1006 and 1015 are never sent), the
+/// registered ones up to 1014, and the 3000-4999 range of libraries and applications.
+fn valid_close_code(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
 /// Why reading from the client failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ReadError {
     /// A frame or message over the size limit.
     TooLarge,
-    /// The client broke RFC 6455.
+    /// The client broke RFC 6455; closed with 1002.
     Protocol,
+    /// The client sent a close frame that breaks RFC 6455, answered with `code` (1002, or
+    /// 1007 for a reason that is not UTF-8); `rule` says what was wrong, for the log.
+    BadClose { code: u16, rule: &'static str },
     /// The connection ended or failed.
     Gone,
 }
@@ -451,12 +466,20 @@ impl Reader {
                 return Ok(Some(Incoming::Pong));
             }
             (OP_CLOSE, _) => {
+                let bad = |code, rule| Err(ReadError::BadClose { code, rule });
                 let code = match payload[..] {
                     [] => None,
-                    [a, b, ref reason @ ..] if std::str::from_utf8(reason).is_ok() => {
-                        Some(u16::from_be_bytes([a, b]))
+                    [_] => return bad(CLOSE_PROTOCOL_ERROR, "a close payload of one byte"),
+                    [a, b, ref reason @ ..] => {
+                        let code = u16::from_be_bytes([a, b]);
+                        if !valid_close_code(code) {
+                            return bad(CLOSE_PROTOCOL_ERROR, "a close code not to be sent");
+                        }
+                        if std::str::from_utf8(reason).is_err() {
+                            return bad(CLOSE_INVALID_DATA, "a close reason not UTF-8");
+                        }
+                        Some(code)
                     }
-                    _ => return Err(ReadError::Protocol),
                 };
                 return Ok(Some(Incoming::Close(code)));
             }
@@ -657,6 +680,27 @@ mod tests {
             reader_with(&big).parse(100).err(),
             Some(ReadError::TooLarge)
         );
+    }
+
+    #[test]
+    fn close_frames_are_checked_against_rfc_6455_section_7_4() {
+        let close = |payload: &[u8]| {
+            let wire = client_frame(true, OP_CLOSE, payload, [1, 2, 3, 4]);
+            match reader_with(&wire).parse(100) {
+                Ok(Some(Incoming::Close(code))) => Ok(code),
+                Err(ReadError::BadClose { code, .. }) => Err(code),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(close(&[]), Ok(None));
+        for code in [1000u16, 1003, 1007, 1014, 3000, 4999] {
+            assert_eq!(close(&code.to_be_bytes()), Ok(Some(code)));
+        }
+        for code in [0u16, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535] {
+            assert_eq!(close(&code.to_be_bytes()), Err(CLOSE_PROTOCOL_ERROR));
+        }
+        assert_eq!(close(&[0x03]), Err(CLOSE_PROTOCOL_ERROR));
+        assert_eq!(close(&[0x03, 0xe8, 0xff]), Err(CLOSE_INVALID_DATA));
     }
 
     #[test]
