@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the npm package `chorus-client` into client-wasm/pkg: the engine's wasm (feature
 # `js` alone, size-tuned profile `wasm-release`, then wasm-opt -Oz), the TypeScript API
-# (client-wasm/ts/) bundled with the wasm-bindgen glue into one module per entry (index.js
-# for browsers and bundlers, node.js for Node, Deno and Bun), its declarations, README,
+# (client-wasm/ts/) bundled with the wasm-bindgen glue into one module (index.js, for
+# browsers and bundlers; node.js, for Node, Deno and Bun, loads the wasm from its file and
+# re-exports it), its declarations, README,
 # LICENSE and package.json. Prints the gzip sizes, and fails when their total is over the
 # budget (scripts/client-package.mjs).
 #
@@ -77,15 +78,17 @@ wasm-pack build client-wasm --profile wasm-release --target web \
 mv "$wasm.opt" "$wasm"
 
 # The TypeScript API, built from a staging copy that has the glue beside it: declarations
-# from tsc (which also type-checks), one minified ES module per entry from rolldown.
+# from tsc (which also type-checks), minified ES modules from rolldown.
 stage=target/client-ts
 rm -rf "$stage"
 mkdir -p "$stage"
 cp client-wasm/ts/*.ts client-wasm/ts/tsconfig.json "$pkg/chorus_client.js" "$pkg/chorus_client.d.ts" "$stage/"
 "$tsc" -p "$stage/tsconfig.json" --outDir "$pkg"
-for entry in index node; do
-  "$rolldown" "$stage/$entry.ts" --file "$pkg/$entry.js" --format esm --minify \
-    --no-codeSplitting --external node:fs --logLevel warn
-done
+# index.js holds the API and the glue; node.js only loads the module from its file and
+# re-exports index.js.
+"$rolldown" "$stage/index.ts" --file "$pkg/index.js" --format esm --minify \
+  --no-codeSplitting --logLevel warn
+"$rolldown" "$stage/node.ts" --file "$pkg/node.js" --format esm --minify \
+  --external node:fs --external ./index.js --logLevel warn
 rm -f "$pkg/chorus_client.js" "$pkg/chorus_client_bg.wasm.d.ts" "$pkg/.gitignore"
 node scripts/client-package.mjs "$pkg"

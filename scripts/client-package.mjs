@@ -7,6 +7,7 @@
 
 import { readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { spawnSync } from "node:child_process";
 import { gzipSync } from "node:zlib";
 
 const dir = process.argv[2];
@@ -62,17 +63,23 @@ for (const name of types) {
   }
 }
 
-// Sizes: what a page downloads, gzipped: the browser entry (API and glue, one module) and
-// the wasm.
+// Sizes: every JavaScript module and the wasm the package ships, gzipped: index.js (the API
+// and the glue) and the wasm are what a page downloads; node.js only re-exports index.js.
 // BUDGET is a ratchet: lowered as the package shrinks, never raised (issue 13 set 25 KB).
 // GOAL is where it is going.
 const BUDGET = 25 * 1024;
 const GOAL = 15 * 1024;
-const files = ["chorus_client_bg.wasm", "index.js"];
+const files = readdirSync(dir).filter((name) => /\.(js|wasm)$/.test(name));
+// `gzip -9`, the command every size here is quoted with (its deflate packs the wasm about
+// 180 B tighter than Node's zlib at level 9); Node's zlib where the command is missing.
+const gzipped = (file, raw) => {
+  const run = spawnSync("gzip", ["-9c", file], { maxBuffer: 1 << 26 });
+  return run.status === 0 ? run.stdout.length : gzipSync(raw, { level: 9 }).length;
+};
 let total = 0;
 for (const name of files) {
   const raw = readFileSync(path(name));
-  const gz = gzipSync(raw, { level: 9 }).length;
+  const gz = gzipped(path(name), raw);
   total += gz;
   console.log(`build-client: ${name}: ${raw.length} bytes, ${gz} gzipped`);
 }

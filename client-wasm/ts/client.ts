@@ -147,6 +147,14 @@ interface Early {
   heard: ((socket: Socket) => void)[];
 }
 
+type SocketClass = new (url: string, protocols: string[]) => Socket;
+
+/** The WebSocket class to use: the app's, or the runtime's; `undefined` when neither. */
+const socketClass = (options?: ClientOptions) =>
+  (options?.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket) as
+    | SocketClass
+    | undefined;
+
 /** The early socket the next `new Client` adopts (set by `connect` around that call). */
 let adopting: Early | undefined;
 
@@ -156,9 +164,7 @@ let adopting: Early | undefined;
  * token (a `getToken` client asks for one first) and a WebSocket; never throws.
  */
 function openEarly(url: string, options: ClientOptions): Early | undefined {
-  const Socket = (options?.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket) as
-    | (new (url: string, protocols: string[]) => Socket)
-    | undefined;
+  const Socket = socketClass(options);
   const token = options?.token;
   if (typeof Socket !== "function" || typeof token !== "string" || token === "") return undefined;
   try {
@@ -205,7 +211,7 @@ export class Client extends Emitter<ClientEvents> {
   readonly engine: Engine;
   readonly #url: string;
   readonly #probeUrl: string;
-  readonly #WebSocket: new (url: string, protocols: string[]) => Socket;
+  readonly #WebSocket: SocketClass;
   readonly #getToken?: () => Promise<string>;
   readonly #rooms = new Map<string, Room<unknown>>();
   readonly #pending = new Map<number, Pending>();
@@ -240,16 +246,15 @@ export class Client extends Emitter<ClientEvents> {
     if (token === undefined && getToken === undefined) {
       throw new ChorusError(ErrorCode.InvalidArgument, "options need a token or getToken");
     }
-    const Socket = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+    const Socket = socketClass(options);
     if (typeof Socket !== "function") {
       throw new ChorusError(
         ErrorCode.NoWebSocket,
-        "this runtime has no WebSocket; pass one as the WebSocket option " +
-          "(in Node 20: `import { WebSocket } from \"ws\"`)",
+        "no WebSocket in this runtime: pass one as the WebSocket option (Node 20: the `ws` package's)",
       );
     }
     [this.#url, this.#probeUrl] = endpoints(url);
-    this.#WebSocket = Socket as unknown as new (url: string, protocols: string[]) => Socket;
+    this.#WebSocket = Socket;
     this.#getToken = getToken;
     const keys: (keyof ClientOptions)[] = [
       "initialBackoffMs",
@@ -268,8 +273,7 @@ export class Client extends Emitter<ClientEvents> {
     if (numbers[10] === Infinity) numbers[10] = NaN;
     this.engine = new Engine(new Uint8Array(numbers.buffer), token ?? "", getToken !== undefined, randomSeed());
     this.#listenForWake();
-    this.input(Op.Connect);
-    this.pump();
+    this.act(Op.Connect);
   }
 
   /** Where the connection is. */
@@ -311,8 +315,7 @@ export class Client extends Emitter<ClientEvents> {
   /** Connect again now: skip the wait before the next attempt, replace the current connection, or start again after `close()`. */
   reconnect(): void {
     if (this.#current === "closed") this.#listenForWake();
-    this.input(Op.Reconnect);
-    this.pump();
+    this.act(Op.Reconnect);
   }
 
   /**
@@ -320,13 +323,18 @@ export class Client extends Emitter<ClientEvents> {
    * fires (before this returns; from inside a handler, right after it), nothing follows.
    */
   close(): void {
-    this.input(Op.Close);
-    this.pump();
+    this.act(Op.Close);
   }
 
   /** @internal One input to the engine (see `Op` in engine.rs for what each reads). */
   input(op: number, name = "", bytes: Uint8Array = NONE, x = NaN, y = NaN, z = NaN): number {
     return this.engine.input(op, name, bytes, x, y, z, now());
+  }
+
+  /** @internal An input, then what the engine decided on it carried out. */
+  act(op: number, name?: string, bytes?: Uint8Array, x?: number): void {
+    this.input(op, name, bytes, x);
+    this.pump();
   }
 
   /** @internal The `length` bytes an input left at the engine's output, as text. */
@@ -378,8 +386,7 @@ export class Client extends Emitter<ClientEvents> {
         ? undefined
         : setTimeout(
             () => {
-              this.input(Op.Tick);
-              this.pump();
+              this.act(Op.Tick);
             },
             Math.max(0, at - now()),
           );
@@ -584,8 +591,7 @@ export class Client extends Emitter<ClientEvents> {
     const live = () => this.#socket === socket;
     socket.onopen = () => {
       if (!live()) return;
-      this.input(Op.SocketOpened);
-      this.pump();
+      this.act(Op.SocketOpened);
     };
     socket.onmessage = (event) => {
       if (!live()) return;
@@ -601,20 +607,15 @@ export class Client extends Emitter<ClientEvents> {
       const at = event.timeStamp;
       if (bytes) this.pump(this.engine.frame(bytes, at! > 0 && at! < 1e11 ? at! : now()));
     };
-    socket.onclose = (event) => {
+    const lost = (code: number) => {
       if (!live()) return;
       this.#detach();
-      this.input(Op.SocketClosed, "", NONE, event.code || 1006);
-      this.pump();
+      this.act(Op.SocketClosed, "", NONE, code);
     };
+    socket.onclose = (event) => lost(event.code || 1006);
     // Browsers follow an error with a close; some runtimes (Node 22's WebSocket, when the
     // handshake fails) do not. Either way the socket is done.
-    socket.onerror = () => {
-      if (!live()) return;
-      this.#detach();
-      this.input(Op.SocketClosed, "", NONE, 1006);
-      this.pump();
-    };
+    socket.onerror = () => lost(1006);
   }
 
   /** Stop listening to the current socket; returns it. */
@@ -630,8 +631,7 @@ export class Client extends Emitter<ClientEvents> {
   #fetchToken(): void {
     const done = (ok: boolean, value: string) => {
       if (this.#current === "closed") return;
-      this.input(Op.TokenFetched, value, NONE, ok ? 1 : 0);
-      this.pump();
+      this.act(Op.TokenFetched, value, NONE, ok ? 1 : 0);
     };
     let promise: Promise<string>;
     try {
@@ -656,8 +656,7 @@ export class Client extends Emitter<ClientEvents> {
   #probe(token: string): void {
     const done = (outcome: 0 | 1 | 2) => {
       if (this.#current === "closed") return;
-      this.input(Op.AuthProbed, "", NONE, outcome);
-      this.pump();
+      this.act(Op.AuthProbed, "", NONE, outcome);
     };
     if (typeof fetch !== "function") return done(0);
     const url = new URL(this.#probeUrl);
@@ -680,21 +679,18 @@ export class Client extends Emitter<ClientEvents> {
       const hidden = (globalThis as { document?: { visibilityState?: string } }).document
         ?.visibilityState === "hidden";
       if (hidden || this.#current === "closed") return;
-      this.input(Op.Wake);
-      this.pump();
+      this.act(Op.Wake);
     };
-    const targets = [
-      [globalThis, "online"],
-      [(globalThis as { document?: EventTarget }).document, "visibilitychange"],
-    ] as const;
-    const added: (() => void)[] = [];
-    for (const [target, event] of targets) {
-      if (target && typeof target.addEventListener === "function") {
-        target.addEventListener(event, wake);
-        added.push(() => target.removeEventListener(event, wake));
-      }
-    }
-    this.#unwake = () => added.forEach((remove) => remove());
+    // `online` on the global object (a window or a worker); `visibilitychange` on the
+    // document, where there is one. Node has neither listener; Deno and Bun the first.
+    const global = globalThis as Partial<EventTarget> & { document?: EventTarget };
+    const document = global.document;
+    global.addEventListener?.("online", wake);
+    document?.addEventListener("visibilitychange", wake);
+    this.#unwake = () => {
+      global.removeEventListener?.("online", wake);
+      document?.removeEventListener("visibilitychange", wake);
+    };
   }
 
   /** Closed for good: no socket, timer or listener is left. */

@@ -278,8 +278,7 @@ export class Room<T = string | Uint8Array> extends Emitter<RoomEvents<T>> {
 
   /** The user typed here: call on every keystroke (the client throttles, and says "stopped"). */
   typing(): void {
-    this.#client.input(Op.Typing, this.name);
-    this.#client.pump();
+    this.#client.act(Op.Typing, this.name);
   }
 
   /**

@@ -48,8 +48,7 @@ export function wasmMemory(): WebAssembly.Memory {
   if (!memory) {
     throw new ChorusError(
       602,
-      "chorus-client: the WebAssembly module is not loaded yet. Call `await init()` once " +
-        "first, or use `await connect(url, options)`.",
+      "chorus-client's module is not loaded: `await init()` first, or use `await connect(url, options)`",
     );
   }
   return memory;
