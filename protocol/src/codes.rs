@@ -114,11 +114,18 @@ pub enum DisconnectReason {
     TooManyConnections,
     /// The server has reached its global connection limit. Close code 4005.
     ServerFull,
+    /// The client broke the WebSocket protocol (RFC 6455): an unmasked frame, reserved bits
+    /// set, a fragmented control frame, an invalid close code, and so on. Close code 1002,
+    /// sent without a `Disconnect` notice: the close frame's reason names the rule broken.
+    ProtocolError,
+    /// The client sent data not of its type: a text message or close reason that is not
+    /// UTF-8 (RFC 6455 section 7.4.1). Close code 1007, without a `Disconnect` notice.
+    InvalidData,
 }
 
 impl DisconnectReason {
     /// Every reason.
-    pub const ALL: [DisconnectReason; 8] = [
+    pub const ALL: [DisconnectReason; 10] = [
         DisconnectReason::ServerShutdown,
         DisconnectReason::FrameTooLarge,
         DisconnectReason::HeartbeatTimeout,
@@ -127,6 +134,8 @@ impl DisconnectReason {
         DisconnectReason::PolicyViolation,
         DisconnectReason::TooManyConnections,
         DisconnectReason::ServerFull,
+        DisconnectReason::ProtocolError,
+        DisconnectReason::InvalidData,
     ];
 
     /// The WebSocket close code sent with this reason.
@@ -140,6 +149,8 @@ impl DisconnectReason {
             DisconnectReason::PolicyViolation => 4003,
             DisconnectReason::TooManyConnections => 4004,
             DisconnectReason::ServerFull => 4005,
+            DisconnectReason::ProtocolError => 1002,
+            DisconnectReason::InvalidData => 1007,
         }
     }
 
@@ -161,6 +172,8 @@ impl DisconnectReason {
             DisconnectReason::PolicyViolation => "policy_violation",
             DisconnectReason::TooManyConnections => "too_many_connections",
             DisconnectReason::ServerFull => "server_full",
+            DisconnectReason::ProtocolError => "protocol_error",
+            DisconnectReason::InvalidData => "invalid_data",
         }
     }
 }

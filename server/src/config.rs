@@ -86,8 +86,47 @@ macro_rules! settings {
 settings! {
     /// Address to listen on. Default: 127.0.0.1:8080.
     bind: SocketAddr, "CHORUS_BIND";
-    /// Secret that signs tokens (HMAC-SHA256). Required unless --dev.
+    /// Secret that signs tokens (HMAC-SHA256) and verifies them; also the bearer credential
+    /// of the HTTP publish API. Required unless --dev, or unless --token-public-key or
+    /// --jwks-url is given (then a random one: only the identity provider's tokens work).
     token_secret: String, "CHORUS_TOKEN_SECRET";
+    /// A secret replaced by --token-secret: tokens it signed are still accepted (and it is
+    /// still a publish API credential), but it signs nothing. For rotation; remove it once
+    /// its tokens have expired. Repeatable; in the environment, comma-separated.
+    #[arg(value_delimiter = ',')]
+    token_previous_secret: Vec<String>, "CHORUS_TOKEN_PREVIOUS_SECRET";
+    /// PEM file holding an identity provider's public key (RSA, EC P-256/P-384 or Ed25519):
+    /// tokens signed with it (RS*, PS*, ES256/ES384, EdDSA) are accepted. Set
+    /// --token-audience too. Repeatable; in the environment, comma-separated.
+    #[arg(value_delimiter = ',')]
+    token_public_key: Vec<PathBuf>, "CHORUS_TOKEN_PUBLIC_KEY";
+    /// URL of an identity provider's JWKS, e.g.
+    /// https://TENANT.auth0.com/.well-known/jwks.json: fetched at start (the server does not
+    /// start without it), refreshed as its Cache-Control max-age says (1m to 1h; 10m
+    /// without one), and at most every 10s when a token names a key id it does not hold.
+    /// HTTPS only (plain HTTP for loopback addresses). Set --token-audience too.
+    /// Default: none.
+    jwks_url: String, "CHORUS_JWKS_URL";
+    /// The `iss` that tokens verified with a public key must carry, e.g.
+    /// https://TENANT.auth0.com/. Default: not checked.
+    token_issuer: String, "CHORUS_TOKEN_ISSUER";
+    /// An `aud` that tokens verified with a public key must carry (the API identifier of
+    /// the provider). Default: not checked, with a warning at start when public keys are
+    /// configured: any token the provider signs for any of its applications would do.
+    token_audience: String, "CHORUS_TOKEN_AUDIENCE";
+    /// Claim of a token verified with a public key that holds its room patterns (an array
+    /// of strings, or one string of space-separated patterns), e.g.
+    /// https://chat.example.com/rooms. Tokens signed with the secret always use `rooms`.
+    /// Default: rooms.
+    token_rooms_claim: String, "CHORUS_TOKEN_ROOMS_CLAIM";
+    /// Claim of a token verified with a public key that, when `true`, makes it an admin
+    /// token (HTTP publish API). Tokens signed with the secret always use `admin`.
+    /// Default: admin.
+    token_admin_claim: String, "CHORUS_TOKEN_ADMIN_CLAIM";
+    /// Clock skew allowed when checking a token's `exp` and `nbf`, in whole seconds; a
+    /// connection whose token expires is closed this much after its `exp`. At most 5m.
+    /// Default: 5s.
+    token_leeway: HumanDuration, "CHORUS_TOKEN_LEEWAY";
     /// Origins allowed to open a WebSocket, e.g. https://chat.example.com; `*` allows any.
     /// Default: the server's own origin (plus localhost with --dev). Repeatable; in the
     /// environment, comma-separated.
@@ -111,7 +150,8 @@ settings! {
     /// Most frames waiting to be sent to one connection before it is dropped as a slow
     /// consumer. Default: 1024.
     queue_max_messages: usize, "CHORUS_QUEUE_MAX_MESSAGES";
-    /// Most bytes waiting to be sent to one connection. Default: 4194304 (4 MiB).
+    /// Most bytes waiting to be sent to one connection; a join's replay streams out within
+    /// it as the socket takes it. Default: 4194304 (4 MiB).
     queue_max_bytes: usize, "CHORUS_QUEUE_MAX_BYTES";
     /// A write to a socket that takes longer than this drops it as a slow consumer.
     /// Default: 10s.
@@ -143,6 +183,18 @@ settings! {
     typing_ttl: HumanDuration, "CHORUS_TYPING_TTL";
     /// How long shutdown waits for queues to drain. Default: 10s.
     shutdown_timeout: HumanDuration, "CHORUS_SHUTDOWN_TIMEOUT";
+    /// A new connection must send its first request's headers within this time of being
+    /// accepted, and a keep-alive connection each later request's within this time of its
+    /// first byte, or it is closed. Default: 10s.
+    handshake_timeout: HumanDuration, "CHORUS_HANDSHAKE_TIMEOUT";
+    /// A plain-HTTP keep-alive connection with no request in flight is closed after this
+    /// long (an upgraded WebSocket has its heartbeat instead). Default: 60s.
+    idle_timeout: HumanDuration, "CHORUS_IDLE_TIMEOUT";
+    /// Most HTTP connections waiting for a request at once: new ones before their first
+    /// request's headers are in, and keep-alive ones between requests. At the bound the
+    /// server stops accepting (new connections wait in the listen backlog) and closes idle
+    /// keep-alive connections to make room. Default: 1024.
+    max_handshakes: usize, "CHORUS_MAX_HANDSHAKES";
     /// How long a publish's (user, id) is remembered: a resend within it is answered with
     /// the original ack instead of publishing twice. Default: 2m.
     dedupe_window: HumanDuration, "CHORUS_DEDUPE_WINDOW";
@@ -230,6 +282,22 @@ pub struct Config {
     pub bind: SocketAddr,
     /// Secret that signs and verifies tokens.
     pub token_secret: String,
+    /// Earlier secrets, still accepted for verification (rotation), never used to sign.
+    pub token_previous_secrets: Vec<String>,
+    /// PEM files of identity providers' public keys.
+    pub token_public_keys: Vec<PathBuf>,
+    /// An identity provider's JWKS.
+    pub jwks_url: Option<String>,
+    /// Required `iss` of tokens verified with a public key.
+    pub token_issuer: Option<String>,
+    /// Required `aud` of tokens verified with a public key.
+    pub token_audience: Option<String>,
+    /// Claim holding the room patterns of tokens verified with a public key.
+    pub token_rooms_claim: String,
+    /// Claim making a token verified with a public key an admin token.
+    pub token_admin_claim: String,
+    /// Clock skew allowed on `exp` and `nbf`.
+    pub token_leeway: Duration,
     /// Development mode: enables `POST /api/dev/token` and allows localhost origins.
     pub dev: bool,
     /// Allowed browser origins; empty means the server's own origin only. `*` allows any.
@@ -274,6 +342,13 @@ pub struct Config {
     pub typing_ttl: Duration,
     /// Deadline for draining queues at shutdown.
     pub shutdown_timeout: Duration,
+    /// Longest wait for a request's headers: from accept for the first request, from its
+    /// first byte for a later one on a keep-alive connection.
+    pub handshake_timeout: Duration,
+    /// Longest a plain-HTTP keep-alive connection may wait for its next request.
+    pub idle_timeout: Duration,
+    /// Most HTTP connections waiting for a request at once.
+    pub max_handshakes: usize,
     /// How long publish ids are remembered for deduplication.
     pub dedupe_window: Duration,
     /// Most messages in one history page.
@@ -308,6 +383,14 @@ impl Default for Config {
         Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             token_secret: String::new(),
+            token_previous_secrets: Vec::new(),
+            token_public_keys: Vec::new(),
+            jwks_url: None,
+            token_issuer: None,
+            token_audience: None,
+            token_rooms_claim: "rooms".to_owned(),
+            token_admin_claim: "admin".to_owned(),
+            token_leeway: Duration::from_secs(5),
             dev: false,
             allowed_origins: Vec::new(),
             log_format: LogFormat::Text,
@@ -330,6 +413,9 @@ impl Default for Config {
             typing_throttle: Duration::from_secs(1),
             typing_ttl: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_handshakes: 1024,
             dedupe_window: Duration::from_secs(120),
             history_page_max: 100,
             history_per_second: 10,
@@ -354,13 +440,20 @@ impl Config {
         let d = Config::default();
         let mut namespaces = settings.namespaces;
         let default_namespace = namespaces.remove("default").unwrap_or_default();
+        // An empty CHORUS_* variable means none, as an unset one does.
+        let set = |v: Option<String>| v.filter(|v| !v.is_empty());
+        let jwks_url = set(settings.jwks_url);
+        let token_public_keys = settings.token_public_key.unwrap_or_default();
+        let public_keys = jwks_url.is_some() || !token_public_keys.is_empty();
         let token_secret = match settings.token_secret {
             Some(secret) => secret,
-            None if dev => random_secret(),
+            // With public keys, a secret nobody knows: only the provider's tokens verify.
+            None if dev || public_keys => random_secret(),
             None => {
                 return Err(Error::Config(
                     "a token secret is required: --token-secret or CHORUS_TOKEN_SECRET \
-                     (or --dev for a random one)"
+                     (or --dev for a random one, or an identity provider's keys with \
+                     --token-public-key or --jwks-url)"
                         .into(),
                 ));
             }
@@ -369,6 +462,14 @@ impl Config {
         let config = Config {
             bind: settings.bind.unwrap_or(d.bind),
             token_secret,
+            token_previous_secrets: settings.token_previous_secret.unwrap_or_default(),
+            token_public_keys,
+            jwks_url,
+            token_issuer: set(settings.token_issuer),
+            token_audience: set(settings.token_audience),
+            token_rooms_claim: settings.token_rooms_claim.unwrap_or(d.token_rooms_claim),
+            token_admin_claim: settings.token_admin_claim.unwrap_or(d.token_admin_claim),
+            token_leeway: dur(settings.token_leeway, d.token_leeway),
             dev,
             allowed_origins: settings.allowed_origin.unwrap_or_default(),
             log_format: settings.log_format.unwrap_or_default(),
@@ -401,6 +502,9 @@ impl Config {
             typing_throttle: dur(settings.typing_throttle, d.typing_throttle),
             typing_ttl: dur(settings.typing_ttl, d.typing_ttl),
             shutdown_timeout: dur(settings.shutdown_timeout, d.shutdown_timeout),
+            handshake_timeout: dur(settings.handshake_timeout, d.handshake_timeout),
+            idle_timeout: dur(settings.idle_timeout, d.idle_timeout),
+            max_handshakes: settings.max_handshakes.unwrap_or(d.max_handshakes),
             dedupe_window: dur(settings.dedupe_window, d.dedupe_window),
             history_page_max: settings.history_page_max.unwrap_or(d.history_page_max),
             history_per_second: settings.history_per_second.unwrap_or(d.history_per_second),
@@ -426,6 +530,19 @@ impl Config {
         if self.token_secret.len() < 16 {
             return fail("the token secret must be at least 16 bytes");
         }
+        if self.token_previous_secrets.iter().any(|s| s.len() < 16) {
+            return fail("each previous token secret must be at least 16 bytes");
+        }
+        if let Some(url) = &self.jwks_url {
+            crate::auth::check_jwks_url(url)
+                .map_err(|e| Error::Config(format!("jwks_url: {e}")))?;
+        }
+        if self.token_rooms_claim.is_empty() || self.token_admin_claim.is_empty() {
+            return fail("token_rooms_claim and token_admin_claim must not be empty");
+        }
+        if self.token_leeway > Duration::from_secs(300) {
+            return fail("token_leeway must be at most 5m");
+        }
         if self.max_frame < 2 * chorus_protocol::FRAME_OVERHEAD {
             return fail("max_frame must be at least 2048 bytes");
         }
@@ -448,6 +565,7 @@ impl Config {
             ("history_per_second", self.history_per_second as usize),
             ("history_burst", self.history_burst as usize),
             ("redis_pool_size", self.redis_pool_size),
+            ("max_handshakes", self.max_handshakes),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(Error::Config(format!("{name} must be greater than 0")));
@@ -460,6 +578,12 @@ impl Config {
         }
         if self.history_sweep_interval.is_zero() {
             return fail("history_sweep_interval must be greater than 0");
+        }
+        if self.handshake_timeout.is_zero() || self.idle_timeout.is_zero() {
+            return fail("handshake_timeout and idle_timeout must be greater than 0");
+        }
+        if self.max_handshakes > tokio::sync::Semaphore::MAX_PERMITS {
+            return fail("max_handshakes is too large");
         }
         if self.presence_ttl < Duration::from_millis(30) {
             return fail("presence_ttl must be at least 30ms");
@@ -611,6 +735,40 @@ mod tests {
     }
 
     #[test]
+    fn the_http_timeouts_and_the_handshake_bound_must_be_positive() {
+        let base = Settings {
+            token_secret: Some("0123456789abcdef".into()),
+            ..Settings::default()
+        };
+        let config = Config::resolve(base.clone(), false).unwrap();
+        assert_eq!(
+            (
+                config.handshake_timeout,
+                config.idle_timeout,
+                config.max_handshakes
+            ),
+            (Duration::from_secs(10), Duration::from_secs(60), 1024),
+            "defaults"
+        );
+        for bad in [
+            Settings {
+                handshake_timeout: Some(HumanDuration(Duration::ZERO)),
+                ..base.clone()
+            },
+            Settings {
+                idle_timeout: Some(HumanDuration(Duration::ZERO)),
+                ..base.clone()
+            },
+            Settings {
+                max_handshakes: Some(0),
+                ..base.clone()
+            },
+        ] {
+            assert!(Config::resolve(bad, false).is_err());
+        }
+    }
+
+    #[test]
     fn inconsistent_settings_are_rejected() {
         let base = Settings {
             token_secret: Some("0123456789abcdef".into()),
@@ -657,5 +815,53 @@ mod tests {
         };
         assert_eq!(Config::resolve(unset, false).unwrap().redis_url, None);
         assert!(Config::resolve(base, false).is_ok());
+    }
+
+    #[test]
+    fn token_keys_settings_are_read_and_checked() {
+        let file: Settings = toml::from_str(
+            r#"
+            jwks_url = "https://tenant.example.com/.well-known/jwks.json"
+            token_previous_secret = ["previous-secret-0123456789"]
+            token_audience = "https://chat.example.com/api"
+            token_rooms_claim = "https://chat.example.com/rooms"
+            token_leeway = "2s"
+            "#,
+        )
+        .unwrap();
+        // With an identity provider's keys, no secret is needed: a random one signs nothing
+        // anyone holds.
+        let config = Config::resolve(file.clone(), false).unwrap();
+        assert_eq!(config.token_secret.len(), 64);
+        assert_eq!(
+            config.token_previous_secrets,
+            ["previous-secret-0123456789"]
+        );
+        assert_eq!(
+            config.token_audience.as_deref(),
+            Some("https://chat.example.com/api")
+        );
+        assert_eq!(config.token_issuer, None);
+        assert_eq!(config.token_rooms_claim, "https://chat.example.com/rooms");
+        assert_eq!(config.token_admin_claim, "admin", "default");
+        assert_eq!(config.token_leeway, Duration::from_secs(2));
+        assert_eq!(Config::default().token_leeway, Duration::from_secs(5));
+        let bad = [
+            Settings {
+                jwks_url: Some("http://idp.example.com/jwks.json".into()),
+                ..file.clone()
+            },
+            Settings {
+                token_previous_secret: Some(vec!["short".into()]),
+                ..file.clone()
+            },
+            Settings {
+                token_leeway: Some(HumanDuration(Duration::from_secs(3600))),
+                ..file.clone()
+            },
+        ];
+        for settings in bad {
+            assert!(Config::resolve(settings, false).is_err());
+        }
     }
 }

@@ -44,6 +44,11 @@ fn reconnect_hint(reason: DisconnectReason) -> Reconnect {
         | DisconnectReason::FrameTooLarge => Reconnect::RetryAfter(1000),
         DisconnectReason::PolicyViolation => Reconnect::RetryAfter(10_000),
         DisconnectReason::TooManyConnections => Reconnect::RetryAfter(30_000),
+        // Closed without a notice (see `Connection::read_error`); a client that breaks the
+        // protocol is broken, and retries as after a lost connection.
+        DisconnectReason::ProtocolError | DisconnectReason::InvalidData => {
+            Reconnect::RetryAfter(1000)
+        }
         // Only a fresh token helps.
         DisconnectReason::TokenExpired => Reconnect::DoNotRetry,
     }
@@ -179,9 +184,12 @@ impl Connection {
         if self.flush().await.is_err() {
             return None;
         }
+        // When the client was last heard from, and how many bytes it had sent by then.
         let mut last_seen = Instant::now();
+        let mut seen_bytes = self.reader.received();
         let mut next_ping = last_seen + config.heartbeat_interval;
-        let expires_at = last_seen + self.claims.remaining();
+        // The token is honoured as long as an upgrade would accept it: `exp` plus the leeway.
+        let expires_at = last_seen + node.auth.remaining(&self.claims);
         // One timer for the heartbeat and the token's expiry, whichever is next. It and the
         // shutdown waiter are made once, not on every turn of the loop: each would register
         // and deregister a timer, and a waiter on the token that every connection shares.
@@ -213,8 +221,25 @@ impl Connection {
                         break Some(DisconnectReason::TokenExpired);
                     }
                     if now >= next_ping {
+                        // Liveness counts bytes received, handled or not: bytes of a frame
+                        // still arriving, or read while this task was busy elsewhere.
+                        let received = self.reader.received();
+                        if received != seen_bytes {
+                            seen_bytes = received;
+                            last_seen = now;
+                        }
                         if now.duration_since(last_seen) >= config.heartbeat_timeout {
-                            break Some(DisconnectReason::HeartbeatTimeout);
+                            // Bytes may be waiting unread in the socket: the server was
+                            // paused, or this task was held up (by a broker, say) as long
+                            // as the timeout. They arrived in time, and count.
+                            match poll_fn(|cx| Poll::Ready(self.reader.poll_fill(cx, &mut self.io))).await {
+                                Poll::Ready(Ok(())) => {
+                                    seen_bytes = self.reader.received();
+                                    last_seen = now;
+                                }
+                                Poll::Ready(Err(err)) => break 'run self.read_error(err),
+                                Poll::Pending => break Some(DisconnectReason::HeartbeatTimeout),
+                            }
                         }
                         self.out.push_back(ws::ping());
                         next_ping = now + config.heartbeat_interval;
@@ -296,25 +321,25 @@ impl Connection {
     }
 
     /// The reason a failed read ends the connection with: a frame over the limit is the
-    /// client's fault; a broken frame is answered with a close frame; anything else means
-    /// the socket is gone.
+    /// client's fault; a frame that breaks RFC 6455 is answered with a close frame naming
+    /// the rule (and counted, as every reason is); anything else means the socket is gone.
     fn read_error(&mut self, err: ReadError) -> Option<DisconnectReason> {
         match err {
             ReadError::TooLarge => Some(DisconnectReason::FrameTooLarge),
-            ReadError::Protocol => {
-                tracing::debug!(conn = self.id, user = %self.user, "frame breaks RFC 6455");
-                self.out
-                    .push_back(ws::close(ws::CLOSE_PROTOCOL_ERROR, "protocol error"));
-                None
-            }
-            ReadError::BadClose { code, rule } => {
-                tracing::debug!(conn = self.id, user = %self.user, code, rule, "close frame breaks RFC 6455");
-                let reason = if code == ws::CLOSE_PROTOCOL_ERROR {
-                    "protocol error"
+            ReadError::Protocol(violation) => {
+                let reason = if violation.close_code() == DisconnectReason::InvalidData.close_code()
+                {
+                    DisconnectReason::InvalidData
                 } else {
-                    "invalid close reason"
+                    DisconnectReason::ProtocolError
                 };
-                self.out.push_back(ws::close(code, reason));
+                let rule = violation.name();
+                tracing::debug!(conn = self.id, user = %self.user, reason = reason.name(), rule, "frame breaks RFC 6455");
+                self.node.metrics.disconnect(reason);
+                // No `Disconnect` notice: a client that gets the framing wrong may not read
+                // one. The close frame, written when the connection finishes, says why.
+                let text = format!("{}: {rule}", reason.name());
+                self.out.push_back(ws::close(reason.close_code(), &text));
                 None
             }
             ReadError::Gone => None,
@@ -566,8 +591,24 @@ impl Connection {
         match joined {
             Ok(joined) => {
                 self.write(joined.reply);
-                for (_, message) in joined.replay {
-                    self.write(message);
+                // The replay streams out as the socket takes it: at most a queue's worth of
+                // bytes waits here at once, like the room frames of the outbox. Its frames
+                // are the log's own, shared with every other joiner.
+                let limit = self.node.config.queue_max_bytes;
+                let mut buffered = 0;
+                for (_, frame) in joined.replay {
+                    if buffered > 0 && buffered + frame.len() > limit {
+                        match self.flush().await {
+                            Ok(()) => buffered = 0,
+                            Err(WriteError::TimedOut) => {
+                                return Err(DisconnectReason::SlowConsumer);
+                            }
+                            // The socket is gone: the connection's next write or read ends it.
+                            Err(WriteError::Closed) => break,
+                        }
+                    }
+                    buffered += frame.len();
+                    self.write_frame(frame);
                 }
                 if self.rooms.is_empty() {
                     // Most connections join one room: no spare capacity for them.
@@ -715,6 +756,17 @@ impl Connection {
         self.node.metrics.messages_out.inc();
         self.node.metrics.bytes_out.inc_by(payload.len() as u64);
         self.out.push_back(ws::binary(&payload));
+    }
+
+    /// Queue one complete WebSocket frame built elsewhere (a replayed message), like
+    /// [`Connection::write`].
+    fn write_frame(&mut self, frame: Bytes) {
+        self.node.metrics.messages_out.inc();
+        self.node
+            .metrics
+            .bytes_out
+            .inc_by(ws::payload_len(&frame) as u64);
+        self.out.push_back(frame);
     }
 
     /// Write every buffered frame, within the write timeout.

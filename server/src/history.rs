@@ -48,7 +48,8 @@ pub struct Replay {
     pub position: Position,
     /// Whether everything after the requested position is in `frames`.
     pub recovery: Recovery,
-    /// Encoded message frames with their sequence numbers, oldest first.
+    /// The messages' complete WebSocket frames (as [`RoomLog::append`] takes them), with
+    /// their sequence numbers, oldest first: shared with the log and every other replay.
     pub frames: Vec<(u64, Bytes)>,
 }
 
@@ -159,8 +160,10 @@ impl RoomLog {
         }
     }
 
-    /// Append the frame of message `next_seq()`, published by `sender` with `id`, then trim
-    /// to the policy. The caller has checked [`RoomLog::duplicate_of`].
+    /// Append message `next_seq()`, published by `sender` with `id`, then trim to the
+    /// policy. `frame` is the message's complete WebSocket frame, as live members are sent
+    /// it: a replay then shares it rather than building a copy per joiner. The caller has
+    /// checked [`RoomLog::duplicate_of`].
     pub fn append(
         &mut self,
         sender: &str,
@@ -252,7 +255,7 @@ impl RoomLog {
             .entries
             .range(..end)
             .rev()
-            .map(|e| (e.seq, &e.frame[..]));
+            .map(|e| (e.seq, ws_payload(&e.frame)));
         fill_page(self.position(), candidates, false, limit, max_bytes)
     }
 
@@ -409,6 +412,11 @@ fn history_message(seq: u64, frame: &[u8]) -> Result<HistoryMessage, PageError> 
     }
 }
 
+/// The encoded message in a WebSocket frame built by the server.
+fn ws_payload(frame: &[u8]) -> &[u8] {
+    &frame[frame.len() - crate::ws::payload_len(frame)..]
+}
+
 /// The size of `message` in a page: its exact encoding, so the page fills the frame.
 fn encoded_len(message: &HistoryMessage, seq: u64) -> Result<usize, PageError> {
     chorus_protocol::encode(message, usize::MAX)
@@ -432,7 +440,7 @@ mod tests {
     fn log_with(n: u64, now: Instant) -> RoomLog {
         let mut log = RoomLog::new(7);
         for i in 1..=n {
-            log.append("alice", i, Bytes::from(vec![i as u8]), now, POLICY);
+            log.append("alice", i, crate::ws::binary(&[i as u8]), now, POLICY);
         }
         log
     }
@@ -516,7 +524,13 @@ mod tests {
         }
     }
 
+    /// The WebSocket frame of `m`, as the in-memory log keeps it.
     fn frame_of(m: &HistoryMessage) -> Bytes {
+        crate::ws::binary(&encoded(m))
+    }
+
+    /// The encoded `Message` of `m`, as the Redis broker keeps it.
+    fn encoded(m: &HistoryMessage) -> Bytes {
         let frame = ServerMessage::Message {
             room: "lobby".into(),
             seq: m.seq,
@@ -760,7 +774,7 @@ mod tests {
     fn fill_page_takes_what_fits_and_says_whether_more_is_retained() {
         let frames: Vec<(u64, Bytes)> = (1..=5)
             .rev()
-            .map(|seq| (seq, frame_of(&message(seq, "xxx"))))
+            .map(|seq| (seq, encoded(&message(seq, "xxx"))))
             .collect();
         let newest_first = || frames.iter().map(|(seq, frame)| (*seq, &frame[..]));
         let at = Position { epoch: 7, seq: 5 };
@@ -778,7 +792,7 @@ mod tests {
         assert_eq!((page_seqs(&page), page.more), (vec![4, 5], true));
         let empty = fill_page(at, std::iter::empty(), false, 10, NO_BUDGET).unwrap();
         assert_eq!((empty.messages.len(), empty.more), (0, false));
-        let wrong = [(4u64, frame_of(&message(5, "x")))];
+        let wrong = [(4u64, encoded(&message(5, "x")))];
         let err = fill_page(
             at,
             wrong.iter().map(|(s, f)| (*s, &f[..])),

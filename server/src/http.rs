@@ -15,11 +15,11 @@ use base64::Engine;
 use chorus_protocol::{AUTH_SUBPROTOCOL_PREFIX, Body, ErrorCode, SUBPROTOCOL, validate};
 use serde::Deserialize;
 use serde_json::json;
-use tower_http::services::ServeDir;
 
 use crate::auth::{AuthError, Claims};
 use crate::connection;
 use crate::node::{Node, Refusal};
+use crate::static_files;
 use crate::ws::{NotUpgrade, Upgrade};
 
 /// The server's routes.
@@ -33,10 +33,10 @@ pub(crate) fn router(node: Arc<Node>) -> Router {
         app = app.route("/api/dev/token", post(dev_token));
     }
     if let Some(dir) = &node.config.pkg_dir {
-        app = app.nest_service("/pkg", ServeDir::new(dir));
+        app = app.nest_service("/pkg", static_files::serve(dir, "/pkg"));
     }
     if let Some(dir) = &node.config.static_dir {
-        app = app.fallback_service(ServeDir::new(dir));
+        app = app.fallback_service(static_files::serve(dir, ""));
     }
     app.with_state(node)
 }
@@ -162,9 +162,9 @@ async fn websocket(
     }
     let probe = upgrade.is_err() && query.get("probe").is_some_and(|p| p == "1");
     let mut response = if probe {
-        token_probe(&node, &query)
+        token_probe(&node, &query).await
     } else {
-        handshake(node, &headers, &query, upgrade)
+        handshake(node, &headers, &query, upgrade).await
     };
     // A browser cannot read why an upgrade failed; the client asks with a plain GET
     // (`/ws?token=...&probe=1`, see `token_probe`). Let allowed origins read the answer.
@@ -181,9 +181,9 @@ async fn websocket(
 /// browsers log every failed request (and every 4xx) to the console, and a client asks this
 /// after each socket that failed before opening, a refused token being one answer it
 /// expects. Not counted as an auth failure: the refused upgrade before it was.
-fn token_probe(node: &Node, query: &HashMap<String, String>) -> Response {
+async fn token_probe(node: &Node, query: &HashMap<String, String>) -> Response {
     let verified = match query.get("token") {
-        Some(token) => node.auth.verify(token),
+        Some(token) => node.auth.authenticate(token).await,
         None => Err(AuthError::Missing),
     };
     let answer = match verified {
@@ -195,7 +195,7 @@ fn token_probe(node: &Node, query: &HashMap<String, String>) -> Response {
 }
 
 /// Check the subprotocols and the token, then upgrade.
-fn handshake(
+async fn handshake(
     node: Arc<Node>,
     headers: &HeaderMap,
     query: &HashMap<String, String>,
@@ -215,7 +215,7 @@ fn handshake(
         .find_map(|p| p.strip_prefix(AUTH_SUBPROTOCOL_PREFIX))
         .or(query.get("token").map(String::as_str));
     let verified = match token {
-        Some(token) => node.auth.verify(token),
+        Some(token) => node.auth.authenticate(token).await,
         None => Err(AuthError::Missing),
     };
     let claims = match verified {
@@ -294,11 +294,12 @@ enum Caller {
     Admin(Claims),
 }
 
-/// Who may use the publish API: the holder of the token secret, or of an admin token.
+/// Who may use the publish API: the holder of the token secret (or of a previous one, during
+/// a rotation), or of an admin token.
 // The error is the finished response, returned once per refused request; boxing it would
 // only add an allocation.
 #[allow(clippy::result_large_err)]
-fn api_caller(node: &Node, headers: &HeaderMap) -> Result<Caller, Response> {
+async fn api_caller(node: &Node, headers: &HeaderMap) -> Result<Caller, Response> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -311,10 +312,10 @@ fn api_caller(node: &Node, headers: &HeaderMap) -> Result<Caller, Response> {
     let Some(bearer) = bearer else {
         return unauthorized("missing bearer token");
     };
-    if constant_time_eq(bearer.as_bytes(), node.config.token_secret.as_bytes()) {
+    if node.auth.is_secret(bearer.as_bytes()) {
         return Ok(Caller::Secret);
     }
-    match node.auth.verify(bearer) {
+    match node.auth.authenticate(bearer).await {
         Ok(claims) if claims.admin => Ok(Caller::Admin(claims)),
         Ok(_) => Err(error(
             StatusCode::FORBIDDEN,
@@ -325,12 +326,8 @@ fn api_caller(node: &Node, headers: &HeaderMap) -> Result<Caller, Response> {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 async fn publish(State(node): State<Arc<Node>>, headers: HeaderMap, body: Bytes) -> Response {
-    let caller = match api_caller(&node, &headers) {
+    let caller = match api_caller(&node, &headers).await {
         Ok(caller) => caller,
         Err(response) => return response,
     };

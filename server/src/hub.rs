@@ -282,12 +282,13 @@ impl Hub {
         false
     }
 
-    /// Push the encoded message `payload` to every local member of `room`, except
-    /// connections of `except_user`.
+    /// Push `frame`, a complete WebSocket frame ([`ws::binary`] of an encoded message), to
+    /// every local member of `room`, except connections of `except_user`. The frame is
+    /// built once, by the caller, and every member writes the same bytes.
     pub(crate) fn broadcast(
         &self,
         room: &str,
-        payload: &Bytes,
+        frame: &Bytes,
         kind: Kind,
         except_user: Option<&str>,
     ) {
@@ -295,8 +296,6 @@ impl Hub {
         let Some(local) = rooms.get(room) else {
             return;
         };
-        // The WebSocket frame is built once, and every member writes the same bytes.
-        let frame = ws::binary(payload);
         for member in local.members.values() {
             if except_user.is_some_and(|u| *member.user == *u) {
                 continue;

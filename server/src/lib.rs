@@ -10,7 +10,9 @@
 //! - [`run`] (here): serve a bound listener until a shutdown future completes.
 //! - [`config`]: [`Config`] and [`config::Settings`] (flags, `CHORUS_*` variables, TOML).
 //! - [`cli`]: the `chorus-server` command line (`serve`, `token`).
-//! - [`auth`]: JWT (HMAC-SHA256) tokens and room patterns.
+//! - [`auth`]: JWTs (HMAC secrets, public keys, a JWKS) and room patterns.
+//! - `listen`: the accept loop and each HTTP connection until it upgrades: handshake and
+//!   idle timeouts, the bound on connections waiting for a request, the shutdown deadline.
 //! - `http`: routes; the WebSocket handshake checks origin and token before upgrading.
 //! - `connection`: one socket's task (reader, writer, heartbeat, limits).
 //! - `node`: room operations shared by connections and the HTTP API.
@@ -19,6 +21,7 @@
 //!   by default, or in Redis (`--redis-url`) for any number of instances acting as one.
 //! - [`history`]: a room's bounded log, its resume replay and history pages.
 //! - `rate_limit`: the token buckets of a connection's rate limits.
+//! - `static_files`: `--static-dir` and `--pkg-dir`, served without leaving the directory.
 //! - `typing`: typing throttle and expiry.
 //! - `ws`: the WebSocket protocol, server side: the upgrade, client frames, server frames.
 //! - [`metrics`]: the Prometheus registry.
@@ -49,23 +52,33 @@ mod error;
 pub mod history;
 mod http;
 mod hub;
+mod listen;
 pub mod metrics;
 mod node;
 mod rate_limit;
+mod static_files;
 mod typing;
 mod ws;
 
+/// Entry points for the fuzz targets in `fuzz/` (feature `fuzzing`); not an API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub use ws::fuzzing;
+
 use std::future::Future;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 
 pub use config::Config;
 pub use error::{Error, Result};
 
 /// Serve on `listener` until `shutdown` completes, then shut down gracefully: stop
 /// accepting, send every client a disconnect notice with a reconnect hint, drain the queues
-/// (within `config.shutdown_timeout`), close with 1001, and return.
+/// (within `config.shutdown_timeout`), close with 1001, and return. Plain HTTP requests
+/// still in flight at the shutdown timeout are cut, so `run` returns within
+/// `shutdown_timeout` (plus `write_timeout` for a WebSocket's last write) whatever clients
+/// do.
 pub async fn run(
     listener: TcpListener,
     config: Config,
@@ -73,31 +86,30 @@ pub async fn run(
 ) -> Result<()> {
     config.validate()?;
     let node = node::Node::new(config)?;
+    // Keys from an identity provider are fetched before the first client is served.
+    node.auth.ready().await?;
     let app = http::router(node.clone());
     tokio::spawn(node.clone().expire_typing());
     tokio::spawn(node.clone().sweep_history());
 
-    let listener = listener.tap_io(|tcp| {
-        // Chat frames are small and latency matters more than packet count.
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
     let token = node.shutdown.clone();
     let signal = async move {
-        shutdown.await;
-        tracing::info!("shutting down");
+        tokio::select! {
+            () = shutdown => tracing::info!("shutting down"),
+            () = token.cancelled() => {}
+        }
         token.cancel();
+        Instant::now()
     };
-    axum::serve(listener, app)
-        .with_graceful_shutdown(signal)
-        .await?;
+    // Returns when every HTTP connection has ended, by the shutdown timeout at the latest.
+    let http = listen::serve(listener, app, &node.config, node.shutdown.clone());
+    let (shutdown_began, ()) = tokio::join!(signal, http);
 
-    // Upgraded sockets are not tracked by the HTTP server; wait for their tasks, which
+    // Upgraded sockets are not tracked by the HTTP front; wait for their tasks, which
     // drain and close on the cancelled token.
     node.tasks.close();
-    let deadline = node.config.shutdown_timeout + node.config.write_timeout;
-    if tokio::time::timeout(deadline, node.tasks.wait())
+    let deadline = shutdown_began + node.config.shutdown_timeout + node.config.write_timeout;
+    if tokio::time::timeout_at(deadline, node.tasks.wait())
         .await
         .is_err()
     {

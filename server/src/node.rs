@@ -84,7 +84,8 @@ pub(crate) struct Joined {
     pub(crate) position: Position,
     /// The encoded `Joined` reply.
     pub(crate) reply: Bytes,
-    /// Encoded messages to replay after the reply, with their sequences.
+    /// The messages to replay after the reply: complete WebSocket frames, shared with the
+    /// room's log, with their sequences.
     pub(crate) replay: Vec<(u64, Bytes)>,
 }
 
@@ -160,7 +161,7 @@ impl Node {
             }
         };
         Ok(Arc::new(Node {
-            auth: Auth::new(&config.token_secret),
+            auth: Auth::from_config(&config)?,
             typing: Typing::new(config.typing_throttle, config.typing_ttl),
             config,
             metrics,

@@ -37,12 +37,6 @@ const OP_CLOSE: u8 = 0x8;
 const OP_PING: u8 = 0x9;
 const OP_PONG: u8 = 0xA;
 
-/// Close code: the endpoint broke the protocol.
-pub(crate) const CLOSE_PROTOCOL_ERROR: u16 = 1002;
-
-/// Close code: a message's data is not of its type (a close reason that is not UTF-8).
-pub(crate) const CLOSE_INVALID_DATA: u16 = 1007;
-
 /// Size of the per-thread read buffer: one read takes in up to this many bytes of frames.
 const SCRATCH: usize = 64 * 1024;
 
@@ -236,7 +230,7 @@ pub(crate) fn pong(payload: &[u8]) -> Bytes {
 
 /// The answer to a client's close frame: its code echoed, or no code if it gave none. Only
 /// a valid code reaches here ([`valid_close_code`]); a frame with another is a
-/// [`ReadError::BadClose`].
+/// [`Violation::InvalidCloseCode`].
 pub(crate) fn close_reply(code: Option<u16>) -> Bytes {
     match code {
         Some(code) => server_frame(OP_CLOSE, &code.to_be_bytes()),
@@ -267,7 +261,7 @@ pub(crate) fn payload_len(frame: &[u8]) -> usize {
 // Client frames.
 
 /// A message from the client.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Incoming {
     /// A binary message.
     Binary(Bytes),
@@ -291,15 +285,101 @@ fn valid_close_code(code: u16) -> bool {
 /// Why reading from the client failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ReadError {
-    /// A frame or message over the size limit.
+    /// A frame or message over the size limit (close code 1009).
     TooLarge,
-    /// The client broke RFC 6455; closed with 1002.
-    Protocol,
-    /// The client sent a close frame that breaks RFC 6455, answered with `code` (1002, or
-    /// 1007 for a reason that is not UTF-8); `rule` says what was wrong, for the log.
-    BadClose { code: u16, rule: &'static str },
+    /// The client broke a rule of RFC 6455: close with [`Violation::close_code`].
+    Protocol(Violation),
     /// The connection ended or failed.
     Gone,
+}
+
+impl From<Violation> for ReadError {
+    fn from(violation: Violation) -> Self {
+        ReadError::Protocol(violation)
+    }
+}
+
+/// A rule of RFC 6455 a client broke, one variant per rule (as tungstenite's
+/// `ProtocolError` names them), so that the log says which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Violation {
+    /// A frame without the mask bit: a client masks every frame (section 5.1).
+    UnmaskedFrame,
+    /// A reserved bit (RSV1-3) set, with no extension negotiated to give it a meaning
+    /// (section 5.2).
+    ReservedBits,
+    /// An opcode RFC 6455 reserves: 0x3-0x7 or 0xB-0xF (section 5.2).
+    UnknownOpcode,
+    /// A close, ping or pong frame without FIN: control frames are never fragmented
+    /// (section 5.5).
+    FragmentedControlFrame,
+    /// A control frame longer than 125 bytes, or with its length in the 16- or 64-bit form
+    /// (section 5.5).
+    ControlFrameTooLong,
+    /// A continuation frame with no fragmented message to continue (section 5.4).
+    UnexpectedContinuation,
+    /// A text or binary frame while a fragmented message is unfinished: only its
+    /// continuation frames (and control frames) may come until it ends (section 5.4).
+    ExpectedContinuation,
+    /// A text message that is not UTF-8 (section 8.1).
+    InvalidUtf8Text,
+    /// A close frame with a one-byte payload: a code takes two (section 5.5.1).
+    CloseOneBytePayload,
+    /// A close code no endpoint may send (section 7.4; [`valid_close_code`]).
+    InvalidCloseCode,
+    /// A close reason that is not UTF-8 (section 5.5.1).
+    InvalidUtf8CloseReason,
+}
+
+/// Close code: the endpoint broke the protocol.
+const CLOSE_PROTOCOL_ERROR: u16 = 1002;
+
+/// Close code: a message's data is not of its type (RFC 6455 section 7.4.1: "non-UTF-8
+/// data within a text message").
+const CLOSE_INVALID_DATA: u16 = 1007;
+
+impl Violation {
+    /// Every violation, for tests.
+    #[cfg(test)]
+    const ALL: [Violation; 11] = [
+        Violation::UnmaskedFrame,
+        Violation::ReservedBits,
+        Violation::UnknownOpcode,
+        Violation::FragmentedControlFrame,
+        Violation::ControlFrameTooLong,
+        Violation::UnexpectedContinuation,
+        Violation::ExpectedContinuation,
+        Violation::InvalidUtf8Text,
+        Violation::CloseOneBytePayload,
+        Violation::InvalidCloseCode,
+        Violation::InvalidUtf8CloseReason,
+    ];
+
+    /// The rule's name for logs and metrics: stable snake_case text.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Violation::UnmaskedFrame => "unmasked_frame",
+            Violation::ReservedBits => "reserved_bits",
+            Violation::UnknownOpcode => "unknown_opcode",
+            Violation::FragmentedControlFrame => "fragmented_control_frame",
+            Violation::ControlFrameTooLong => "control_frame_too_long",
+            Violation::UnexpectedContinuation => "unexpected_continuation",
+            Violation::ExpectedContinuation => "expected_continuation",
+            Violation::InvalidUtf8Text => "invalid_utf8_text",
+            Violation::CloseOneBytePayload => "close_one_byte_payload",
+            Violation::InvalidCloseCode => "invalid_close_code",
+            Violation::InvalidUtf8CloseReason => "invalid_utf8_close_reason",
+        }
+    }
+
+    /// The close code to answer with (RFC 6455 section 7.4.1): 1007 for data not of its
+    /// message's type (text or a close reason that is not UTF-8), 1002 for the rest.
+    pub(crate) fn close_code(self) -> u16 {
+        match self {
+            Violation::InvalidUtf8Text | Violation::InvalidUtf8CloseReason => CLOSE_INVALID_DATA,
+            _ => CLOSE_PROTOCOL_ERROR,
+        }
+    }
 }
 
 /// The header of one client frame.
@@ -314,17 +394,35 @@ struct Header {
 }
 
 /// Parses the client frame header at the start of `buf`: `Ok(None)` until it is complete.
+/// Each rule is checked as soon as the bytes it needs are in, so a broken frame is refused
+/// without waiting for (or buffering) the rest of it.
 fn parse_header(buf: &[u8], max_payload: usize) -> Result<Option<Header>, ReadError> {
     let [b0, b1, ..] = *buf else {
         return Ok(None);
     };
     let fin = b0 & 0x80 != 0;
     let opcode = b0 & 0x0F;
-    // No extension is negotiated, so the RSV bits must be clear; clients must mask.
-    if b0 & 0x70 != 0 || b1 & 0x80 == 0 {
-        return Err(ReadError::Protocol);
+    let len7 = b1 & 0x7F;
+    // No extension is negotiated, so the RSV bits must be clear.
+    if b0 & 0x70 != 0 {
+        return Err(Violation::ReservedBits.into());
     }
-    let (payload_len, at) = match b1 & 0x7F {
+    if b1 & 0x80 == 0 {
+        return Err(Violation::UnmaskedFrame.into());
+    }
+    match opcode {
+        OP_CONTINUATION | OP_TEXT | OP_BINARY => {}
+        OP_CLOSE | OP_PING | OP_PONG if !fin => {
+            return Err(Violation::FragmentedControlFrame.into());
+        }
+        // A control frame's length is at most 125, so always in the 7-bit form.
+        OP_CLOSE | OP_PING | OP_PONG if len7 > 125 => {
+            return Err(Violation::ControlFrameTooLong.into());
+        }
+        OP_CLOSE | OP_PING | OP_PONG => {}
+        _ => return Err(Violation::UnknownOpcode.into()),
+    }
+    let (payload_len, at) = match len7 {
         126 => match buf.get(2..4) {
             Some(b) => (u64::from(u16::from_be_bytes([b[0], b[1]])), 4),
             None => return Ok(None),
@@ -335,12 +433,6 @@ fn parse_header(buf: &[u8], max_payload: usize) -> Result<Option<Header>, ReadEr
         },
         n => (u64::from(n), 2),
     };
-    match opcode {
-        OP_CONTINUATION | OP_TEXT | OP_BINARY => {}
-        // Control frames are never fragmented and carry at most 125 bytes.
-        OP_CLOSE | OP_PING | OP_PONG if fin && payload_len <= 125 => {}
-        _ => return Err(ReadError::Protocol),
-    }
     let payload_len = match usize::try_from(payload_len) {
         Ok(n) if n <= max_payload => n,
         _ => return Err(ReadError::TooLarge),
@@ -372,9 +464,35 @@ fn unmask(payload: &mut [u8], mask: [u8; 4]) {
     }
 }
 
+/// The code of a client's close frame payload (`None` for an empty one), checked against
+/// RFC 6455 section 5.5.1 and 7.4.
+fn close_code(payload: &[u8]) -> Result<Option<u16>, Violation> {
+    match *payload {
+        [] => Ok(None),
+        [_] => Err(Violation::CloseOneBytePayload),
+        [a, b, ref reason @ ..] => {
+            let code = u16::from_be_bytes([a, b]);
+            if !valid_close_code(code) {
+                return Err(Violation::InvalidCloseCode);
+            }
+            if std::str::from_utf8(reason).is_err() {
+                return Err(Violation::InvalidUtf8CloseReason);
+            }
+            Ok(Some(code))
+        }
+    }
+}
+
 /// The read side of a connection: bytes received but not yet handled, and the message
 /// being reassembled from fragments. Both are empty (and allocate nothing) between
 /// messages.
+///
+/// Its core is sans-IO: [`Reader::push`] takes in received bytes and
+/// [`Reader::next_message`] takes out messages, touching no socket, so tests and fuzzers
+/// drive it with any bytes cut any way. [`Reader::poll_next`] and [`Reader::poll_fill`]
+/// move bytes from a socket into it, through a per-thread scratch buffer: the only copy a
+/// byte goes through is from there into `pending`, and whole frames are then split off
+/// `pending` and unmasked in place.
 #[derive(Debug, Default)]
 pub(crate) struct Reader {
     /// Received bytes not yet handled: whole frames, then the start of an incomplete one.
@@ -382,12 +500,31 @@ pub(crate) struct Reader {
     /// The opcode and payload so far of a fragmented message (boxed: rare, and every
     /// connection would carry the space).
     fragments: Option<Box<(u8, BytesMut)>>,
+    /// Bytes received since the connection opened.
+    received: u64,
 }
 
 impl Reader {
-    /// Whether a complete frame is already buffered, so the next read will not wait.
+    /// How many bytes have come from the client since the connection opened, handled or
+    /// not: a count that grows whenever [`Reader::poll_fill`] (or [`Reader::poll_next`],
+    /// through it) reads something. Liveness is measured from it, since bytes can sit here
+    /// unhandled while the connection is busy. Cheap: a field read.
+    pub(crate) fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// Takes in `bytes` received from the client, in order, to be read by
+    /// [`Reader::next_message`]. They are copied (the caller's buffer is reused for the
+    /// next read); counted in [`Reader::received`].
+    pub(crate) fn push(&mut self, bytes: &[u8]) {
+        self.received += bytes.len() as u64;
+        self.pending.extend_from_slice(bytes);
+    }
+
+    /// Whether a complete frame (or a broken one) is already buffered, so the next read
+    /// will not wait.
     pub(crate) fn has_frame(&self) -> bool {
-        match parse_header(&self.pending, usize::MAX) {
+        match self.header(usize::MAX) {
             Ok(Some(header)) => header.len + header.payload_len <= self.pending.len(),
             Ok(None) => false,
             Err(_) => true,
@@ -396,27 +533,37 @@ impl Reader {
 
     /// The next message, reading from `io` when no complete one is buffered. Messages (and
     /// frames) over `max` bytes are [`ReadError::TooLarge`].
-    pub(crate) fn poll_next(
+    pub(crate) fn poll_next<R: AsyncRead + Unpin>(
         &mut self,
         cx: &mut Context<'_>,
-        io: &mut Io,
+        io: &mut R,
         max: usize,
     ) -> Poll<Result<Incoming, ReadError>> {
         loop {
-            if let Some(message) = self.parse(max)? {
+            if let Some(message) = self.next_message(max)? {
                 return Poll::Ready(Ok(message));
             }
             ready!(self.poll_fill(cx, io))?;
         }
     }
 
-    /// Read once into the scratch buffer and keep what came.
-    fn poll_fill(&mut self, cx: &mut Context<'_>, io: &mut Io) -> Poll<Result<(), ReadError>> {
+    /// Reads once from `io`, through the per-thread scratch buffer, and keeps what came
+    /// (up to 64 KiB a call), without handling it: `Ready(Ok(()))` when at least one byte
+    /// came, `Pending` when none is there now (`cx` is woken when some arrives), and
+    /// `Ready(Err(ReadError::Gone))` at the end of the stream or on an error. What was
+    /// read counts in [`Reader::received`] and waits for [`Reader::next_message`] (or
+    /// [`Reader::poll_next`]), which the caller must go on calling: the buffer grows with
+    /// every call until then.
+    pub(crate) fn poll_fill<R: AsyncRead + Unpin>(
+        &mut self,
+        cx: &mut Context<'_>,
+        io: &mut R,
+    ) -> Poll<Result<(), ReadError>> {
         SCRATCH_BUF.with_borrow_mut(|scratch| {
             let mut buf = ReadBuf::new(&mut scratch[..]);
             match ready!(Pin::new(&mut *io).poll_read(cx, &mut buf)) {
                 Ok(()) if !buf.filled().is_empty() => {
-                    self.pending.extend_from_slice(buf.filled());
+                    self.push(buf.filled());
                     Poll::Ready(Ok(()))
                 }
                 _ => Poll::Ready(Err(ReadError::Gone)),
@@ -424,10 +571,13 @@ impl Reader {
         })
     }
 
-    /// Take the next complete message out of the buffer, if there is one.
-    fn parse(&mut self, max: usize) -> Result<Option<Incoming>, ReadError> {
+    /// Takes the next complete message out of what was pushed, if there is one: the
+    /// sans-IO core of the reader. Messages (and frames) over `max` bytes are
+    /// [`ReadError::TooLarge`]. After an error the connection is to be closed; what
+    /// further calls return is unspecified.
+    pub(crate) fn next_message(&mut self, max: usize) -> Result<Option<Incoming>, ReadError> {
         loop {
-            let Some(header) = parse_header(&self.pending, max)? else {
+            let Some(header) = self.header(max)? else {
                 return Ok(None);
             };
             let frame_len = header.len + header.payload_len;
@@ -443,56 +593,43 @@ impl Reader {
             }
             frame.advance(header.len);
             unmask(&mut frame, header.mask);
-            if let Some(message) = self.frame(header, frame, max)? {
+            if let Some(message) = self.frame(header, frame)? {
                 return Ok(Some(message));
             }
         }
     }
 
-    /// Handle one unmasked frame: a message, or `None` for a fragment of one.
-    fn frame(
-        &mut self,
-        header: Header,
-        payload: BytesMut,
-        max: usize,
-    ) -> Result<Option<Incoming>, ReadError> {
-        let (opcode, payload) = match (header.opcode, self.fragments.take()) {
-            (OP_PING, fragments) => {
-                self.fragments = fragments;
-                return Ok(Some(Incoming::Ping(payload.freeze())));
+    /// The header of the next frame, once it is complete, checked against the message
+    /// being reassembled: a continuation needs one, a new data frame needs none, and the
+    /// whole message must fit in `max` bytes.
+    fn header(&self, max: usize) -> Result<Option<Header>, ReadError> {
+        let Some(header) = parse_header(&self.pending, max)? else {
+            return Ok(None);
+        };
+        match (header.opcode, &self.fragments) {
+            (OP_CONTINUATION, None) => Err(Violation::UnexpectedContinuation.into()),
+            (OP_CONTINUATION, Some(fragments))
+                if fragments.1.len().saturating_add(header.payload_len) > max =>
+            {
+                Err(ReadError::TooLarge)
             }
-            (OP_PONG, fragments) => {
-                self.fragments = fragments;
-                return Ok(Some(Incoming::Pong));
-            }
-            (OP_CLOSE, _) => {
-                let bad = |code, rule| Err(ReadError::BadClose { code, rule });
-                let code = match payload[..] {
-                    [] => None,
-                    [_] => return bad(CLOSE_PROTOCOL_ERROR, "a close payload of one byte"),
-                    [a, b, ref reason @ ..] => {
-                        let code = u16::from_be_bytes([a, b]);
-                        if !valid_close_code(code) {
-                            return bad(CLOSE_PROTOCOL_ERROR, "a close code not to be sent");
-                        }
-                        if std::str::from_utf8(reason).is_err() {
-                            return bad(CLOSE_INVALID_DATA, "a close reason not UTF-8");
-                        }
-                        Some(code)
-                    }
+            (OP_TEXT | OP_BINARY, Some(_)) => Err(Violation::ExpectedContinuation.into()),
+            _ => Ok(Some(header)),
+        }
+    }
+
+    /// Handles one unmasked frame, whose header [`Reader::header`] checked: a message, or
+    /// `None` for a fragment of one.
+    fn frame(&mut self, header: Header, payload: BytesMut) -> Result<Option<Incoming>, ReadError> {
+        let (opcode, payload) = match header.opcode {
+            OP_PING => return Ok(Some(Incoming::Ping(payload.freeze()))),
+            OP_PONG => return Ok(Some(Incoming::Pong)),
+            OP_CLOSE => return Ok(Some(Incoming::Close(close_code(&payload)?))),
+            OP_CONTINUATION => {
+                let Some(fragments) = self.fragments.take() else {
+                    return Err(Violation::UnexpectedContinuation.into());
                 };
-                return Ok(Some(Incoming::Close(code)));
-            }
-            (OP_TEXT | OP_BINARY, None) if header.fin => (header.opcode, payload),
-            (OP_TEXT | OP_BINARY, None) => {
-                self.fragments = Some(Box::new((header.opcode, payload)));
-                return Ok(None);
-            }
-            (OP_CONTINUATION, Some(fragments)) => {
                 let (opcode, mut message) = *fragments;
-                if message.len() + payload.len() > max {
-                    return Err(ReadError::TooLarge);
-                }
                 message.extend_from_slice(&payload);
                 if !header.fin {
                     self.fragments = Some(Box::new((opcode, message)));
@@ -500,16 +637,79 @@ impl Reader {
                 }
                 (opcode, message)
             }
-            // A continuation of nothing, or a new message inside a fragmented one.
-            _ => return Err(ReadError::Protocol),
+            // Text or binary, starting a message.
+            opcode if header.fin => (opcode, payload),
+            opcode => {
+                self.fragments = Some(Box::new((opcode, payload)));
+                return Ok(None);
+            }
         };
         if opcode == OP_TEXT {
             if std::str::from_utf8(&payload).is_err() {
-                return Err(ReadError::Protocol);
+                return Err(Violation::InvalidUtf8Text.into());
             }
             return Ok(Some(Incoming::Text));
         }
         Ok(Some(Incoming::Binary(payload.freeze())))
+    }
+}
+
+/// Every message a fresh reader takes out of `stream` cut into chunks of `sizes` bytes
+/// (cycled; an empty `sizes` is one chunk), taking all it can after each chunk, up to and
+/// including the first error: what the connection would see.
+#[cfg(any(test, feature = "fuzzing"))]
+fn read_chunked(stream: &[u8], sizes: &[usize], max: usize) -> Vec<Result<Incoming, ReadError>> {
+    let mut reader = Reader::default();
+    let mut out = Vec::new();
+    let mut rest = stream;
+    let mut sizes = sizes.iter().copied().cycle();
+    loop {
+        let size = match sizes.next() {
+            // An empty chunk, then a byte, so that a cut into empty chunks ends.
+            Some(0) => {
+                reader.push(&[]);
+                1
+            }
+            Some(size) => size,
+            None => rest.len(),
+        };
+        let (chunk, tail) = rest.split_at(size.min(rest.len()));
+        reader.push(chunk);
+        rest = tail;
+        loop {
+            match reader.next_message(max) {
+                Ok(Some(message)) => out.push(Ok(message)),
+                Ok(None) => break,
+                Err(err) => {
+                    out.push(Err(err));
+                    return out;
+                }
+            }
+        }
+        if rest.is_empty() {
+            assert_eq!(reader.received(), stream.len() as u64);
+            return out;
+        }
+    }
+}
+
+/// Entry points for the fuzz targets in `fuzz/` (feature `fuzzing`): not an API.
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing {
+    /// Reads `stream` with a fresh reader, whole and cut into chunks of `sizes` bytes, and
+    /// panics unless both read the same messages and error, every message within `max`
+    /// bytes (control frames within 125).
+    pub fn ws_reader(stream: &[u8], sizes: &[usize], max: usize) {
+        let whole = super::read_chunked(stream, &[], max);
+        let chunked = super::read_chunked(stream, sizes, max);
+        assert_eq!(whole, chunked, "the chunking changed what was read");
+        for message in whole.iter().flatten() {
+            match message {
+                super::Incoming::Binary(body) => assert!(body.len() <= max),
+                super::Incoming::Ping(body) => assert!(body.len() <= 125.min(max)),
+                _ => {}
+            }
+        }
     }
 }
 
@@ -594,6 +794,9 @@ pub(crate) fn poll_shutdown(cx: &mut Context<'_>, io: &mut Io) -> Poll<io::Resul
 }
 
 #[cfg(test)]
+mod reader_props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -617,10 +820,14 @@ mod tests {
     }
 
     fn reader_with(bytes: &[u8]) -> Reader {
-        Reader {
-            pending: BytesMut::from(bytes),
-            fragments: None,
-        }
+        let mut reader = Reader::default();
+        reader.push(bytes);
+        reader
+    }
+
+    /// The first thing a reader makes of `wire`: its first message, or its error.
+    fn first(wire: &[u8], max: usize) -> Result<Option<Incoming>, ReadError> {
+        reader_with(wire).next_message(max)
     }
 
     #[test]
@@ -631,14 +838,15 @@ mod tests {
             let wire = client_frame(true, OP_BINARY, &payload, mask);
             let mut reader = reader_with(&wire[..wire.len() - 1]);
             assert!(!reader.has_frame());
-            assert!(reader.parse(1 << 20).unwrap().is_none());
-            reader.pending.extend_from_slice(&wire[wire.len() - 1..]);
+            assert!(reader.next_message(1 << 20).unwrap().is_none());
+            reader.push(&wire[wire.len() - 1..]);
             assert!(reader.has_frame());
-            match reader.parse(1 << 20).unwrap() {
+            match reader.next_message(1 << 20).unwrap() {
                 Some(Incoming::Binary(body)) => assert_eq!(body, payload),
                 other => panic!("{other:?}"),
             }
             assert!(reader.pending.is_empty());
+            assert_eq!(reader.received(), wire.len() as u64);
         }
     }
 
@@ -650,45 +858,137 @@ mod tests {
         wire.extend(client_frame(false, OP_CONTINUATION, b"lo ", mask));
         wire.extend(client_frame(true, OP_CONTINUATION, b"world", mask));
         let mut reader = reader_with(&wire);
-        assert!(matches!(reader.parse(100), Ok(Some(Incoming::Ping(p))) if p == "p"));
-        assert!(matches!(reader.parse(100), Ok(Some(Incoming::Binary(m))) if m == "hello world"));
-        // Over the limit in all, though each fragment is under it.
+        assert!(matches!(reader.next_message(100), Ok(Some(Incoming::Ping(p))) if p == "p"));
+        assert!(
+            matches!(reader.next_message(100), Ok(Some(Incoming::Binary(m))) if m == "hello world")
+        );
+        // Over the limit in all, though each fragment is under it: refused from the second
+        // fragment's header, before its payload arrives.
         let mut wire = client_frame(false, OP_BINARY, &[0; 60], mask);
         wire.extend(client_frame(true, OP_CONTINUATION, &[0; 60], mask));
         assert_eq!(
-            reader_with(&wire).parse(100).err(),
-            Some(ReadError::TooLarge)
+            first(&wire[..wire.len() - 60], 100),
+            Err(ReadError::TooLarge)
         );
     }
 
     #[test]
-    fn broken_frames_are_refused() {
+    fn each_broken_rule_is_named() {
         let mask = [9, 9, 9, 9];
-        let mut unmasked = client_frame(true, OP_BINARY, b"x", mask);
+        let frame = |fin, opcode, payload: &[u8]| client_frame(fin, opcode, payload, mask);
+        let mut unmasked = frame(true, OP_BINARY, b"x");
         unmasked[1] &= 0x7F;
-        let long_ping = client_frame(true, OP_PING, &[0; 126], mask);
-        let stray = client_frame(true, OP_CONTINUATION, b"x", mask);
-        let bad_text = client_frame(true, OP_TEXT, &[0xFF], mask);
-        for wire in [unmasked, long_ping, stray, bad_text] {
+        let mut reserved = frame(true, OP_BINARY, b"x");
+        reserved[0] |= 0x40;
+        let mut started = frame(false, OP_TEXT, b"x");
+        started.extend(frame(true, OP_BINARY, b"y"));
+        let mut split_text = frame(false, OP_TEXT, "é".as_bytes()[..1].as_ref());
+        split_text.extend(frame(true, OP_CONTINUATION, b"x"));
+        let cases = [
+            (unmasked, Violation::UnmaskedFrame),
+            (reserved, Violation::ReservedBits),
+            (frame(true, 0x3, b"x"), Violation::UnknownOpcode),
+            (frame(true, 0xB, b""), Violation::UnknownOpcode),
+            (
+                frame(false, OP_PING, b"x"),
+                Violation::FragmentedControlFrame,
+            ),
+            (
+                frame(true, OP_PING, &[0; 126]),
+                Violation::ControlFrameTooLong,
+            ),
+            (
+                frame(true, OP_CONTINUATION, b"x"),
+                Violation::UnexpectedContinuation,
+            ),
+            (started, Violation::ExpectedContinuation),
+            (frame(true, OP_TEXT, &[0xFF]), Violation::InvalidUtf8Text),
+            (split_text, Violation::InvalidUtf8Text),
+            (
+                frame(true, OP_CLOSE, &[0x03]),
+                Violation::CloseOneBytePayload,
+            ),
+            (
+                frame(true, OP_CLOSE, &[0x03, 0xed]),
+                Violation::InvalidCloseCode,
+            ),
+            (
+                frame(true, OP_CLOSE, &[0x03, 0xe8, 0xff]),
+                Violation::InvalidUtf8CloseReason,
+            ),
+        ];
+        for (wire, violation) in &cases {
             assert_eq!(
-                reader_with(&wire).parse(100).err(),
-                Some(ReadError::Protocol)
+                first(wire, 1000),
+                Err(ReadError::Protocol(*violation)),
+                "{wire:02x?}"
             );
         }
-        let big = client_frame(true, OP_BINARY, &[0; 101], mask);
-        assert_eq!(
-            reader_with(&big).parse(100).err(),
-            Some(ReadError::TooLarge)
+        for violation in Violation::ALL {
+            assert!(
+                cases.iter().any(|(_, v)| *v == violation),
+                "{violation:?} untested"
+            );
+        }
+        let big = frame(true, OP_BINARY, &[0; 101]);
+        assert_eq!(first(&big, 100), Err(ReadError::TooLarge));
+    }
+
+    #[test]
+    fn a_broken_header_is_refused_before_the_payload_arrives() {
+        let mask = [5, 6, 7, 8];
+        let header_of =
+            |wire: Vec<u8>, payload_len: usize| wire[..wire.len() - payload_len].to_vec();
+        // A stray continuation announcing 60000 bytes: refused from its 8 header bytes.
+        let stray = header_of(
+            client_frame(true, OP_CONTINUATION, &[0; 60_000], mask),
+            60_000,
         );
+        assert_eq!(
+            first(&stray, 1 << 16),
+            Err(ReadError::Protocol(Violation::UnexpectedContinuation))
+        );
+        // Opcode and control-frame rules need only the first two bytes.
+        for (wire, violation) in [
+            ([0x83, 0x80], Violation::UnknownOpcode),
+            ([0x09, 0x80], Violation::FragmentedControlFrame),
+            ([0x89, 0xFE], Violation::ControlFrameTooLong),
+            ([0x89, 0xFF], Violation::ControlFrameTooLong),
+        ] {
+            assert_eq!(first(&wire, 1 << 16), Err(ReadError::Protocol(violation)));
+        }
+    }
+
+    #[test]
+    fn violations_have_distinct_snake_case_names_and_their_rfc_close_code() {
+        let mut names: Vec<_> = Violation::ALL.iter().map(|v| v.name()).collect();
+        for name in &names {
+            assert!(
+                name.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{name}"
+            );
+        }
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Violation::ALL.len());
+        for violation in Violation::ALL {
+            let expected = match violation {
+                // RFC 6455 section 7.4.1: "non-UTF-8 data within a text message".
+                Violation::InvalidUtf8Text | Violation::InvalidUtf8CloseReason => 1007,
+                _ => 1002,
+            };
+            assert_eq!(violation.close_code(), expected, "{violation:?}");
+        }
     }
 
     #[test]
     fn close_frames_are_checked_against_rfc_6455_section_7_4() {
         let close = |payload: &[u8]| {
             let wire = client_frame(true, OP_CLOSE, payload, [1, 2, 3, 4]);
-            match reader_with(&wire).parse(100) {
+            match first(&wire, 100) {
                 Ok(Some(Incoming::Close(code))) => Ok(code),
-                Err(ReadError::BadClose { code, .. }) => Err(code),
+                Err(ReadError::Protocol(violation)) => Err(violation.close_code()),
                 other => panic!("{other:?}"),
             }
         };
@@ -701,6 +1001,82 @@ mod tests {
         }
         assert_eq!(close(&[0x03]), Err(CLOSE_PROTOCOL_ERROR));
         assert_eq!(close(&[0x03, 0xe8, 0xff]), Err(CLOSE_INVALID_DATA));
+    }
+
+    #[test]
+    fn an_idle_reader_holds_no_buffer() {
+        let mut wire = client_frame(true, OP_BINARY, &[1; 300], [1, 2, 3, 4]);
+        wire.extend(client_frame(false, OP_BINARY, b"ab", [1, 2, 3, 4]));
+        wire.extend(client_frame(true, OP_CONTINUATION, b"cd", [1, 2, 3, 4]));
+        let mut reader = reader_with(&wire);
+        assert!(matches!(
+            reader.next_message(1000),
+            Ok(Some(Incoming::Binary(_)))
+        ));
+        assert!(matches!(reader.next_message(1000), Ok(Some(Incoming::Binary(m))) if m == "abcd"));
+        assert_eq!(reader.next_message(1000), Ok(None));
+        assert_eq!(reader.pending.capacity(), 0);
+        assert!(reader.fragments.is_none());
+    }
+
+    /// The next message `poll_next` reads from `io`.
+    async fn next(
+        reader: &mut Reader,
+        io: &mut tokio::io::DuplexStream,
+    ) -> Result<Incoming, ReadError> {
+        std::future::poll_fn(|cx| reader.poll_next(cx, io, 1 << 16)).await
+    }
+
+    #[tokio::test]
+    async fn poll_next_reads_messages_from_a_stream_as_they_arrive() {
+        let (mut client, mut server) = tokio::io::duplex(64);
+        let mut reader = Reader::default();
+        let mut wire = client_frame(true, OP_PING, b"hi", [1, 2, 3, 4]);
+        wire.extend(client_frame(true, OP_BINARY, &[7; 1000], [4, 3, 2, 1]));
+        // Written in a task, through a 64-byte pipe: the reader waits for the rest of the
+        // frame many times.
+        let writer = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            client.write_all(&wire).await.unwrap();
+        });
+        assert_eq!(
+            next(&mut reader, &mut server).await,
+            Ok(Incoming::Ping(Bytes::from_static(b"hi")))
+        );
+        assert_eq!(
+            next(&mut reader, &mut server).await,
+            Ok(Incoming::Binary(Bytes::from(vec![7; 1000])))
+        );
+        writer.await.unwrap();
+        assert_eq!(next(&mut reader, &mut server).await, Err(ReadError::Gone));
+    }
+
+    #[tokio::test]
+    async fn poll_fill_counts_what_arrived_without_handling_it() {
+        use tokio::io::AsyncWriteExt;
+        let (mut client, mut server) = tokio::io::duplex(1024);
+        let mut reader = Reader::default();
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert!(reader.poll_fill(&mut cx, &mut server).is_pending());
+        let ping = client_frame(true, OP_PING, b"x", [1, 2, 3, 4]);
+        client.write_all(&ping[..3]).await.unwrap();
+        assert_eq!(reader.poll_fill(&mut cx, &mut server), Poll::Ready(Ok(())));
+        assert_eq!(reader.received(), 3);
+        assert!(!reader.has_frame());
+        assert!(reader.poll_fill(&mut cx, &mut server).is_pending());
+        client.write_all(&ping[3..]).await.unwrap();
+        assert_eq!(reader.poll_fill(&mut cx, &mut server), Poll::Ready(Ok(())));
+        assert_eq!(reader.received(), ping.len() as u64);
+        assert!(reader.has_frame());
+        assert_eq!(
+            reader.next_message(100),
+            Ok(Some(Incoming::Ping(Bytes::from_static(b"x"))))
+        );
+        drop(client);
+        assert_eq!(
+            reader.poll_fill(&mut cx, &mut server),
+            Poll::Ready(Err(ReadError::Gone))
+        );
     }
 
     #[test]

@@ -76,7 +76,7 @@ async fn close_codes_that_must_not_be_sent_are_answered_with_1002() {
         0u16, 1, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
     ] {
         let answer = answer_to_close(&server, &format!("u{code}"), &code.to_be_bytes()).await;
-        if answer != server_close(1002, "protocol error") {
+        if answer != server_close(1002, "protocol_error: invalid_close_code") {
             wrong.push((code, format!("{answer:02x?}")));
         }
     }
@@ -110,12 +110,18 @@ async fn a_close_without_a_code_is_answered_without_one() {
 async fn a_one_byte_close_payload_is_answered_with_1002() {
     let server = TestServer::start().await;
     let answer = answer_to_close(&server, "alice", &[0x03]).await;
-    assert_eq!(answer, server_close(1002, "protocol error"));
+    assert_eq!(
+        answer,
+        server_close(1002, "protocol_error: close_one_byte_payload")
+    );
 }
 
 #[tokio::test]
 async fn a_close_reason_that_is_not_utf8_is_answered_with_1007() {
     let server = TestServer::start().await;
     let answer = answer_to_close(&server, "alice", &[0x03, 0xe8, b'o', 0xff, b'k']).await;
-    assert_eq!(answer, server_close(1007, "invalid close reason"));
+    assert_eq!(
+        answer,
+        server_close(1007, "invalid_data: invalid_utf8_close_reason")
+    );
 }

@@ -85,6 +85,12 @@ async fn read_frame(tcp: &mut TcpStream) -> (u8, Vec<u8>) {
 /// The server's close frame (pings and a `Disconnect` notice skipped), its code, then the
 /// end of the stream.
 async fn close_code(tcp: &mut TcpStream) -> u16 {
+    close(tcp).await.0
+}
+
+/// The server's close frame (pings and a `Disconnect` notice skipped), its code and
+/// reason, then the end of the stream.
+async fn close(tcp: &mut TcpStream) -> (u16, String) {
     loop {
         let (opcode, payload) = read_frame(tcp).await;
         if opcode == PING {
@@ -104,7 +110,8 @@ async fn close_code(tcp: &mut TcpStream) -> u16 {
             .await
             .expect("the server did not end the stream after its close frame")
             .expect("read");
-        return u16::from_be_bytes([payload[0], payload[1]]);
+        let reason = String::from_utf8(payload[2..].to_vec()).expect("a UTF-8 close reason");
+        return (u16::from_be_bytes([payload[0], payload[1]]), reason);
     }
 }
 
@@ -180,6 +187,47 @@ async fn an_unknown_opcode_and_a_stray_continuation_are_closed_with_1002() {
         let tcp = tcp(&mut alice);
         tcp.write_all(&bytes).await.unwrap();
         assert_eq!(close_code(tcp).await, 1002, "for {bytes:02x?}");
+    }
+}
+
+#[tokio::test]
+async fn protocol_errors_are_disconnect_reasons_counted_and_named_in_the_close() {
+    let server = TestServer::start().await;
+    let cases = [
+        (
+            frame(true, BINARY, &join("lobby"), false),
+            1002,
+            "protocol_error: unmasked_frame",
+        ),
+        (
+            frame(true, 0x3, b"reserved", true),
+            1002,
+            "protocol_error: unknown_opcode",
+        ),
+        (
+            frame(false, PING, b"split", true),
+            1002,
+            "protocol_error: fragmented_control_frame",
+        ),
+        (
+            frame(true, TEXT, &[b'o', 0xff], true),
+            1007,
+            "invalid_data: invalid_utf8_text",
+        ),
+    ];
+    for (bytes, code, reason) in cases {
+        let mut alice = server.connect("alice").await;
+        let tcp = tcp(&mut alice);
+        tcp.write_all(&bytes).await.unwrap();
+        assert_eq!(
+            close(tcp).await,
+            (code, reason.to_owned()),
+            "for {bytes:02x?}"
+        );
+    }
+    for (reason, count) in [("protocol_error", 3.0), ("invalid_data", 1.0)] {
+        let sample = format!(r#"chorus_disconnects_total{{reason="{reason}"}}"#);
+        assert_eq!(server.metric(&sample).await, count, "{sample}");
     }
 }
 

@@ -88,7 +88,8 @@ async fn a_connection_beyond_the_server_limit_is_closed_with_4005() {
 
 #[tokio::test]
 async fn a_connection_is_closed_with_4002_when_its_token_expires() {
-    let server = TestServer::start().await;
+    // No leeway: the connection ends at `exp` itself, and the token is refused from then.
+    let server = TestServer::start_with(|c| c.token_leeway = Duration::ZERO).await;
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     // Expiry is in whole seconds: this token has between one and two seconds left.
     let exp = now.as_secs() + 2;

@@ -12,6 +12,7 @@ use super::presence::LocalPresence;
 use super::{Broker, BrokerError, Ephemeral, PolicyOf, Publication};
 use crate::history::{Appended, HistoryPage, HistoryPolicy, Replay, RoomLog};
 use crate::hub::{Hub, Kind, frame};
+use crate::ws;
 
 /// A room's log, and whether the sweep has forgotten it.
 #[derive(Debug)]
@@ -116,14 +117,15 @@ impl Broker for MemoryBroker {
                 });
             }
             let seq = log.next_seq();
-            let frame = frame(&ServerMessage::Message {
+            // The log keeps the WebSocket frame every member is sent, and every replay.
+            let frame = ws::binary(&frame(&ServerMessage::Message {
                 room: room.to_owned(),
                 seq,
                 id: publication.id,
                 sender: publication.sender.clone(),
                 ts: publication.ts,
                 body: publication.body,
-            });
+            }));
             log.append(
                 &publication.sender,
                 publication.id,
@@ -144,7 +146,7 @@ impl Broker for MemoryBroker {
     async fn broadcast(&self, room: &str, event: Ephemeral) -> Result<(), BrokerError> {
         self.hub.broadcast(
             room,
-            &event.frame,
+            &ws::binary(&event.frame),
             Kind::Event,
             event.except_user.as_deref(),
         );

@@ -159,6 +159,7 @@ use crate::config::Config;
 use crate::history::{self, Appended, HistoryPage, HistoryPolicy, Replay};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::ws;
 use keys::Keys;
 use scripts::Scripts;
 
@@ -574,10 +575,12 @@ impl Broker for RedisBroker {
         let plan = history::plan_resume(since, read.position, read.oldest);
         let frames = match plan.after {
             None => Vec::new(),
+            // Redis keeps encoded messages; each joiner's read builds their frames once.
             Some(after) => read
                 .entries
                 .into_iter()
                 .filter(|(seq, _)| *seq > after)
+                .map(|(seq, message)| (seq, ws::binary(&message)))
                 .collect(),
         };
         Ok(Replay {

@@ -20,6 +20,7 @@ use super::{COMMAND_TIMEOUT, CONNECT_TIMEOUT, Inner, unavailable};
 use crate::broker::BrokerError;
 use crate::history;
 use crate::hub::{Kind, frame};
+use crate::ws;
 
 /// How often the subscription connection and the command pool are pinged: how soon a
 /// silent Redis is noticed, and a recovered one reported up.
@@ -209,11 +210,16 @@ impl Inner {
         };
         match envelope {
             Envelope::Event { except_user, frame } => {
-                self.hub
-                    .broadcast(room, &frame, Kind::Event, except_user.as_deref());
+                self.hub.broadcast(
+                    room,
+                    &ws::binary(&frame),
+                    Kind::Event,
+                    except_user.as_deref(),
+                );
             }
             Envelope::Message { epoch, seq, frame } => match self.step(room, epoch, seq) {
                 Step::Deliver => {
+                    let frame = ws::binary(&frame);
                     self.hub
                         .broadcast(room, &frame, Kind::Message { epoch, seq }, None);
                 }
@@ -298,7 +304,7 @@ impl Inner {
             });
             self.hub.broadcast(
                 room,
-                &joined,
+                &ws::binary(&joined),
                 Kind::Reset {
                     epoch: position.epoch,
                     seq: at,
@@ -318,7 +324,7 @@ impl Inner {
                 epoch: position.epoch,
                 seq: *seq,
             };
-            self.hub.broadcast(room, frame, kind, None);
+            self.hub.broadcast(room, &ws::binary(frame), kind, None);
         }
         if self.hub.has_room(room) {
             let mut cursors = self.cursors.lock().unwrap_or_else(|e| e.into_inner());
