@@ -139,11 +139,30 @@ fn serve(args: ServeArgs) -> Result<()> {
     }
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(config.bind).await?;
+        let listener = listen(config.bind)?;
         let address = listener.local_addr()?;
         tracing::info!(%address, dev = config.dev, "chorus-server listening on http://{address}/");
         crate::run(listener, config, shutdown_signal()).await
     })
+}
+
+/// Connections the kernel holds for the server once accepting pauses (at
+/// `--max-handshakes`), rather than tokio's default of 128; the kernel caps it at
+/// `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// A listener on `address`, with [`LISTEN_BACKLOG`].
+fn listen(address: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if address.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As `TcpListener::bind` does: a restarted server may bind while old connections linger.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Ctrl-C or SIGTERM.

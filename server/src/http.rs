@@ -238,9 +238,9 @@ async fn handshake(
     // cannot read the status of a refused upgrade, but they can read a close code.
     let slot = node.reserve(&claims.sub);
     let protocol = (!offered.is_empty()).then_some(SUBPROTOCOL);
-    upgrade.accept(protocol, move |socket| {
-        let tasks = node.tasks.clone();
-        tasks.track_future(connection::serve(node, socket, claims, slot))
+    let tasks = node.tasks.clone();
+    upgrade.accept(&tasks, protocol, move |socket| {
+        connection::serve(node, socket, claims, slot)
     })
 }
 

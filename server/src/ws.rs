@@ -26,6 +26,7 @@ use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use sha1::{Digest, Sha1};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_util::task::TaskTracker;
 
 /// The upgraded connection's byte stream.
 pub(crate) type Io = TokioIo<Upgraded>;
@@ -141,8 +142,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Upgrade {
 
 impl Upgrade {
     /// The `101 Switching Protocols` answer, naming `protocol` if the client offered one;
-    /// `serve` is spawned with the socket once the upgrade is done.
-    pub(crate) fn accept<F, Fut>(self, protocol: Option<&'static str>, serve: F) -> Response
+    /// `serve` is called with the socket once the upgrade is done. The task that waits for
+    /// the upgrade and then serves the socket is spawned on `tasks`, so that shutdown, which
+    /// waits for them, also waits for a handshake answered just before it began.
+    pub(crate) fn accept<F, Fut>(
+        self,
+        tasks: &TaskTracker,
+        protocol: Option<&'static str>,
+        serve: F,
+    ) -> Response
     where
         F: FnOnce(Io) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
@@ -151,7 +159,7 @@ impl Upgrade {
         // Boxed: the task's future keeps what it captured for as long as the connection
         // lives, and the box is freed when `serve` is called.
         let serve: Box<dyn FnOnce(Io) -> Fut + Send> = Box::new(serve);
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             match on_upgrade.await {
                 Ok(upgraded) => serve(TokioIo::new(upgraded)).await,
                 Err(e) => tracing::debug!(error = %e, "upgrade failed"),
