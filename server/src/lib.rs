@@ -102,7 +102,13 @@ pub async fn run(
         Instant::now()
     };
     // Returns when every HTTP connection has ended, by the shutdown timeout at the latest.
-    let http = listen::serve(listener, app, &node.config, node.shutdown.clone());
+    let http = listen::serve(
+        listener,
+        app,
+        &node.config,
+        node.shutdown.clone(),
+        node.metrics.http_cuts(),
+    );
     let (shutdown_began, ()) = tokio::join!(signal, http);
 
     // Upgraded sockets are not tracked by the HTTP front; wait for their tasks, which

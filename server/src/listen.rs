@@ -54,6 +54,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::Config;
+use crate::metrics::HttpCuts;
 
 /// Largest request head (request line and headers). hyper's default is its whole read
 /// buffer, about 400 KiB, which `max_handshakes` slow clients could each fill; 64 KiB holds
@@ -80,6 +81,9 @@ struct Front {
     /// Wakes idle keep-alive connections when `starved` is set.
     reclaim: Notify,
     shutdown: CancellationToken,
+    /// Connections closed by a deadline, by reason (one of
+    /// [`HTTP_CUT_REASONS`](crate::metrics::HTTP_CUT_REASONS)).
+    cuts: HttpCuts,
 }
 
 impl Front {
@@ -105,6 +109,7 @@ pub(crate) async fn serve(
     router: Router,
     config: &Config,
     shutdown: CancellationToken,
+    cuts: HttpCuts,
 ) {
     let front = Arc::new(Front {
         router,
@@ -115,6 +120,7 @@ pub(crate) async fn serve(
         starved: AtomicBool::new(false),
         reclaim: Notify::new(),
         shutdown,
+        cuts,
     });
     let connections = TaskTracker::new();
     let mut backoff = MIN_ACCEPT_BACKOFF;
@@ -261,7 +267,10 @@ async fn connection(front: Arc<Front>, tcp: TcpStream, slot: OwnedSemaphorePermi
     match ended {
         Ended::Served(Ok(())) => {}
         Ended::Served(Err(e)) => tracing::debug!(error = %e, "HTTP connection failed"),
-        Ended::Cut(reason) => tracing::debug!(reason, "HTTP connection closed"),
+        Ended::Cut(reason) => {
+            front.cuts.count(reason);
+            tracing::debug!(reason, "HTTP connection closed");
+        }
     }
 }
 
@@ -298,12 +307,12 @@ impl Watch {
     /// the connection.
     fn next_deadline(&self) -> Option<(Instant, &'static str)> {
         let phase = match Activity::phase(self.seen) {
-            Phase::Idle => "idle timeout",
-            _ => "handshake timeout",
+            Phase::Idle => "idle_timeout",
+            _ => "handshake_timeout",
         };
         match (self.deadline, self.cut) {
             (Some(deadline), Some(cut)) if deadline < cut => Some((deadline, phase)),
-            (_, Some(cut)) => Some((cut, "shutdown deadline")),
+            (_, Some(cut)) => Some((cut, "shutdown_deadline")),
             (Some(deadline), None) => Some((deadline, phase)),
             (None, None) => None,
         }

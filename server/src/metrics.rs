@@ -77,6 +77,23 @@ pub struct Metrics {
     errors: Family<CodeLabel, Counter>,
     history_requests: Family<OutcomeLabel, Counter>,
     disconnects: Family<ReasonLabel, Counter>,
+    http_cuts: HttpCuts,
+}
+
+/// Why the HTTP front closed a plain HTTP connection itself (see `listen.rs`).
+pub(crate) const HTTP_CUT_REASONS: [&str; 3] =
+    ["handshake_timeout", "idle_timeout", "shutdown_deadline"];
+
+/// The counter of plain HTTP connections the server closed itself, by reason (one of
+/// [`HTTP_CUT_REASONS`]): a handle the HTTP front keeps.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HttpCuts(Family<ReasonLabel, Counter>);
+
+impl HttpCuts {
+    /// Count one connection closed for `reason`.
+    pub(crate) fn count(&self, reason: &'static str) {
+        self.0.get_or_create(&ReasonLabel { reason }).inc();
+    }
 }
 
 impl Default for Metrics {
@@ -108,6 +125,7 @@ impl Metrics {
             errors: Family::default(),
             history_requests: Family::default(),
             disconnects: Family::default(),
+            http_cuts: HttpCuts::default(),
         };
         registry.register(
             "connections",
@@ -157,6 +175,13 @@ impl Metrics {
             "Connections closed by the server, by reason",
             m.disconnects.clone(),
         );
+        registry.register(
+            "http_connections_cut",
+            "Plain HTTP connections the server closed itself, by reason: a request's head or \
+             body not in within the handshake timeout, idle past the idle timeout, or still \
+             open at the shutdown deadline",
+            m.http_cuts.0.clone(),
+        );
         // Make every label value visible from the start, so dashboards and alerts see zeros
         // rather than missing series.
         for code in ErrorCode::ALL {
@@ -174,6 +199,9 @@ impl Metrics {
             let _ = m.disconnects.get_or_create(&ReasonLabel {
                 reason: reason.name(),
             });
+        }
+        for reason in HTTP_CUT_REASONS {
+            let _ = m.http_cuts.0.get_or_create(&ReasonLabel { reason });
         }
         Metrics { registry, ..m }
     }
@@ -233,6 +261,11 @@ impl Metrics {
                 reason: reason.name(),
             })
             .inc();
+    }
+
+    /// The counter the HTTP front counts the connections it closes in.
+    pub(crate) fn http_cuts(&self) -> HttpCuts {
+        self.http_cuts.clone()
     }
 
     /// The Prometheus text exposition of every metric.

@@ -177,6 +177,8 @@ async fn a_connection_that_sends_nothing_is_closed_at_the_handshake_timeout() {
     let received = closed(&mut stream).await;
     assert!(received.is_empty(), "{received:?}");
     assert_closed_between(started.elapsed(), handshake);
+    let cut = r#"chorus_http_connections_cut_total{reason="handshake_timeout"}"#;
+    server.wait_for_metric(cut, |n| n == 1.0).await;
 }
 
 #[tokio::test]
@@ -198,6 +200,8 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout_not_the_
     let received = closed(&mut stream).await;
     assert!(received.is_empty(), "{received:?}");
     assert_closed_between(sent.elapsed(), idle);
+    let cut = r#"chorus_http_connections_cut_total{reason="idle_timeout"}"#;
+    server.wait_for_metric(cut, |n| n == 1.0).await;
 }
 
 #[tokio::test]
