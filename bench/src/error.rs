@@ -32,7 +32,7 @@ pub enum Error {
     Usage(String),
     /// A Chorus token could not be signed.
     #[error("token: {0}")]
-    Token(#[from] chorus_server::Error),
+    Token(#[from] jsonwebtoken::errors::Error),
     /// A histogram could not be merged.
     #[error("histogram: {0}")]
     Histogram(#[from] hdrhistogram::errors::AdditionError),

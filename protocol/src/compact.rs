@@ -5,7 +5,7 @@
 //! one exists only for size: serde's visitors for twelve variants cost the npm package's
 //! wasm several kilobytes, where these straight-line readers and writers cost a fraction.
 //! It accepts and produces exactly the same bytes, and fails on the same inputs with the
-//! same [`CodecError`] (even the same [`postcard::Error`] kind); `tests/compact_codec.rs`
+//! same [`CodecError`] (even the same [`postcard::Error`] kind); `tests/it/compact_codec.rs`
 //! holds it to that.
 //!
 //! The rules it follows are postcard 1.2's (`de/deserializer.rs`):

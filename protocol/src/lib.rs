@@ -19,7 +19,7 @@
 //!
 //! ## Compatibility
 //! [`PROTOCOL_VERSION`] travels in [`ServerMessage::Welcome`]. Variants and fields are only
-//! ever appended. Golden byte vectors in `tests/golden.rs` fail on any accidental change.
+//! ever appended. Golden byte vectors in `tests/it/golden.rs` fail on any accidental change.
 //!
 //! ## Example
 //! ```

@@ -1,7 +1,7 @@
 //! The two message enums and the types they carry.
 //!
 //! Postcard is not self-describing: these definitions *are* the wire format. Variants and
-//! fields are only ever appended; nothing is reordered or removed. `tests/golden.rs` pins the
+//! fields are only ever appended; nothing is reordered or removed. `tests/it/golden.rs` pins the
 //! exact bytes of every message.
 
 use alloc::string::String;

@@ -224,7 +224,7 @@ mod tests {
     fn every_variant_has_one_sample() {
         let client: Vec<_> = client_messages().iter().map(|s| s.name).collect();
         let server: Vec<_> = server_messages().iter().map(|s| s.name).collect();
-        // Variant counts as in tests/golden.rs; names are unique, so each appears once.
+        // Variant counts as in tests/it/golden.rs; names are unique, so each appears once.
         for (names, variants) in [(client, 7), (server, 12)] {
             let mut unique = names.clone();
             unique.sort_unstable();

@@ -250,8 +250,8 @@ struct LocalRoom {
 #[derive(Debug, Default)]
 pub(crate) struct Hub {
     // A std RwLock: fan-out (the hot path) only reads and many can run at once; joins and
-    // leaves write briefly. It is never held across an `.await`: pushing to an outbox is
-    // `try_send`, which never waits.
+    // leaves write briefly. It is never held across an `.await`: pushing to an outbox
+    // (`Outbox::push`) takes that outbox's own lock briefly and never waits.
     rooms: RwLock<HashMap<Arc<str>, LocalRoom>>,
     next_room_id: AtomicU64,
 }

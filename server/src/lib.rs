@@ -14,10 +14,12 @@
 //! - `listen`: the accept loop and each HTTP connection until it upgrades: handshake and
 //!   idle timeouts, the bound on connections waiting for a request, the shutdown deadline.
 //! - `http`: routes; the WebSocket handshake checks origin and token before upgrading.
-//! - `connection`: one socket's task (reader, writer, heartbeat, limits).
+//! - `connection`: one socket's task, a thin shell that moves bytes, timers and room
+//!   operations for its sans-IO `ConnectionCore` (`connection/core.rs`), which decides
+//!   dispatch, limits, the duplicate filter, the heartbeat and the token's expiry.
 //! - `node`: room operations shared by connections and the HTTP API.
 //! - `hub`: local membership, fan-out and the bounded per-connection outbox.
-//! - [`broker`]: what instances share (sequences, history, presence, delivery), in memory
+//! - `broker`: what instances share (sequences, history, presence, delivery), in memory
 //!   by default, or in Redis (`--redis-url`) for any number of instances acting as one.
 //! - [`history`]: a room's bounded log, its resume replay and history pages.
 //! - `rate_limit`: the token buckets of a connection's rate limits.
@@ -44,7 +46,7 @@
 //! ```
 
 pub mod auth;
-pub mod broker;
+mod broker;
 pub mod cli;
 pub mod config;
 mod connection;

@@ -5,6 +5,9 @@
 //! One test in its own binary: it measures the resident memory of the process the server
 //! runs in.
 
+// Shared with the tests in `it/`; this binary uses part of it.
+#[allow(dead_code)]
+#[path = "it/common.rs"]
 mod common;
 
 use chorus_protocol::{Position, ServerMessage};

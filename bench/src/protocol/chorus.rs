@@ -11,12 +11,13 @@
 //! connection receives its own message back. It does what a peer's echo does and more:
 //! a sequence number, the history log, and an ack frame besides the message.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chorus_protocol::{
     AUTH_SUBPROTOCOL_PREFIX, ClientMessage, DEFAULT_MAX_FRAME, SUBPROTOCOL, ServerMessage,
 };
-use chorus_server::auth::Auth;
+use jsonwebtoken::{EncodingKey, Header};
+use serde_json::json;
 
 use super::{Incoming, Protocol, Stamp};
 use crate::Result;
@@ -39,15 +40,37 @@ const BODY_BINARY: u32 = 1;
 /// Chorus, with tokens signed by the servers' secret.
 #[derive(Debug)]
 pub struct Chorus {
-    auth: Auth,
+    key: EncodingKey,
 }
 
 impl Chorus {
     /// Sign tokens with `secret` (the servers' `--token-secret`).
     pub fn new(secret: &str) -> Chorus {
         Chorus {
-            auth: Auth::new(secret),
+            key: EncodingKey::from_secret(secret.as_bytes()),
         }
+    }
+
+    /// A token for `user` to every room (`*`) for `ttl`: the claims of the server's
+    /// `auth::Claims`, signed HS256 as `chorus-server token` signs them. Signed here with
+    /// `jsonwebtoken` rather than by the server's `Auth`, so the load generator does not
+    /// link the server.
+    fn token(&self, user: &str, ttl: Duration) -> Result<String> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_secs();
+        let claims = json!({
+            "sub": user,
+            "exp": now + ttl.as_secs(),
+            "iat": now,
+            "rooms": ["*"],
+        });
+        Ok(jsonwebtoken::encode(
+            &Header::default(),
+            &claims,
+            &self.key,
+        )?)
     }
 }
 
@@ -58,12 +81,7 @@ impl Protocol for Chorus {
 
     fn upgrade(&self, url_path: &str, user: &str) -> Result<Upgrade> {
         // Every room, for a day: storms and long runs must not meet an expiry.
-        let token = self.auth.issue(
-            user,
-            Duration::from_secs(24 * 3600),
-            vec!["*".into()],
-            false,
-        )?;
+        let token = self.token(user, Duration::from_secs(24 * 3600))?;
         Ok(Upgrade {
             path: if url_path.is_empty() { "/ws" } else { url_path }.to_owned(),
             headers: vec![(
@@ -256,6 +274,27 @@ mod tests {
             });
             assert_eq!(ours, theirs, "{room} {id} {len}");
         }
+    }
+
+    #[test]
+    fn tokens_carry_the_servers_claims_signed_with_the_secret() {
+        let token = Chorus::new("0123456789abcdef")
+            .token("bench-7", Duration::from_secs(3600))
+            .unwrap();
+        let key = jsonwebtoken::DecodingKey::from_secret(b"0123456789abcdef");
+        let validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+        let claims = jsonwebtoken::decode::<serde_json::Value>(&token, &key, &validation)
+            .unwrap()
+            .claims;
+        assert_eq!(claims["sub"], "bench-7");
+        assert_eq!(claims["rooms"], serde_json::json!(["*"]));
+        let (exp, iat) = (
+            claims["exp"].as_u64().unwrap(),
+            claims["iat"].as_u64().unwrap(),
+        );
+        assert_eq!(exp - iat, 3600);
+        let wrong = jsonwebtoken::DecodingKey::from_secret(b"another secret");
+        assert!(jsonwebtoken::decode::<serde_json::Value>(&token, &wrong, &validation).is_err());
     }
 
     #[test]

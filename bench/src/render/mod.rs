@@ -5,8 +5,8 @@
 //! failed, a ramp with no step inside the latency limit) shows as `n/a`, and a target it
 //! decides shows as not met.
 
+mod chart;
 mod client_page;
-mod svg;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::{Error, Result};
-pub use svg::{Bars, Lines, short};
+pub use chart::{Bars, Lines, short};
 
 /// The peers, in the order every table uses.
 pub const PEERS: [(&str, &str); 4] = [

@@ -9,9 +9,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use tokio::time::Instant;
 
 use super::presence::LocalPresence;
-use super::{Broker, BrokerError, Ephemeral, PolicyOf, Publication};
+use super::{Broker, BrokerError, BrokerEvents, Ephemeral, PolicyOf, Publication};
 use crate::history::{Appended, HistoryPage, HistoryPolicy, Replay, RoomLog};
-use crate::hub::{Hub, Kind, frame};
+use crate::hub::{Kind, frame};
 use crate::ws;
 
 /// A room's log, and whether the sweep has forgotten it.
@@ -26,8 +26,8 @@ struct Slot {
 /// State in this process: histories, sequence numbers and presence. Delivery is a direct
 /// call into the local [`Hub`].
 #[derive(Debug)]
-pub struct MemoryBroker {
-    hub: Arc<Hub>,
+pub(crate) struct MemoryBroker {
+    events: Arc<dyn BrokerEvents>,
     // One std Mutex per room log, behind a map lock held only to find or create it:
     // appending a message and fanning it out happen under the room's lock, which is what
     // keeps delivery in sequence order, and neither waits on anything. Lock order: the map,
@@ -40,10 +40,11 @@ pub struct MemoryBroker {
 }
 
 impl MemoryBroker {
-    /// A broker that delivers to `hub` and counts its room logs in `room_logs`.
-    pub(crate) fn new(hub: Arc<Hub>, room_logs: Gauge) -> MemoryBroker {
+    /// A broker that reports to `events` (the local hub) and counts its room logs in
+    /// `room_logs`.
+    pub(crate) fn new(events: Arc<dyn BrokerEvents>, room_logs: Gauge) -> MemoryBroker {
         MemoryBroker {
-            hub,
+            events,
             logs: Mutex::new(HashMap::new()),
             presence: Mutex::new(LocalPresence::default()),
             room_logs,
@@ -134,8 +135,8 @@ impl Broker for MemoryBroker {
                 policy,
             );
             let epoch = log.position().epoch;
-            self.hub
-                .broadcast(room, &frame, Kind::Message { epoch, seq }, None);
+            self.events
+                .deliver(room, &frame, Kind::Message { epoch, seq }, None);
             Ok(Appended {
                 seq,
                 duplicate: false,
@@ -144,7 +145,7 @@ impl Broker for MemoryBroker {
     }
 
     async fn broadcast(&self, room: &str, event: Ephemeral) -> Result<(), BrokerError> {
-        self.hub.broadcast(
+        self.events.deliver(
             room,
             &ws::binary(&event.frame),
             Kind::Event,
@@ -191,7 +192,7 @@ impl Broker for MemoryBroker {
             // log, or the join finds the log evicted and starts a new one. A member holding
             // a position in a forgotten epoch would otherwise take the new epoch's messages
             // for ones it had seen.
-            if !slot.log.is_idle() || self.hub.has_room(room) {
+            if !slot.log.is_idle() || self.events.has_local_members(room) {
                 return true;
             }
             slot.evicted = true;

@@ -7,27 +7,57 @@
 //!
 //! [`MemoryBroker`] is the in-process implementation (the default, one instance).
 //! [`RedisBroker`] sits behind the same trait for any number of instances sharing one Redis.
-//! An instance subscribes to a room only while it has local members; the broker delivers to
-//! the local [`Hub`].
-//!
-//! [`Hub`]: crate::hub::Hub
+//! An instance subscribes to a room only while it has local members. A broker does not hold
+//! the local hub: it reports what reaches the instance through [`BrokerEvents`], which the
+//! node's hub implements (as centrifuge's `BrokerEventHandler`), and asks it which rooms
+//! have local members.
 
 mod memory;
 mod presence;
 mod redis;
 
-pub use memory::MemoryBroker;
-pub use redis::RedisBroker;
+pub(crate) use memory::MemoryBroker;
+pub(crate) use redis::RedisBroker;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use chorus_protocol::{Body, Position};
 
 use crate::history::{Appended, HistoryPage, HistoryPolicy, PageError, Replay};
+use crate::hub::{Hub, Kind};
+
+/// What a broker tells the instance it serves, and asks of it: the node's side of the
+/// broker. Implemented by the local [`Hub`].
+pub(crate) trait BrokerEvents: std::fmt::Debug + Send + Sync + 'static {
+    /// `frame` (a complete WebSocket frame, built once) reached `room`: hand it to the
+    /// room's local members, except connections of `except_user`. `kind` is what the
+    /// connections' filter needs to know of it.
+    fn deliver(&self, room: &str, frame: &Bytes, kind: Kind, except_user: Option<&str>);
+
+    /// Whether `room` has local members: a broker keeps only their rooms subscribed.
+    fn has_local_members(&self, room: &str) -> bool;
+
+    /// The rooms with local members (to subscribe again after a lost connection).
+    fn local_rooms(&self) -> Vec<String>;
+}
+
+impl BrokerEvents for Hub {
+    fn deliver(&self, room: &str, frame: &Bytes, kind: Kind, except_user: Option<&str>) {
+        self.broadcast(room, frame, kind, except_user);
+    }
+
+    fn has_local_members(&self, room: &str) -> bool {
+        self.has_room(room)
+    }
+
+    fn local_rooms(&self) -> Vec<String> {
+        self.room_names()
+    }
+}
 
 /// Why a broker operation failed.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum BrokerError {
+pub(crate) enum BrokerError {
     /// The backing store cannot be reached; the request may be retried.
     #[error("broker unavailable: {0}")]
     Unavailable(String),
@@ -42,7 +72,7 @@ pub enum BrokerError {
 
 /// A message to publish; the broker gives it its sequence number.
 #[derive(Debug, Clone)]
-pub struct Publication {
+pub(crate) struct Publication {
     /// Publisher's message id.
     pub id: u64,
     /// Publisher's user name.
@@ -55,7 +85,7 @@ pub struct Publication {
 
 /// A frame that is delivered but never stored (presence and typing events).
 #[derive(Debug, Clone)]
-pub struct Ephemeral {
+pub(crate) struct Ephemeral {
     /// The encoded frame.
     pub frame: Bytes,
     /// Skip this user's connections (a typing user does not see their own indicator).
@@ -64,7 +94,7 @@ pub struct Ephemeral {
 
 /// Whether a broker's backing store is reachable, for `/healthz`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BrokerHealth {
+pub(crate) struct BrokerHealth {
     /// What holds the shared state: `memory` or `redis`.
     pub store: &'static str,
     /// Whether it can be reached now (always, in memory).
@@ -73,12 +103,12 @@ pub struct BrokerHealth {
 
 /// Each room's [`HistoryPolicy`], by room name. (The lifetime is spelled out because
 /// `async_trait` would otherwise tie the elided one to the call.)
-pub type PolicyOf<'a> = dyn for<'r> Fn(&'r str) -> HistoryPolicy + Sync + 'a;
+pub(crate) type PolicyOf<'a> = dyn for<'r> Fn(&'r str) -> HistoryPolicy + Sync + 'a;
 
 /// Shared state behind every instance. Implementations never block: they are called from
 /// connection tasks.
 #[async_trait]
-pub trait Broker: Send + Sync + 'static {
+pub(crate) trait Broker: Send + Sync + 'static {
     /// Deliver `room`'s frames to this instance. Called on every join, after the connection
     /// is in the local hub and before the room's history is read: when it returns, every
     /// frame published from then on reaches this instance, so nothing falls between the

@@ -154,10 +154,9 @@ use redis::{Client, IntoConnectionInfo, ProtocolVersion, ScriptInvocation, Value
 use tokio_util::sync::CancellationToken;
 
 use super::presence::LocalPresence;
-use super::{Broker, BrokerError, BrokerHealth, Ephemeral, Publication};
+use super::{Broker, BrokerError, BrokerEvents, BrokerHealth, Ephemeral, Publication};
 use crate::config::Config;
 use crate::history::{self, Appended, HistoryPage, HistoryPolicy, Replay};
-use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::ws;
 use keys::Keys;
@@ -177,7 +176,7 @@ const LUA_MAX: u64 = 1 << 53;
 
 /// Sequences and histories, presence and delivery in a Redis shared by every instance.
 /// See the [module documentation](self).
-pub struct RedisBroker {
+pub(crate) struct RedisBroker {
     inner: Arc<Inner>,
 }
 
@@ -227,7 +226,7 @@ struct Inner {
     pool: Vec<ConnectionManager>,
     next: AtomicUsize,
     scripts: Scripts,
-    hub: Arc<Hub>,
+    events: Arc<dyn BrokerEvents>,
     config: Config,
     metrics: RedisMetrics,
     // Async locks, striped by room: a join's subscribe and presence update, a leave's, and
@@ -261,7 +260,7 @@ impl RedisBroker {
     pub(crate) fn start(
         url: &str,
         config: &Config,
-        hub: Arc<Hub>,
+        events: Arc<dyn BrokerEvents>,
         metrics: &Metrics,
         shutdown: CancellationToken,
     ) -> crate::Result<RedisBroker> {
@@ -288,7 +287,7 @@ impl RedisBroker {
             pool,
             next: AtomicUsize::new(0),
             scripts: Scripts::new(),
-            hub,
+            events,
             config: config.clone(),
             metrics: RedisMetrics {
                 up: metrics.redis_up.clone(),
@@ -458,7 +457,7 @@ impl Inner {
     /// Stop receiving `room`'s frames if it has no local member (any more).
     async fn unsubscribe(&self, room: &str) -> Result<(), BrokerError> {
         let _room = self.lock(room).await;
-        if self.hub.has_room(room) {
+        if self.events.has_local_members(room) {
             return Ok(());
         }
         self.cursors

@@ -12,13 +12,13 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use chorus_server::auth::{Auth, Claims};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tower_http::cors::CorsLayer;
 
 use crate::link::{Fault, Link};
 use crate::process::{ServerProcess, random_hex};
+use crate::token::{Claims, TokenSecret};
 use crate::{Error, Result};
 
 /// One server, locked while an operation on it runs (a stop waits for the process to exit,
@@ -234,7 +234,7 @@ async fn token(
         rooms: rooms.split(',').map(str::to_owned).collect(),
         admin: query.admin,
     };
-    let token = Auth::new(&secret).sign(&claims)?;
+    let token = TokenSecret::new(&secret).sign(&claims)?;
     Ok(axum::Json(json!({ "token": token })).into_response())
 }
 
@@ -252,7 +252,7 @@ async fn bad_token(
     controller.slot(id)?;
     let user = query.user.as_deref().unwrap_or("mallory");
     // Well-formed and unexpired, but signed with a secret the server does not know.
-    let token = Auth::new(&random_hex()).issue(
+    let token = TokenSecret::new(&random_hex()).issue(
         user,
         Duration::from_secs(3600),
         vec!["*".to_owned()],

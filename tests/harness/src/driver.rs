@@ -36,7 +36,6 @@ use chorus_client::core::{Action, Core, Event, Millis, Options, Probe, PublishEr
 use chorus_protocol::{
     AUTH_SUBPROTOCOL_PREFIX, Body, ClientMessage, Position, Recovery, SUBPROTOCOL,
 };
-use chorus_server::auth::Auth;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -47,6 +46,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use crate::token::TokenSecret;
 use crate::{Error, Result};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -61,7 +61,7 @@ const STATUS_WITHIN: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct World {
     /// Signs tokens and answers the client's auth probes as the server would.
-    pub auth: Auth,
+    pub auth: TokenSecret,
     token_ttl: Duration,
     token_rooms: Vec<String>,
     start: Instant,
@@ -75,7 +75,7 @@ impl World {
     /// less, since `exp` is in whole seconds) and permit the room patterns `token_rooms`.
     pub fn new(secret: &str, token_ttl: Duration, token_rooms: &[&str]) -> Arc<World> {
         Arc::new(World {
-            auth: Auth::new(secret),
+            auth: TokenSecret::new(secret),
             token_ttl,
             token_rooms: token_rooms.iter().map(|&r| r.to_owned()).collect(),
             start: Instant::now(),

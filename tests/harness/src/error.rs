@@ -36,7 +36,7 @@ pub enum Error {
     Stalled(String),
     /// Signing a token failed.
     #[error("token: {0}")]
-    Token(#[from] chorus_server::Error),
+    Token(#[from] jsonwebtoken::errors::Error),
 }
 
 /// `Result` with the controller's [`Error`].

@@ -9,7 +9,7 @@
 //! (`CHORUS_TEST_CONTROL=http://127.0.0.1:PORT`) and compiles that URL into the tests.
 //!
 //! The same parts serve the native tests in `tests/`: `chaos.rs` (one server, faults on
-//! every connection) and `scale_out.rs` (three server processes sharing a Redis, behind a
+//! every connection) and `it/scale_out.rs` (three server processes sharing a Redis, behind a
 //! load balancer), both with clients driven by [`driver`].
 //!
 //! ## Layout
@@ -20,6 +20,7 @@
 //! - [`link`]: a TCP relay to a server that a test can cut and restore.
 //! - [`balancer`]: a round-robin TCP relay over several servers that skips dead ones.
 //! - [`redis`]: a `redis-server` of a test's own, on a free port.
+//! - [`token`]: tokens signed and checked with a server's secret, as the server does.
 //! - [`driver`]: a native client (the browser client's sans-IO core over
 //!   tokio-tungstenite) that records what it saw, and the exactly-once checks.
 //! - [`Error`]: what can fail, and the HTTP status it answers with.
@@ -68,6 +69,7 @@ mod error;
 pub mod link;
 pub mod process;
 pub mod redis;
+pub mod token;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use chorus_server::auth::Auth;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 
+use crate::token::TokenSecret;
 use crate::{Error, Result};
 
 /// How long a server may take to answer `GET /healthz` after it is spawned.
@@ -202,7 +202,7 @@ impl ServerProcess {
         };
         body["token"]
             .as_str()
-            .is_some_and(|token| Auth::new(&self.secret).verify(token).is_ok())
+            .is_some_and(|token| TokenSecret::new(&self.secret).verify(token).is_ok())
     }
 
     /// SIGTERM (after SIGCONT if frozen) and wait for the exit; SIGKILL if it takes longer

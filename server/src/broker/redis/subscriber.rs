@@ -98,7 +98,7 @@ impl Inner {
             .map_err(|_| unavailable("connecting timed out"))?
             .map_err(unavailable)?;
         let (mut sink, stream) = pubsub.split();
-        let rooms = self.hub.room_names();
+        let rooms = self.events.local_rooms();
         for batch in rooms.chunks(SUBSCRIBE_BATCH) {
             let channels: Vec<String> = batch.iter().map(|room| self.keys.channel(room)).collect();
             tokio::time::timeout(COMMAND_TIMEOUT, sink.subscribe(channels))
@@ -113,7 +113,7 @@ impl Inner {
         }
         // Rooms whose last member left while they were being subscribed.
         for room in &rooms {
-            if !self.hub.has_room(room) {
+            if !self.events.has_local_members(room) {
                 let _ = self.unsubscribe(room).await;
             }
         }
@@ -122,7 +122,7 @@ impl Inner {
         // catch-up's `Joined` include this instance's.
         self.refresh_presence().await?;
         for room in &rooms {
-            if self.hub.has_room(room) {
+            if self.events.has_local_members(room) {
                 self.catch_up(room).await?;
             }
         }
@@ -200,7 +200,7 @@ impl Inner {
         let Some(room) = self.keys.room_of_channel(message.get_channel_name()) else {
             return Ok(());
         };
-        if !self.hub.has_room(room) {
+        if !self.events.has_local_members(room) {
             return Ok(());
         }
         let payload = Bytes::copy_from_slice(message.get_payload_bytes());
@@ -210,7 +210,7 @@ impl Inner {
         };
         match envelope {
             Envelope::Event { except_user, frame } => {
-                self.hub.broadcast(
+                self.events.deliver(
                     room,
                     &ws::binary(&frame),
                     Kind::Event,
@@ -220,8 +220,8 @@ impl Inner {
             Envelope::Message { epoch, seq, frame } => match self.step(room, epoch, seq) {
                 Step::Deliver => {
                     let frame = ws::binary(&frame);
-                    self.hub
-                        .broadcast(room, &frame, Kind::Message { epoch, seq }, None);
+                    self.events
+                        .deliver(room, &frame, Kind::Message { epoch, seq }, None);
                 }
                 Step::Skip => {}
                 Step::CatchUp => self.catch_up(room).await?,
@@ -302,7 +302,7 @@ impl Inner {
                 members,
                 recovery: Recovery::Missed,
             });
-            self.hub.broadcast(
+            self.events.deliver(
                 room,
                 &ws::binary(&joined),
                 Kind::Reset {
@@ -324,9 +324,9 @@ impl Inner {
                 epoch: position.epoch,
                 seq: *seq,
             };
-            self.hub.broadcast(room, &ws::binary(frame), kind, None);
+            self.events.deliver(room, &ws::binary(frame), kind, None);
         }
-        if self.hub.has_room(room) {
+        if self.events.has_local_members(room) {
             let mut cursors = self.cursors.lock().unwrap_or_else(|e| e.into_inner());
             cursors.entry(room.to_owned()).or_default().fanned = Some(position);
         }

@@ -1,0 +1,111 @@
+//! Tokens as `chorus-server` signs and checks them with its secret: HS256 over the claims of
+//! the server's `auth::Claims`. Signed here with `jsonwebtoken` rather than by the server's
+//! `Auth`, so the controller does not link the server to mint tokens.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+/// The server's default `--token-leeway`: how far past `exp` it still accepts a token.
+const LEEWAY: Duration = Duration::from_secs(5);
+
+/// What a token grants: the fields of the server's `auth::Claims`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user name.
+    pub sub: String,
+    /// Expiry, seconds since the Unix epoch.
+    pub exp: u64,
+    /// Issue time, seconds since the Unix epoch.
+    #[serde(default)]
+    pub iat: u64,
+    /// Room patterns the user may join and publish to (`chat:*`, `*`).
+    pub rooms: Vec<String>,
+    /// Whether the token may use the HTTP publish API.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub admin: bool,
+}
+
+/// A server's token secret: signs tokens and checks them as that server would.
+#[derive(Debug, Clone)]
+pub struct TokenSecret {
+    signing: EncodingKey,
+    checking: DecodingKey,
+}
+
+impl TokenSecret {
+    /// The secret a server was started with (`--token-secret`).
+    pub fn new(secret: &str) -> TokenSecret {
+        TokenSecret {
+            signing: EncodingKey::from_secret(secret.as_bytes()),
+            checking: DecodingKey::from_secret(secret.as_bytes()),
+        }
+    }
+
+    /// A token for `user`, valid for `ttl` (at least a second: `exp` is in whole seconds).
+    pub fn issue(
+        &self,
+        user: &str,
+        ttl: Duration,
+        rooms: Vec<String>,
+        admin: bool,
+    ) -> jsonwebtoken::errors::Result<String> {
+        let now = unix_now().as_secs();
+        self.sign(&Claims {
+            sub: user.to_owned(),
+            exp: now + ttl.as_secs().max(1),
+            iat: now,
+            rooms,
+            admin,
+        })
+    }
+
+    /// Sign any claims, expired ones included.
+    pub fn sign(&self, claims: &Claims) -> jsonwebtoken::errors::Result<String> {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.signing)
+    }
+
+    /// The claims of `token` if the server would take it: signed HS256 with this secret,
+    /// with a `sub`, and not expired (within the server's default leeway).
+    pub fn verify(&self, token: &str) -> jsonwebtoken::errors::Result<Claims> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = LEEWAY.as_secs();
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Ok(jsonwebtoken::decode(token, &self.checking, &validation)?.claims)
+    }
+}
+
+/// Now, since the Unix epoch.
+pub(crate) fn unix_now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_verifies_with_its_secret_only_and_until_it_expires() {
+        let secret = TokenSecret::new("test-secret");
+        let token = secret
+            .issue("alice", Duration::from_secs(60), vec!["*".into()], false)
+            .unwrap();
+        let claims = secret.verify(&token).unwrap();
+        assert_eq!(
+            (claims.sub.as_str(), claims.exp - claims.iat),
+            ("alice", 60)
+        );
+        assert!(TokenSecret::new("another secret").verify(&token).is_err());
+
+        let now = unix_now().as_secs();
+        let expired = Claims {
+            exp: now - LEEWAY.as_secs() - 2,
+            ..claims
+        };
+        assert!(secret.verify(&secret.sign(&expired).unwrap()).is_err());
+    }
+}
