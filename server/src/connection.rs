@@ -159,6 +159,7 @@ impl Connection {
                             }
                         }
                     }
+                    outbox.shed(self.core.queues().1);
                     timer.as_mut().reset(self.core.next_deadline());
                 }
                 taken = poll_fn(|cx| {

@@ -727,12 +727,19 @@ pub mod fuzzing {
 /// Something holding a complete frame to write.
 pub(crate) trait Frame {
     /// The frame's bytes not written yet.
-    fn bytes(&mut self) -> &mut Bytes;
+    fn remaining(&self) -> &[u8];
+
+    /// Mark `written` more bytes (fewer than [`Frame::remaining`] holds) as written.
+    fn advance(&mut self, written: usize);
 }
 
 impl Frame for Bytes {
-    fn bytes(&mut self) -> &mut Bytes {
+    fn remaining(&self) -> &[u8] {
         self
+    }
+
+    fn advance(&mut self, written: usize) {
+        Buf::advance(self, written);
     }
 }
 
@@ -758,9 +765,9 @@ pub(crate) fn poll_write_both<F: Frame, G: Frame>(
         let mut slices = [IoSlice::new(&[]); MAX_IOV];
         let mut count = 0;
         let frames = first
-            .iter_mut()
-            .map(|f| &*f.bytes())
-            .chain(second.iter_mut().map(|f| &*f.bytes()));
+            .iter()
+            .map(Frame::remaining)
+            .chain(second.iter().map(Frame::remaining));
         for (slice, frame) in slices.iter_mut().zip(frames) {
             *slice = IoSlice::new(frame);
             count += 1;
@@ -785,12 +792,12 @@ fn consume<F: Frame>(frames: &mut VecDeque<F>, mut written: usize) -> usize {
         let Some(front) = frames.front_mut() else {
             return written;
         };
-        let front = front.bytes();
-        if written < front.len() {
+        let len = front.remaining().len();
+        if written < len {
             front.advance(written);
             return 0;
         }
-        written -= front.len();
+        written -= len;
         frames.pop_front();
     }
     0

@@ -242,7 +242,7 @@ impl ConnectionCore {
         let bytes: usize = self
             .batch
             .iter()
-            .map(|out| ws::payload_len(&out.frame))
+            .map(|out| ws::payload_len(&out.delivery().frame))
             .sum();
         // Counted once per batch: the counters are shared by every connection.
         env.metrics.messages_out.inc_by(count);
@@ -695,7 +695,8 @@ impl ConnectionCore {
         // A write that failed or timed out may have left the rest of a frame: it goes first,
         // or the goodbye would land inside it. (`out` is written before `batch`, so frames
         // left in `batch` mean `out` is empty.)
-        self.out.extend(self.batch.drain(..).map(|out| out.frame));
+        self.out
+            .extend(self.batch.drain(..).map(Outgoing::into_bytes));
         self.out.push_back(ws::binary(&notice));
         self.out
             .push_back(ws::close(reason.close_code(), reason.name()));
@@ -742,7 +743,7 @@ mod tests {
     use chorus_protocol::DEFAULT_MAX_FRAME;
 
     use super::*;
-    use crate::hub::Kind;
+    use crate::hub::{Delivery, Kind};
 
     /// The server's settings and metrics for one test.
     struct Fixture {
@@ -833,11 +834,11 @@ mod tests {
     }
 
     fn outgoing(room: u64, kind: Kind) -> Outgoing {
-        Outgoing {
+        Outgoing::new(Arc::new(Delivery {
             frame: ws::binary(format!("{kind:?}").as_bytes()),
             room,
             kind,
-        }
+        }))
     }
 
     #[test]
@@ -866,7 +867,11 @@ mod tests {
         core.batch
             .extend(batch.iter().map(|&(room, kind, _)| outgoing(room, kind)));
         core.filter_batch(f.env());
-        let kept: Vec<_> = core.batch.iter().map(|out| (out.room, out.kind)).collect();
+        let kept: Vec<_> = core
+            .batch
+            .iter()
+            .map(|out| (out.delivery().room, out.delivery().kind))
+            .collect();
         let expected: Vec<_> = batch
             .iter()
             .filter(|(_, _, keep)| *keep)

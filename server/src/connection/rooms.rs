@@ -71,6 +71,7 @@ impl Rooms {
     /// replay, or the same message twice); for an epoch reset only when the connection is
     /// not at that position yet, which then becomes its own.
     pub(super) fn fresh(&mut self, out: &Outgoing) -> bool {
+        let out = out.delivery();
         let Some(room) = self.rooms.iter_mut().find(|r| r.id == out.room) else {
             return false;
         };
