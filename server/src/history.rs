@@ -6,6 +6,7 @@
 //! ([`plan_resume`]), and how a history page is cut ([`page_end`], [`fill_page`]).
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -105,10 +106,12 @@ pub struct RoomLog {
     epoch: u64,
     seq: u64,
     entries: VecDeque<Entry>,
-    /// (sender, id) -> seq, for publishes within the dedupe window.
-    recent: HashMap<(String, u64), u64>,
+    /// sender -> id -> seq, for publishes within the dedupe window. By sender first, so
+    /// that a lookup borrows the sender's name and an append allocates nothing for a
+    /// sender already here.
+    recent: HashMap<Arc<str>, HashMap<u64, u64>>,
     /// The same keys in publication order, for expiry.
-    recent_order: VecDeque<(Instant, String, u64)>,
+    recent_order: VecDeque<(Instant, Arc<str>, u64)>,
 }
 
 impl RoomLog {
@@ -146,7 +149,7 @@ impl RoomLog {
         policy: HistoryPolicy,
     ) -> Option<u64> {
         self.forget_expired_ids(now, policy);
-        self.recent.get(&(sender.to_owned(), id)).copied()
+        self.recent.get(sender)?.get(&id).copied()
     }
 
     fn forget_expired_ids(&mut self, now: Instant, policy: HistoryPolicy) {
@@ -154,8 +157,13 @@ impl RoomLog {
             if now.saturating_duration_since(*at) <= policy.dedupe_window {
                 break;
             }
-            if let Some((_, sender, id)) = self.recent_order.pop_front() {
-                self.recent.remove(&(sender, id));
+            if let Some((_, sender, id)) = self.recent_order.pop_front()
+                && let Some(ids) = self.recent.get_mut(&sender)
+            {
+                ids.remove(&id);
+                if ids.is_empty() {
+                    self.recent.remove(&sender);
+                }
             }
         }
     }
@@ -174,8 +182,15 @@ impl RoomLog {
     ) -> u64 {
         self.seq += 1;
         if !policy.dedupe_window.is_zero() {
-            self.recent.insert((sender.to_owned(), id), self.seq);
-            self.recent_order.push_back((now, sender.to_owned(), id));
+            let name = match self.recent.get_key_value(sender) {
+                Some((name, _)) => name.clone(),
+                None => Arc::from(sender),
+            };
+            self.recent
+                .entry(name.clone())
+                .or_default()
+                .insert(id, self.seq);
+            self.recent_order.push_back((now, name, id));
         }
         if policy.size > 0 && !policy.ttl.is_zero() {
             self.entries.push_back(Entry {
