@@ -350,7 +350,7 @@ pub fn page_end(before: Option<Position>, epoch: u64) -> Result<Option<u64>, Pag
     }
 }
 
-/// Fill a history page, for any store: `candidates` are retained `(seq, Message frame)`s
+/// Fill a history page, for any store: `candidates` are retained `(seq, encoded Message)`s
 /// below the page's end, newest first; `older_beyond` says whether retained messages older
 /// than the last candidate exist that were not offered. The page takes the newest
 /// candidates that fit in `limit` messages and `max_bytes` bytes of encoded
@@ -367,10 +367,10 @@ pub fn fill_page<'a>(
     let mut bytes = 0;
     let mut full = false;
     while messages.len() < limit {
-        let Some((seq, frame)) = candidates.peek().copied() else {
+        let Some((seq, encoded)) = candidates.peek().copied() else {
             break;
         };
-        let message = history_message(seq, frame)?;
+        let message = history_message(seq, encoded)?;
         let size = encoded_len(&message, seq)?;
         if bytes + size > max_bytes {
             if messages.is_empty() {
@@ -396,17 +396,17 @@ pub fn fill_page<'a>(
     })
 }
 
-/// A retained message as a [`HistoryMessage`], decoded from its `Message` frame.
+/// A retained message as a [`HistoryMessage`], decoded from its encoded `Message`.
 ///
-/// Stores keep only the `Message` frame, encoded once at publish, fanned out and shared by
-/// every replay, rather than the fields as well: keeping both would double the memory a log
-/// spends on bodies (up to `history_size` × `max_body` per room), while a history page
-/// decodes at most a page of frames, and history requests are rate limited. A frame that
-/// does not decode as message `seq` is an error for the whole page, never a message
-/// silently left out.
-fn history_message(seq: u64, frame: &[u8]) -> Result<HistoryMessage, PageError> {
+/// Stores keep only the encoded `Message` (in the in-memory log, inside its frame), encoded
+/// once at publish, fanned out and shared by every replay, rather than the fields as well:
+/// keeping both would double the memory a log spends on bodies (up to `history_size` ×
+/// `max_body` per room), while a history page decodes at most a page of messages, and
+/// history requests are rate limited. An entry that does not decode as message `seq` is an
+/// error for the whole page, never a message silently left out.
+fn history_message(seq: u64, encoded: &[u8]) -> Result<HistoryMessage, PageError> {
     let corrupt = |reason: String| PageError::Corrupt { seq, reason };
-    match chorus_protocol::decode::<ServerMessage>(frame, usize::MAX) {
+    match chorus_protocol::decode::<ServerMessage>(encoded, usize::MAX) {
         Ok(ServerMessage::Message {
             seq: s,
             id,
@@ -421,8 +421,8 @@ fn history_message(seq: u64, frame: &[u8]) -> Result<HistoryMessage, PageError> 
             ts,
             body,
         }),
-        Ok(ServerMessage::Message { seq: s, .. }) => Err(corrupt(format!("frame of seq {s}"))),
-        Ok(_) => Err(corrupt("not a message frame".into())),
+        Ok(ServerMessage::Message { seq: s, .. }) => Err(corrupt(format!("message of seq {s}"))),
+        Ok(_) => Err(corrupt("not a `Message`".into())),
         Err(e) => Err(corrupt(e.to_string())),
     }
 }
@@ -521,7 +521,7 @@ mod tests {
         assert_eq!(log.duplicate_of("alice", 2, later, POLICY), None);
     }
 
-    // History pages. These logs hold real `Message` frames, as the broker stores them.
+    // History pages. These logs hold the frames of real `Message`s, as the broker stores them.
 
     const ROOMY: HistoryPolicy = HistoryPolicy {
         size: 100,
@@ -546,7 +546,7 @@ mod tests {
 
     /// The encoded `Message` of `m`, as the Redis broker keeps it.
     fn encoded(m: &HistoryMessage) -> Bytes {
-        let frame = ServerMessage::Message {
+        let message = ServerMessage::Message {
             room: "lobby".into(),
             seq: m.seq,
             id: m.id,
@@ -554,7 +554,7 @@ mod tests {
             ts: m.ts,
             body: m.body.clone(),
         };
-        Bytes::from(chorus_protocol::encode(&frame, usize::MAX).unwrap())
+        Bytes::from(chorus_protocol::encode(&message, usize::MAX).unwrap())
     }
 
     /// A log in epoch 7 with messages 1..=n whose bodies are `body_len` bytes.
@@ -699,7 +699,7 @@ mod tests {
     }
 
     #[test]
-    fn a_frame_that_does_not_decode_is_an_error_not_a_skipped_message() {
+    fn an_entry_that_does_not_decode_is_an_error_not_a_skipped_message() {
         let now = Instant::now();
         // `log_with` stores one-byte frames that are not messages.
         let mut log = log_with(2, now);
@@ -787,11 +787,11 @@ mod tests {
 
     #[test]
     fn fill_page_takes_what_fits_and_says_whether_more_is_retained() {
-        let frames: Vec<(u64, Bytes)> = (1..=5)
+        let messages: Vec<(u64, Bytes)> = (1..=5)
             .rev()
             .map(|seq| (seq, encoded(&message(seq, "xxx"))))
             .collect();
-        let newest_first = || frames.iter().map(|(seq, frame)| (*seq, &frame[..]));
+        let newest_first = || messages.iter().map(|(seq, message)| (*seq, &message[..]));
         let at = Position { epoch: 7, seq: 5 };
         let page = fill_page(at, newest_first(), false, 10, NO_BUDGET).unwrap();
         assert_eq!((page_seqs(&page), page.more), ((1..=5).collect(), false));

@@ -277,8 +277,10 @@ fn register(slot: &mut Option<Waker>, cx: &Context<'_>) {
     }
 }
 
+/// A connection in a local room, as fan-out sees it: whose it is (to skip a sender's own
+/// connections), and the outbox its frames are pushed to.
 #[derive(Debug)]
-struct Member {
+struct Recipient {
     user: Arc<str>,
     outbox: Arc<Outbox>,
 }
@@ -286,7 +288,7 @@ struct Member {
 #[derive(Debug)]
 struct LocalRoom {
     id: u64,
-    members: HashMap<ConnId, Member>,
+    recipients: HashMap<ConnId, Recipient>,
 }
 
 /// Local membership: room name to the connections of this node in it.
@@ -305,9 +307,9 @@ impl Hub {
         let mut rooms = self.rooms.write().unwrap_or_else(|e| e.into_inner());
         let local = rooms.entry(Arc::from(room)).or_insert_with(|| LocalRoom {
             id: self.next_room_id.fetch_add(1, Ordering::Relaxed),
-            members: HashMap::new(),
+            recipients: HashMap::new(),
         });
-        local.members.insert(conn, Member { user, outbox });
+        local.recipients.insert(conn, Recipient { user, outbox });
         local.id
     }
 
@@ -317,8 +319,8 @@ impl Hub {
         let Some(local) = rooms.get_mut(room) else {
             return false;
         };
-        local.members.remove(&conn);
-        if local.members.is_empty() {
+        local.recipients.remove(&conn);
+        if local.recipients.is_empty() {
             rooms.remove(room);
             return true;
         }
@@ -344,11 +346,11 @@ impl Hub {
             room: local.id,
             kind,
         });
-        for member in local.members.values() {
-            if except_user.is_some_and(|u| *member.user == *u) {
+        for recipient in local.recipients.values() {
+            if except_user.is_some_and(|u| *recipient.user == *u) {
                 continue;
             }
-            member.outbox.push(Outgoing::new(delivery.clone()));
+            recipient.outbox.push(Outgoing::new(delivery.clone()));
         }
     }
 
@@ -372,9 +374,10 @@ impl Hub {
     }
 }
 
-/// Encode a server frame once, for sharing. Server messages are built from validated parts
-/// and the body limit leaves room for the rest, so encoding cannot fail.
-pub(crate) fn frame(message: &chorus_protocol::ServerMessage) -> Bytes {
+/// Encode a server message once, for sharing: the payload of a frame ([`ws::binary`]), not
+/// the frame. Server messages are built from validated parts and the body limit leaves room
+/// for the rest, so encoding cannot fail.
+pub(crate) fn encode(message: &chorus_protocol::ServerMessage) -> Bytes {
     Bytes::from(chorus_protocol::encode(message, usize::MAX).unwrap_or_default())
 }
 

@@ -18,7 +18,7 @@ use crate::broker::{
 };
 use crate::config::Config;
 use crate::history::{HistoryPage, HistoryPolicy, PageError};
-use crate::hub::{ConnId, Hub, Outbox, frame};
+use crate::hub::{ConnId, Hub, Outbox, encode};
 use crate::metrics::Metrics;
 use crate::typing::Typing;
 
@@ -278,7 +278,7 @@ impl Node {
         let policy = self.config.policy(room);
         let members = if policy.presence {
             if newcomer {
-                let joined = frame(&ServerMessage::MemberJoined {
+                let joined = encode(&ServerMessage::MemberJoined {
                     room: room.to_owned(),
                     user: member.user.to_string(),
                 });
@@ -292,7 +292,7 @@ impl Node {
             .broker
             .replay(room, since, self.history_policy(room))
             .await?;
-        let reply = frame(&ServerMessage::Joined {
+        let reply = encode(&ServerMessage::Joined {
             room: room.to_owned(),
             position: replay.position,
             members,
@@ -340,7 +340,7 @@ impl Node {
             more: true,
         };
         let max_frame = self.config.max_frame;
-        let rest = frame(&answer(widest)).len() + 9;
+        let rest = encode(&answer(widest)).len() + 9;
         let page = self
             .broker
             .history(
@@ -362,7 +362,7 @@ impl Node {
             })?;
         let answer = answer(page);
         match chorus_protocol::encode(&answer, max_frame) {
-            Ok(frame) => Ok(Bytes::from(frame)),
+            Ok(encoded) => Ok(Bytes::from(encoded)),
             Err(e) => {
                 // The page was sized to fit; this is a bug, not the client's problem.
                 tracing::error!(room, error = %e, "history page does not fit in a frame");
@@ -402,7 +402,7 @@ impl Node {
             .broker
             .replay(room, None, self.history_policy(room))
             .await?;
-        Ok(frame(&ServerMessage::Joined {
+        Ok(encode(&ServerMessage::Joined {
             room: room.to_owned(),
             position: replay.position,
             members,
@@ -436,7 +436,7 @@ impl Node {
                     self.relay_typing(room, user, false).await;
                 }
                 if self.config.policy(room).presence {
-                    let left = frame(&ServerMessage::MemberLeft {
+                    let left = encode(&ServerMessage::MemberLeft {
                         room: room.to_owned(),
                         user: user.to_owned(),
                     });
@@ -525,7 +525,7 @@ impl Node {
     }
 
     async fn relay_typing(&self, room: &str, user: &str, typing: bool) {
-        let event = frame(&ServerMessage::Typing {
+        let event = encode(&ServerMessage::Typing {
             room: room.to_owned(),
             user: user.to_owned(),
             typing,
@@ -533,9 +533,11 @@ impl Node {
         self.broadcast(room, event, Some(user)).await;
     }
 
-    async fn broadcast(&self, room: &str, frame: Bytes, except_user: Option<&str>) {
+    /// Send `message`, an encoded event, to `room`'s members on every instance, except
+    /// connections of `except_user`.
+    async fn broadcast(&self, room: &str, message: Bytes, except_user: Option<&str>) {
         let event = Ephemeral {
-            frame,
+            message,
             except_user: except_user.map(str::to_owned),
         };
         if let Err(e) = self.broker.broadcast(room, event).await {

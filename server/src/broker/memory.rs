@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use super::presence::LocalPresence;
 use super::{Broker, BrokerError, BrokerEvents, Ephemeral, PolicyOf, Publication};
 use crate::history::{Appended, HistoryPage, HistoryPolicy, Replay, RoomLog};
-use crate::hub::{Kind, frame};
+use crate::hub::{Kind, encode};
 use crate::ws;
 
 /// A room's log, and whether the sweep has forgotten it.
@@ -119,7 +119,7 @@ impl Broker for MemoryBroker {
             }
             let seq = log.next_seq();
             // The log keeps the WebSocket frame every member is sent, and every replay.
-            let frame = ws::binary(&frame(&ServerMessage::Message {
+            let frame = ws::binary(&encode(&ServerMessage::Message {
                 room: room.to_owned(),
                 seq,
                 id: publication.id,
@@ -147,7 +147,7 @@ impl Broker for MemoryBroker {
     async fn broadcast(&self, room: &str, event: Ephemeral) -> Result<(), BrokerError> {
         self.events.deliver(
             room,
-            &ws::binary(&event.frame),
+            &ws::binary(&event.message),
             Kind::Event,
             event.except_user.as_deref(),
         );

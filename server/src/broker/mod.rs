@@ -83,11 +83,11 @@ pub(crate) struct Publication {
     pub body: Body,
 }
 
-/// A frame that is delivered but never stored (presence and typing events).
+/// A message that is delivered but never stored (presence and typing events).
 #[derive(Debug, Clone)]
 pub(crate) struct Ephemeral {
-    /// The encoded frame.
-    pub frame: Bytes,
+    /// The encoded message.
+    pub message: Bytes,
     /// Skip this user's connections (a typing user does not see their own indicator).
     pub except_user: Option<String>,
 }
@@ -130,7 +130,7 @@ pub(crate) trait Broker: Send + Sync + 'static {
         policy: HistoryPolicy,
     ) -> Result<Appended, BrokerError>;
 
-    /// Deliver an ephemeral frame to every subscribed instance.
+    /// Deliver an ephemeral message to every subscribed instance.
     async fn broadcast(&self, room: &str, event: Ephemeral) -> Result<(), BrokerError>;
 
     /// The room's position and the messages after `since` still in its history.

@@ -40,7 +40,7 @@
 //! | Key | Type | Holds | Expires |
 //! | --- | --- | --- | --- |
 //! | `meta` | hash | `epoch` (random, 1..2^53), `seq` | `keep` after the last publish, join, or presence refresh |
-//! | `log` | stream | id `<seq>-0`, fields `t` (ms, Redis clock), `f` (the `Message` frame); `MAXLEN history_size` | as `meta` |
+//! | `log` | stream | id `<seq>-0`, fields `t` (ms, Redis clock), `f` (the encoded `Message`); `MAXLEN history_size` | as `meta` |
 //! | `d:<id>:<user>` | string | `<epoch>:<seq>` of a publish | the dedupe window |
 //! | `users` | sorted set | user → expiry (ms): the latest of the user's instances | presence ttl after the last refresh |
 //! | `u:<user>` | sorted set | instance → expiry (ms) | as `users` |
@@ -56,10 +56,10 @@
 //!
 //! - `publish`: one atomic step. The dedupe key answers a resend with its original seq.
 //!   Otherwise: create `meta` in a new epoch if missing (announcing it on the channel
-//!   first); `HINCRBY seq`; build the frame as `prefix .. varint(seq) .. suffix`, where the
-//!   prefix (variant, room) and suffix (id, sender, ts, body) are postcard-encoded here, so
-//!   the frame is byte for byte `ServerMessage::Message` (tested); `XADD` with `MAXLEN`;
-//!   trim entries older than the ttl by Redis's clock; `PUBLISH` the frame on the room's
+//!   first); `HINCRBY seq`; build the encoded message as `prefix .. varint(seq) .. suffix`, where
+//!   the prefix (variant, room) and suffix (id, sender, ts, body) are postcard-encoded here,
+//!   so it is byte for byte `ServerMessage::Message` (tested); `XADD` with `MAXLEN`; trim
+//!   entries older than the ttl by Redis's clock; `PUBLISH` the message on the room's
 //!   channel from inside the script, so the channel carries a room's messages in `seq`
 //!   order whichever instance published them; set the dedupe key; renew the expiries.
 //! - `read`: the room's position (creating its history if missing, as a join needs), the
@@ -76,8 +76,8 @@
 //! registers the connection in the hub, then waits until this instance's subscription is
 //! confirmed (every join, not only the first: a second join must not read the history
 //! before the subscription exists), then reads the replay, so nothing falls between replay
-//! and live; the connection drops duplicates by its epoch and last seq. Frames arrive once
-//! per instance and fan out locally, shared as [`Bytes`].
+//! and live; the connection drops duplicates by its epoch and last seq. Messages arrive
+//! once per instance and fan out locally, each in one frame shared as [`Bytes`].
 //!
 //! The subscriber keeps, per room, the last message it fanned out (the cursor). A message
 //! that does not follow it (a gap: the subscription was lost for a moment) or is of
@@ -391,14 +391,17 @@ impl Inner {
         }
     }
 
-    /// Deliver an event frame to `room`'s members on every instance.
+    /// Deliver an event (an encoded message) to `room`'s members on every instance.
     async fn publish_event(
         &self,
         room: &str,
-        frame: Bytes,
+        message: Bytes,
         except_user: Option<String>,
     ) -> Result<(), BrokerError> {
-        let event = Ephemeral { frame, except_user };
+        let event = Ephemeral {
+            message,
+            except_user,
+        };
         self.publish_envelope(room, envelope::event(&event)).await
     }
 
@@ -608,7 +611,10 @@ impl Broker for RedisBroker {
             .arg((limit as u64).min(LUA_MAX));
         let read = scripts::page_read(inner.invoke(&page, true).await?)?;
         history::page_end(before, read.position.epoch)?;
-        let candidates = read.entries.iter().map(|(seq, frame)| (*seq, &frame[..]));
+        let candidates = read
+            .entries
+            .iter()
+            .map(|(seq, message)| (*seq, &message[..]));
         Ok(history::fill_page(
             read.position,
             candidates,

@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use super::limits::{Buckets, Limit};
 use super::rooms::Rooms;
 use crate::config::{Config, NamespacePolicy};
-use crate::hub::{ConnId, Outgoing, frame};
+use crate::hub::{ConnId, Outgoing, encode};
 use crate::metrics::Metrics;
 use crate::node::{Joined, Refusal};
 use crate::ws::{self, Incoming, ReadError};
@@ -162,7 +162,7 @@ impl ConnectionCore {
     pub(crate) fn welcome(&mut self, env: Env<'_>) {
         let c = env.config;
         let ms = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
-        let welcome = frame(&ServerMessage::Welcome {
+        let welcome = encode(&ServerMessage::Welcome {
             session: format!("{:016x}", rand::random::<u64>()),
             user: self.user.to_string(),
             protocol: PROTOCOL_VERSION,
@@ -178,7 +178,7 @@ impl ConnectionCore {
                 typing_ttl_ms: ms(c.typing_ttl),
             },
         });
-        self.write(env, welcome);
+        self.queue_message(env, welcome);
     }
 
     /// Start the heartbeat at `now`, when the client had sent `received` bytes, and the
@@ -249,17 +249,17 @@ impl ConnectionCore {
         env.metrics.bytes_out.inc_by(bytes as u64);
     }
 
-    /// Queue one reply (an encoded message); it is written before anything taken from the
-    /// outbox after it.
-    fn write(&mut self, env: Env<'_>, payload: Bytes) {
+    /// Queue one reply (an encoded message) in its frame; it is written before anything
+    /// taken from the outbox after it.
+    fn queue_message(&mut self, env: Env<'_>, message: Bytes) {
         env.metrics.messages_out.inc();
-        env.metrics.bytes_out.inc_by(payload.len() as u64);
-        self.out.push_back(ws::binary(&payload));
+        env.metrics.bytes_out.inc_by(message.len() as u64);
+        self.out.push_back(ws::binary(&message));
     }
 
     /// Queue one complete WebSocket frame built elsewhere (a replayed message), like
-    /// `write`.
-    fn write_frame(&mut self, env: Env<'_>, frame: Bytes) {
+    /// [`ConnectionCore::queue_message`].
+    fn queue_frame(&mut self, env: Env<'_>, frame: Bytes) {
         env.metrics.messages_out.inc();
         env.metrics.bytes_out.inc_by(ws::payload_len(&frame) as u64);
         self.out.push_back(frame);
@@ -329,8 +329,8 @@ impl ConnectionCore {
     pub(crate) fn on_message(&mut self, env: Env<'_>, message: Incoming, now: Instant) -> Next {
         env.metrics.messages_in.inc();
         self.heard(now);
-        let frame = match message {
-            Incoming::Binary(frame) => frame,
+        let encoded = match message {
+            Incoming::Binary(encoded) => encoded,
             Incoming::Text => {
                 let text = "text frames are not supported; send binary postcard frames";
                 return self.reject(env, now, None, None, ErrorCode::TextFrame, text);
@@ -346,8 +346,8 @@ impl ConnectionCore {
             // Pongs count as traffic (`heard`).
             Incoming::Pong => return Next::Read,
         };
-        env.metrics.bytes_in.inc_by(frame.len() as u64);
-        match ClientMessage::decode(&frame, env.config.max_frame) {
+        env.metrics.bytes_in.inc_by(encoded.len() as u64);
+        match ClientMessage::decode(&encoded, env.config.max_frame) {
             Ok(request) => self.on_request(env, request, now),
             Err(e) => {
                 let text = format!("cannot decode frame: {e}");
@@ -381,7 +381,7 @@ impl ConnectionCore {
         let c = env.config;
         match request {
             ClientMessage::Ping { nonce } => {
-                self.write(env, frame(&ServerMessage::Pong { nonce }));
+                self.queue_message(env, encode(&ServerMessage::Pong { nonce }));
                 Next::Read
             }
             // Each join is heard by the whole room; a Leave, never refused, follows a join.
@@ -495,7 +495,7 @@ impl ConnectionCore {
     ) -> Result<Replay, DisconnectReason> {
         match joined {
             Ok(joined) => {
-                self.write(env, joined.reply);
+                self.queue_message(env, joined.reply);
                 self.rooms.insert(
                     room,
                     joined.room_id,
@@ -525,7 +525,7 @@ impl ConnectionCore {
             }
             buffered += frame.len();
             if let Some((_, frame)) = replay.frames.next() {
-                self.write_frame(env, frame);
+                self.queue_frame(env, frame);
             }
         }
         false
@@ -541,7 +541,7 @@ impl ConnectionCore {
     ) -> Result<(), DisconnectReason> {
         match described {
             Ok(reply) => {
-                self.write(env, reply);
+                self.queue_message(env, reply);
                 Ok(())
             }
             Err(refusal) => ended(self.refuse(env, now, None, Some(room), refusal)),
@@ -551,7 +551,7 @@ impl ConnectionCore {
     /// The connection is out of `room` (the outcome of [`Action::Leave`], or it was not
     /// in it): a Leave is never refused.
     pub(crate) fn left(&mut self, env: Env<'_>, room: String) {
-        self.write(env, frame(&ServerMessage::Left { room }));
+        self.queue_message(env, encode(&ServerMessage::Left { room }));
     }
 
     /// The outcome of [`Action::Publish`].
@@ -565,7 +565,7 @@ impl ConnectionCore {
     ) -> Result<(), DisconnectReason> {
         match published {
             Ok(seq) => {
-                self.write(env, frame(&ServerMessage::PublishAck { room, id, seq }));
+                self.queue_message(env, encode(&ServerMessage::PublishAck { room, id, seq }));
                 Ok(())
             }
             Err(refusal) => ended(self.refuse(env, now, Some(id), Some(room), refusal)),
@@ -584,7 +584,7 @@ impl ConnectionCore {
         match page {
             Ok(page) => {
                 env.metrics.history_request(None);
-                self.write(env, page);
+                self.queue_message(env, page);
                 Ok(())
             }
             Err(refusal) => {
@@ -617,13 +617,13 @@ impl ConnectionCore {
     ) -> Next {
         tracing::debug!(conn = self.id, user = %self.user, code = code.name(), message, "request rejected");
         env.metrics.error(code);
-        let reply = frame(&ServerMessage::Error {
+        let reply = encode(&ServerMessage::Error {
             code: code.as_u16(),
             message: message.to_owned(),
             id,
             room,
         });
-        self.write(env, reply);
+        self.queue_message(env, reply);
         // Mistakes (a forbidden or unknown room) are the app's business; flooding and
         // garbage are abuse, and persisting in them ends the connection.
         let abusive = matches!(
@@ -687,7 +687,7 @@ impl ConnectionCore {
         limit: Duration,
     ) -> Duration {
         env.metrics.disconnect(reason);
-        let notice = frame(&ServerMessage::Disconnect {
+        let notice = encode(&ServerMessage::Disconnect {
             code: reason.close_code(),
             reason: reason.name().to_owned(),
             reconnect: reconnect_hint(reason),

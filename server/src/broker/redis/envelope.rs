@@ -1,11 +1,11 @@
-//! What travels on a room's channel, and the `Message` frame built by the publish script.
+//! What travels on a room's channel, and the encoded `Message` built by the publish script.
 //!
 //! An envelope is a tag byte, then:
 //!
 //! | Tag | What | Then |
 //! | --- | --- | --- |
-//! | 1 | a stored message | varint epoch, varint seq, the `Message` frame |
-//! | 2 | an event (presence, typing) | varint length of the user to skip (0: none), that user, the frame |
+//! | 1 | a stored message | varint epoch, varint seq, the encoded `Message` |
+//! | 2 | an event (presence, typing) | varint length of the user to skip (0: none), that user, the encoded message |
 //! | 3 | a new history began | varint epoch |
 //!
 //! Varints are postcard's (unsigned LEB128). Tags 1 and 3 are written by the Lua scripts,
@@ -20,15 +20,19 @@ const MESSAGE: u8 = 1;
 const EVENT: u8 = 2;
 const RESET: u8 = 3;
 
-/// A decoded envelope; frames are slices of the received payload.
+/// A decoded envelope; messages are slices of the received payload.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Envelope {
     /// Message `seq` of history `epoch`.
-    Message { epoch: u64, seq: u64, frame: Bytes },
-    /// A presence or typing frame, not for `except_user`'s connections.
+    Message {
+        epoch: u64,
+        seq: u64,
+        message: Bytes,
+    },
+    /// A presence or typing message, not for `except_user`'s connections.
     Event {
         except_user: Option<String>,
-        frame: Bytes,
+        message: Bytes,
     },
     /// The room's history was created anew, in `epoch`.
     Reset { epoch: u64 },
@@ -59,11 +63,11 @@ fn take_varint(bytes: &mut Bytes) -> Option<u64> {
 /// The envelope of an event.
 pub(super) fn event(event: &Ephemeral) -> Vec<u8> {
     let except = event.except_user.as_deref().unwrap_or("");
-    let mut out = Vec::with_capacity(event.frame.len() + except.len() + 4);
+    let mut out = Vec::with_capacity(event.message.len() + except.len() + 4);
     out.push(EVENT);
     put_varint(except.len() as u64, &mut out);
     out.extend_from_slice(except.as_bytes());
-    out.extend_from_slice(&event.frame);
+    out.extend_from_slice(&event.message);
     out
 }
 
@@ -80,7 +84,7 @@ pub(super) fn decode(mut payload: Bytes) -> Option<Envelope> {
             Some(Envelope::Message {
                 epoch,
                 seq,
-                frame: payload,
+                message: payload,
             })
         }
         EVENT => {
@@ -95,7 +99,7 @@ pub(super) fn decode(mut payload: Bytes) -> Option<Envelope> {
             };
             Some(Envelope::Event {
                 except_user,
-                frame: payload,
+                message: payload,
             })
         }
         RESET => {
@@ -106,9 +110,9 @@ pub(super) fn decode(mut payload: Bytes) -> Option<Envelope> {
     }
 }
 
-/// The `ServerMessage::Message` frame of `publication` in `room`, split around its
+/// The encoded `ServerMessage::Message` of `publication` in `room`, split around its
 /// sequence number, which the publish script assigns: `prefix ++ varint(seq) ++ suffix` is
-/// the frame. Postcard writes the variant, then the fields in order (room, seq, id, sender,
+/// the encoded message. Postcard writes the variant, then the fields in order (room, seq, id, sender,
 /// ts, body), each on its own, so the parts are the encoding of a message with seq 0 (one
 /// byte) cut around that byte.
 pub(super) fn message_parts(
@@ -144,7 +148,7 @@ pub(super) fn message_parts(
             Ok((whole[..cut].to_vec(), suffix))
         }
         _ => Err(BrokerError::Unexpected(
-            "a message frame does not split around its sequence number".into(),
+            "an encoded message does not split around its sequence number".into(),
         )),
     }
 }
@@ -165,10 +169,10 @@ mod tests {
 
     /// What the publish script builds, built the same way here.
     fn scripted(prefix: &[u8], seq: u64, suffix: &[u8]) -> Vec<u8> {
-        let mut frame = prefix.to_vec();
-        put_varint(seq, &mut frame);
-        frame.extend_from_slice(suffix);
-        frame
+        let mut encoded = prefix.to_vec();
+        put_varint(seq, &mut encoded);
+        encoded.extend_from_slice(suffix);
+        encoded
     }
 
     #[test]
@@ -234,30 +238,30 @@ mod tests {
 
     #[test]
     fn envelopes_round_trip_and_garbage_is_refused() {
-        let frame = Bytes::from_static(b"\x05frame");
+        let encoded = Bytes::from_static(b"\x05frame");
         for except_user in [None, Some("alice".to_owned())] {
             let bytes = event(&Ephemeral {
-                frame: frame.clone(),
+                message: encoded.clone(),
                 except_user: except_user.clone(),
             });
             assert_eq!(
                 decode(Bytes::from(bytes)),
                 Some(Envelope::Event {
                     except_user,
-                    frame: frame.clone()
+                    message: encoded.clone()
                 })
             );
         }
         let mut message = vec![MESSAGE];
         put_varint(1 << 52, &mut message);
         put_varint(130, &mut message);
-        message.extend_from_slice(&frame);
+        message.extend_from_slice(&encoded);
         assert_eq!(
             decode(Bytes::from(message)),
             Some(Envelope::Message {
                 epoch: 1 << 52,
                 seq: 130,
-                frame: frame.clone()
+                message: encoded.clone()
             })
         );
         assert_eq!(

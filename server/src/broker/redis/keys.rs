@@ -25,7 +25,7 @@ impl Keys {
         self.of(room, "meta")
     }
 
-    /// Stream: the retained messages, id `<seq>-0`, fields `t` (ms) and `f` (frame).
+    /// Stream: the retained messages, id `<seq>-0`, fields `t` (ms) and `f` (the encoded `Message`).
     pub(super) fn log(&self, room: &str) -> String {
         self.of(room, "log")
     }

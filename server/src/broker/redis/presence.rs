@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Inner, millis, scripts};
 use crate::broker::BrokerError;
-use crate::hub::frame;
+use crate::hub::encode;
 
 /// Renew presence until `shutdown`.
 pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
@@ -78,7 +78,7 @@ impl Inner {
                 // Users Redis had lost (restarted empty) or let expire (this instance was
                 // cut off): present again, and announced like a join.
                 for user in absent {
-                    let joined = frame(&ServerMessage::MemberJoined {
+                    let joined = encode(&ServerMessage::MemberJoined {
                         room: room.to_owned(),
                         user: user.clone(),
                     });
@@ -114,7 +114,7 @@ impl Inner {
         for user in gone {
             tracing::debug!(room, user, "presence expired");
             if presence {
-                let left: Bytes = frame(&ServerMessage::MemberLeft {
+                let left: Bytes = encode(&ServerMessage::MemberLeft {
                     room: room.to_owned(),
                     user,
                 });

@@ -99,18 +99,18 @@ pub(super) fn texts(value: Value, what: &str) -> Result<Vec<String>, BrokerError
         .collect()
 }
 
-/// `seq, frame, seq, frame, ...`.
+/// `seq, message, seq, message, ...`: the encoded `Message`s of a log.
 fn entries(value: Value) -> Result<Vec<(u64, Bytes)>, BrokerError> {
     let mut items = items(value, "log entries")?.into_iter();
     let mut out = Vec::with_capacity(items.len() / 2);
     while let Some(seq) = items.next() {
         let seq = int(&seq, "a sequence number")?;
         match items.next() {
-            Some(Value::BulkString(frame)) => out.push((seq, Bytes::from(frame))),
-            Some(other) => return Err(unexpected("a frame", &other)),
+            Some(Value::BulkString(message)) => out.push((seq, Bytes::from(message))),
+            Some(other) => return Err(unexpected("an encoded message", &other)),
             None => {
                 return Err(BrokerError::Unexpected(
-                    "a log entry without its frame".into(),
+                    "a log entry without its message".into(),
                 ));
             }
         }

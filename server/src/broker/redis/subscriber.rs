@@ -19,7 +19,7 @@ use super::envelope::{self, Envelope};
 use super::{COMMAND_TIMEOUT, CONNECT_TIMEOUT, Inner, unavailable};
 use crate::broker::BrokerError;
 use crate::history;
-use crate::hub::{Kind, frame};
+use crate::hub::{Kind, encode};
 use crate::ws;
 
 /// How often the subscription connection and the command pool are pinged: how soon a
@@ -209,17 +209,24 @@ impl Inner {
             return Ok(());
         };
         match envelope {
-            Envelope::Event { except_user, frame } => {
+            Envelope::Event {
+                except_user,
+                message: event,
+            } => {
                 self.events.deliver(
                     room,
-                    &ws::binary(&frame),
+                    &ws::binary(&event),
                     Kind::Event,
                     except_user.as_deref(),
                 );
             }
-            Envelope::Message { epoch, seq, frame } => match self.step(room, epoch, seq) {
+            Envelope::Message {
+                epoch,
+                seq,
+                message: encoded,
+            } => match self.step(room, epoch, seq) {
                 Step::Deliver => {
-                    let frame = ws::binary(&frame);
+                    let frame = ws::binary(&encoded);
                     self.events
                         .deliver(room, &frame, Kind::Message { epoch, seq }, None);
                 }
@@ -293,7 +300,7 @@ impl Inner {
                 .map_or(position.seq, |(seq, _)| seq.saturating_sub(1));
             let mut members = if presence { read.members } else { Vec::new() };
             members.sort_unstable();
-            let joined = frame(&ServerMessage::Joined {
+            let joined = encode(&ServerMessage::Joined {
                 room: room.to_owned(),
                 position: Position {
                     epoch: position.epoch,
@@ -319,12 +326,12 @@ impl Inner {
                 "members told that the room's history was lost"
             );
         }
-        for (seq, frame) in &entries {
+        for (seq, message) in &entries {
             let kind = Kind::Message {
                 epoch: position.epoch,
                 seq: *seq,
             };
-            self.events.deliver(room, &ws::binary(frame), kind, None);
+            self.events.deliver(room, &ws::binary(message), kind, None);
         }
         if self.events.has_local_members(room) {
             let mut cursors = self.cursors.lock().unwrap_or_else(|e| e.into_inner());

@@ -2,7 +2,7 @@
 -- creates the room's history.
 -- KEYS: meta, log.
 -- ARGV: history size, history ttl (ms), before epoch ('' for none), before seq, limit.
--- Returns {epoch ('0' for a room without history), seq, {seq, frame, ...} newest first, at
+-- Returns {epoch ('0' for a room without history), seq, {seq, message, ...} newest first, at
 -- most `limit` of them, older (1: more retained messages precede the last one)}.
 local meta, log = KEYS[1], KEYS[2]
 local size, ttl, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[5])

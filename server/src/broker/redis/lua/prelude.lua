@@ -34,7 +34,8 @@ local function keep(key, ms)
   end
 end
 
--- Log entries have the id '<seq>-0' and the fields t (publication time, ms) and f (frame).
+-- Log entries have the id '<seq>-0' and the fields t (publication time, ms) and f (the encoded
+-- Message).
 local function entry_id(seq)
   return int(seq) .. '-0'
 end

@@ -1,8 +1,8 @@
 -- Publish one message, atomically: deduplicate, number, store, deliver.
 -- KEYS: meta, log, dedupe, channel.
--- ARGV: new epoch (used if the room has no history), frame prefix (variant and room), frame
---       suffix (id, sender, ts, body), history size, history ttl (ms), dedupe window (ms),
---       keep (ms: how long the room outlives its last publish).
+-- ARGV: new epoch (used if the room has no history), message prefix (variant and room),
+--       message suffix (id, sender, ts, body), history size, history ttl (ms), dedupe
+--       window (ms), keep (ms: how long the room outlives its last publish).
 -- Returns {epoch, seq, duplicate (1: an earlier publish of this (sender, id), whose seq this
 -- is; nothing was published)}.
 local meta, log, dedupe, channel = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -20,15 +20,15 @@ end
 
 local seq = redis.call('HINCRBY', meta, 'seq', 1)
 -- Byte for byte the postcard encoding of ServerMessage::Message (envelope.rs proves it).
-local frame = ARGV[2] .. varint(seq) .. ARGV[3]
+local message = ARGV[2] .. varint(seq) .. ARGV[3]
 if size > 0 and ttl > 0 then
   local now = now_ms()
-  redis.call('XADD', log, 'MAXLEN', int(size), entry_id(seq), 't', int(now), 'f', frame)
+  redis.call('XADD', log, 'MAXLEN', int(size), entry_id(seq), 't', int(now), 'f', message)
   trim_expired(log, now - ttl)
 end
 -- Published from inside the script: the channel carries one room's messages in seq order,
 -- whichever instance published them.
-redis.call('PUBLISH', channel, MESSAGE .. varint(tonumber(epoch)) .. varint(seq) .. frame)
+redis.call('PUBLISH', channel, MESSAGE .. varint(tonumber(epoch)) .. varint(seq) .. message)
 if window > 0 then
   redis.call('SET', dedupe, epoch .. ':' .. int(seq), 'PX', int(window))
 end

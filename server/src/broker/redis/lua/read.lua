@@ -3,7 +3,7 @@
 -- KEYS: meta, log, channel, users.
 -- ARGV: new epoch, keep (ms), history size, history ttl (ms), since epoch ('' for none),
 --       since seq, members ('1': also list the members present).
--- Returns {epoch, seq, oldest retained seq (seq + 1 if none), {seq, frame, seq, frame, ...}
+-- Returns {epoch, seq, oldest retained seq (seq + 1 if none), {seq, message, seq, message, ...}
 -- oldest first, {members}}.
 local meta, log, channel, users = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local keep_ms, size, ttl = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
