@@ -25,7 +25,9 @@
 //! - `rate_limit`: the token buckets of a connection's rate limits.
 //! - `static_files`: `--static-dir` and `--pkg-dir`, served without leaving the directory.
 //! - `typing`: typing throttle and expiry.
-//! - `ws`: the WebSocket protocol, server side: the upgrade, client frames, server frames.
+//! - `ws`: the WebSocket protocol, server side: the upgrade, the reader of client messages
+//!   (fragments, close codes, limits, protocol violations) and the writers. The frames
+//!   themselves (headers, masking, building server frames) come from `chorus-framing`.
 //! - [`metrics`]: the Prometheus registry.
 //!
 //! ## Example

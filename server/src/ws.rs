@@ -9,6 +9,11 @@
 //! - Fan-out. A room frame is built once per publish, WebSocket header included, and the
 //!   same [`Bytes`] is written to every member, many frames per vectored write. A library
 //!   that copies each message into its own frame buffer costs a copy per recipient.
+//!
+//! The framing itself (headers, masking, building frames) is `chorus-framing`'s, shared with
+//! the benchmark's baseline peer, the load generator and the tests. What is here is the
+//! server's side of it: the upgrade, the reader (fragments, close codes, limits, and which
+//! [`Violation`] a broken rule is) and the writers.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -21,7 +26,8 @@ use axum::extract::FromRequestParts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
+use chorus_framing::{self as framing, CLOSE_INVALID_DATA, CLOSE_PROTOCOL_ERROR, Header, Opcode};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use sha1::{Digest, Sha1};
@@ -30,13 +36,6 @@ use tokio_util::task::TaskTracker;
 
 /// The upgraded connection's byte stream.
 pub(crate) type Io = TokioIo<Upgraded>;
-
-const OP_CONTINUATION: u8 = 0x0;
-const OP_TEXT: u8 = 0x1;
-const OP_BINARY: u8 = 0x2;
-const OP_CLOSE: u8 = 0x8;
-const OP_PING: u8 = 0x9;
-const OP_PONG: u8 = 0xA;
 
 /// Size of the per-thread read buffer: one read takes in up to this many bytes of frames.
 const SCRATCH: usize = 64 * 1024;
@@ -192,78 +191,38 @@ fn accept_key(key: &[u8]) -> HeaderValue {
 // ---------------------------------------------------------------------------------------
 // Server frames.
 
-/// Bytes of header for an unmasked frame with `len` bytes of payload.
-fn header_len(len: usize) -> usize {
-    match len {
-        0..=125 => 2,
-        126..=0xFFFF => 4,
-        _ => 10,
-    }
-}
-
-/// A complete, final, unmasked frame: the bytes to write to the socket.
-fn server_frame(opcode: u8, payload: &[u8]) -> Bytes {
-    let mut frame = BytesMut::with_capacity(header_len(payload.len()) + payload.len());
-    frame.put_u8(0x80 | opcode);
-    match payload.len() {
-        // The arms bound the length, so the casts cannot truncate.
-        len @ 0..=125 => frame.put_u8(len as u8),
-        len @ 126..=0xFFFF => {
-            frame.put_u8(126);
-            frame.put_u16(len as u16);
-        }
-        len => {
-            frame.put_u8(127);
-            frame.put_u64(len as u64);
-        }
-    }
-    frame.extend_from_slice(payload);
-    frame.freeze()
-}
-
 /// A binary frame carrying `payload` (an encoded server message).
 pub(crate) fn binary(payload: &[u8]) -> Bytes {
-    server_frame(OP_BINARY, payload)
+    framing::server_frame(Opcode::Binary, payload)
 }
 
 /// A ping with an empty payload.
 pub(crate) fn ping() -> Bytes {
-    server_frame(OP_PING, &[])
+    framing::server_frame(Opcode::Ping, &[])
 }
 
 /// A pong answering a ping with `payload`.
 pub(crate) fn pong(payload: &[u8]) -> Bytes {
-    server_frame(OP_PONG, payload)
+    framing::server_frame(Opcode::Pong, payload)
 }
 
 /// The answer to a client's close frame: its code echoed, or no code if it gave none. Only
-/// a valid code reaches here ([`valid_close_code`]); a frame with another is a
+/// a valid code reaches here ([`framing::is_valid_close_code`]); a frame with another is a
 /// [`Violation::InvalidCloseCode`].
 pub(crate) fn close_reply(code: Option<u16>) -> Bytes {
     match code {
-        Some(code) => server_frame(OP_CLOSE, &code.to_be_bytes()),
-        None => server_frame(OP_CLOSE, &[]),
+        Some(code) => framing::close_frame(code, ""),
+        None => framing::server_frame(Opcode::Close, &[]),
     }
 }
 
 /// A close frame with `code` and `reason` (at most 123 bytes are sent).
 pub(crate) fn close(code: u16, reason: &str) -> Bytes {
-    let reason = &reason.as_bytes()[..reason.len().min(123)];
-    let mut payload = Vec::with_capacity(2 + reason.len());
-    payload.extend_from_slice(&code.to_be_bytes());
-    payload.extend_from_slice(reason);
-    server_frame(OP_CLOSE, &payload)
+    framing::close_frame(code, reason)
 }
 
 /// The payload length of a complete server frame built here.
-pub(crate) fn payload_len(frame: &[u8]) -> usize {
-    match frame.get(1).map(|b| b & 0x7F) {
-        Some(126) => frame.len() - 4,
-        Some(127) => frame.len() - 10,
-        Some(_) => frame.len() - 2,
-        None => 0,
-    }
-}
+pub(crate) use framing::payload_len;
 
 // ---------------------------------------------------------------------------------------
 // Client frames.
@@ -283,13 +242,6 @@ pub(crate) enum Incoming {
     Close(Option<u16>),
 }
 
-/// Whether a client may send `code` in a close frame (RFC 6455 section 7.4): the defined
-/// codes an endpoint may send (1004 is reserved; 1005, 1006 and 1015 are never sent), the
-/// registered ones up to 1014, and the 3000-4999 range of libraries and applications.
-fn valid_close_code(code: u16) -> bool {
-    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
-}
-
 /// Why reading from the client failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ReadError {
@@ -304,6 +256,22 @@ pub(crate) enum ReadError {
 impl From<Violation> for ReadError {
     fn from(violation: Violation) -> Self {
         ReadError::Protocol(violation)
+    }
+}
+
+impl From<framing::Error> for ReadError {
+    fn from(error: framing::Error) -> Self {
+        use framing::Error as E;
+        ReadError::Protocol(match error {
+            E::TooLarge { .. } => return ReadError::TooLarge,
+            E::ReservedBits => Violation::ReservedBits,
+            // `MaskedFrame` comes only from parsing server frames, never done here.
+            E::UnmaskedFrame | E::MaskedFrame => Violation::UnmaskedFrame,
+            E::UnknownOpcode(_) => Violation::UnknownOpcode,
+            E::FragmentedControlFrame => Violation::FragmentedControlFrame,
+            E::ControlFrameTooLong => Violation::ControlFrameTooLong,
+            E::CloseOneBytePayload => Violation::CloseOneBytePayload,
+        })
     }
 }
 
@@ -333,18 +301,11 @@ pub(crate) enum Violation {
     InvalidUtf8Text,
     /// A close frame with a one-byte payload: a code takes two (section 5.5.1).
     CloseOneBytePayload,
-    /// A close code no endpoint may send (section 7.4; [`valid_close_code`]).
+    /// A close code no endpoint may send (section 7.4; [`framing::is_valid_close_code`]).
     InvalidCloseCode,
     /// A close reason that is not UTF-8 (section 5.5.1).
     InvalidUtf8CloseReason,
 }
-
-/// Close code: the endpoint broke the protocol.
-const CLOSE_PROTOCOL_ERROR: u16 = 1002;
-
-/// Close code: a message's data is not of its type (RFC 6455 section 7.4.1: "non-UTF-8
-/// data within a text message").
-const CLOSE_INVALID_DATA: u16 = 1007;
 
 impl Violation {
     /// Every violation, for tests.
@@ -390,105 +351,19 @@ impl Violation {
     }
 }
 
-/// The header of one client frame.
-#[derive(Debug, Clone, Copy)]
-struct Header {
-    fin: bool,
-    opcode: u8,
-    mask: [u8; 4],
-    /// Bytes of header, mask included.
-    len: usize,
-    payload_len: usize,
-}
-
-/// Parses the client frame header at the start of `buf`: `Ok(None)` until it is complete.
-/// Each rule is checked as soon as the bytes it needs are in, so a broken frame is refused
-/// without waiting for (or buffering) the rest of it.
-fn parse_header(buf: &[u8], max_payload: usize) -> Result<Option<Header>, ReadError> {
-    let [b0, b1, ..] = *buf else {
-        return Ok(None);
-    };
-    let fin = b0 & 0x80 != 0;
-    let opcode = b0 & 0x0F;
-    let len7 = b1 & 0x7F;
-    // No extension is negotiated, so the RSV bits must be clear.
-    if b0 & 0x70 != 0 {
-        return Err(Violation::ReservedBits.into());
-    }
-    if b1 & 0x80 == 0 {
-        return Err(Violation::UnmaskedFrame.into());
-    }
-    match opcode {
-        OP_CONTINUATION | OP_TEXT | OP_BINARY => {}
-        OP_CLOSE | OP_PING | OP_PONG if !fin => {
-            return Err(Violation::FragmentedControlFrame.into());
-        }
-        // A control frame's length is at most 125, so always in the 7-bit form.
-        OP_CLOSE | OP_PING | OP_PONG if len7 > 125 => {
-            return Err(Violation::ControlFrameTooLong.into());
-        }
-        OP_CLOSE | OP_PING | OP_PONG => {}
-        _ => return Err(Violation::UnknownOpcode.into()),
-    }
-    let (payload_len, at) = match len7 {
-        126 => match buf.get(2..4) {
-            Some(b) => (u64::from(u16::from_be_bytes([b[0], b[1]])), 4),
-            None => return Ok(None),
-        },
-        127 => match buf.get(2..10) {
-            Some(b) => (u64::from_be_bytes(b.try_into().expect("8 bytes")), 10),
-            None => return Ok(None),
-        },
-        n => (u64::from(n), 2),
-    };
-    let payload_len = match usize::try_from(payload_len) {
-        Ok(n) if n <= max_payload => n,
-        _ => return Err(ReadError::TooLarge),
-    };
-    let Some(mask) = buf.get(at..at + 4) else {
-        return Ok(None);
-    };
-    Ok(Some(Header {
-        fin,
-        opcode,
-        mask: mask.try_into().expect("4 bytes"),
-        len: at + 4,
-        payload_len,
-    }))
-}
-
-/// Unmasks a client payload in place, eight bytes at a time.
-fn unmask(payload: &mut [u8], mask: [u8; 4]) {
-    let [a, b, c, d] = mask;
-    let wide = u64::from_ne_bytes([a, b, c, d, a, b, c, d]);
-    let mut chunks = payload.chunks_exact_mut(8);
-    for chunk in &mut chunks {
-        let word = u64::from_ne_bytes((&*chunk).try_into().expect("8 bytes")) ^ wide;
-        chunk.copy_from_slice(&word.to_ne_bytes());
-    }
-    // Chunks are a multiple of 4 long, so the remainder starts at mask byte 0.
-    for (byte, m) in chunks.into_remainder().iter_mut().zip(mask.iter().cycle()) {
-        *byte ^= m;
-    }
-}
-
 /// The code of a client's close frame payload (`None` for an empty one), checked against
 /// RFC 6455 section 5.5.1 and 7.4.
-fn close_code(payload: &[u8]) -> Result<Option<u16>, Violation> {
-    match *payload {
-        [] => Ok(None),
-        [_] => Err(Violation::CloseOneBytePayload),
-        [a, b, ref reason @ ..] => {
-            let code = u16::from_be_bytes([a, b]);
-            if !valid_close_code(code) {
-                return Err(Violation::InvalidCloseCode);
-            }
-            if std::str::from_utf8(reason).is_err() {
-                return Err(Violation::InvalidUtf8CloseReason);
-            }
-            Ok(Some(code))
-        }
+fn close_code(payload: &[u8]) -> Result<Option<u16>, ReadError> {
+    let Some((code, reason)) = framing::parse_close_payload(payload)? else {
+        return Ok(None);
+    };
+    if !framing::is_valid_close_code(code) {
+        return Err(Violation::InvalidCloseCode.into());
     }
+    if std::str::from_utf8(reason).is_err() {
+        return Err(Violation::InvalidUtf8CloseReason.into());
+    }
+    Ok(Some(code))
 }
 
 /// The read side of a connection: bytes received but not yet handled, and the message
@@ -507,7 +382,7 @@ pub(crate) struct Reader {
     pending: BytesMut,
     /// The opcode and payload so far of a fragmented message (boxed: rare, and every
     /// connection would carry the space).
-    fragments: Option<Box<(u8, BytesMut)>>,
+    fragments: Option<Box<(Opcode, BytesMut)>>,
     /// Bytes received since the connection opened.
     received: u64,
 }
@@ -533,7 +408,7 @@ impl Reader {
     /// will not wait.
     pub(crate) fn has_frame(&self) -> bool {
         match self.header(usize::MAX) {
-            Ok(Some(header)) => header.len + header.payload_len <= self.pending.len(),
+            Ok(Some(header)) => header.frame_len() <= self.pending.len(),
             Ok(None) => false,
             Err(_) => true,
         }
@@ -588,7 +463,7 @@ impl Reader {
             let Some(header) = self.header(max)? else {
                 return Ok(None);
             };
-            let frame_len = header.len + header.payload_len;
+            let frame_len = header.frame_len();
             if self.pending.len() < frame_len {
                 // Make room for the whole frame at once rather than by doubling.
                 self.pending.reserve(frame_len - self.pending.len());
@@ -600,7 +475,7 @@ impl Reader {
                 self.pending = BytesMut::new();
             }
             frame.advance(header.len);
-            unmask(&mut frame, header.mask);
+            header.unmask(&mut frame);
             if let Some(message) = self.frame(header, frame)? {
                 return Ok(Some(message));
             }
@@ -611,17 +486,17 @@ impl Reader {
     /// being reassembled: a continuation needs one, a new data frame needs none, and the
     /// whole message must fit in `max` bytes.
     fn header(&self, max: usize) -> Result<Option<Header>, ReadError> {
-        let Some(header) = parse_header(&self.pending, max)? else {
+        let Some(header) = framing::parse_client_header(&self.pending, max)? else {
             return Ok(None);
         };
         match (header.opcode, &self.fragments) {
-            (OP_CONTINUATION, None) => Err(Violation::UnexpectedContinuation.into()),
-            (OP_CONTINUATION, Some(fragments))
+            (Opcode::Continuation, None) => Err(Violation::UnexpectedContinuation.into()),
+            (Opcode::Continuation, Some(fragments))
                 if fragments.1.len().saturating_add(header.payload_len) > max =>
             {
                 Err(ReadError::TooLarge)
             }
-            (OP_TEXT | OP_BINARY, Some(_)) => Err(Violation::ExpectedContinuation.into()),
+            (Opcode::Text | Opcode::Binary, Some(_)) => Err(Violation::ExpectedContinuation.into()),
             _ => Ok(Some(header)),
         }
     }
@@ -630,10 +505,10 @@ impl Reader {
     /// `None` for a fragment of one.
     fn frame(&mut self, header: Header, payload: BytesMut) -> Result<Option<Incoming>, ReadError> {
         let (opcode, payload) = match header.opcode {
-            OP_PING => return Ok(Some(Incoming::Ping(payload.freeze()))),
-            OP_PONG => return Ok(Some(Incoming::Pong)),
-            OP_CLOSE => return Ok(Some(Incoming::Close(close_code(&payload)?))),
-            OP_CONTINUATION => {
+            Opcode::Ping => return Ok(Some(Incoming::Ping(payload.freeze()))),
+            Opcode::Pong => return Ok(Some(Incoming::Pong)),
+            Opcode::Close => return Ok(Some(Incoming::Close(close_code(&payload)?))),
+            Opcode::Continuation => {
                 let Some(fragments) = self.fragments.take() else {
                     return Err(Violation::UnexpectedContinuation.into());
                 };
@@ -652,7 +527,7 @@ impl Reader {
                 return Ok(None);
             }
         };
-        if opcode == OP_TEXT {
+        if opcode == Opcode::Text {
             if std::str::from_utf8(&payload).is_err() {
                 return Err(Violation::InvalidUtf8Text.into());
             }
@@ -816,22 +691,15 @@ mod tests {
     use super::*;
 
     /// A masked client frame, as a client library would write it.
-    fn client_frame(fin: bool, opcode: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
-        let mut out = vec![if fin { 0x80 } else { 0 } | opcode];
-        match payload.len() {
-            n @ 0..=125 => out.push(0x80 | n as u8),
-            n @ 126..=0xFFFF => {
-                out.push(0x80 | 126);
-                out.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                out.push(0x80 | 127);
-                out.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        out.extend_from_slice(&mask);
-        out.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
-        out
+    fn client_frame(fin: bool, opcode: Opcode, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+        framing::frame(fin, opcode, payload, Some(mask))
+    }
+
+    /// A masked client frame with a reserved opcode (`bits`).
+    fn reserved_frame(bits: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+        let mut wire = client_frame(true, Opcode::Binary, payload, mask);
+        wire[0] = 0x80 | bits;
+        wire
     }
 
     fn reader_with(bytes: &[u8]) -> Reader {
@@ -850,7 +718,7 @@ mod tests {
         let mask = [0x12, 0x34, 0x56, 0x78];
         for len in [0, 1, 7, 8, 9, 125, 126, 127, 1000, 0xFFFF, 0x10000, 70_001] {
             let payload: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
-            let wire = client_frame(true, OP_BINARY, &payload, mask);
+            let wire = client_frame(true, Opcode::Binary, &payload, mask);
             let mut reader = reader_with(&wire[..wire.len() - 1]);
             assert!(!reader.has_frame());
             assert!(reader.next_message(1 << 20).unwrap().is_none());
@@ -868,10 +736,10 @@ mod tests {
     #[test]
     fn fragments_are_reassembled_around_control_frames() {
         let mask = [1, 2, 3, 4];
-        let mut wire = client_frame(false, OP_BINARY, b"hel", mask);
-        wire.extend(client_frame(true, OP_PING, b"p", mask));
-        wire.extend(client_frame(false, OP_CONTINUATION, b"lo ", mask));
-        wire.extend(client_frame(true, OP_CONTINUATION, b"world", mask));
+        let mut wire = client_frame(false, Opcode::Binary, b"hel", mask);
+        wire.extend(client_frame(true, Opcode::Ping, b"p", mask));
+        wire.extend(client_frame(false, Opcode::Continuation, b"lo ", mask));
+        wire.extend(client_frame(true, Opcode::Continuation, b"world", mask));
         let mut reader = reader_with(&wire);
         assert!(matches!(reader.next_message(100), Ok(Some(Incoming::Ping(p))) if p == "p"));
         assert!(
@@ -879,8 +747,8 @@ mod tests {
         );
         // Over the limit in all, though each fragment is under it: refused from the second
         // fragment's header, before its payload arrives.
-        let mut wire = client_frame(false, OP_BINARY, &[0; 60], mask);
-        wire.extend(client_frame(true, OP_CONTINUATION, &[0; 60], mask));
+        let mut wire = client_frame(false, Opcode::Binary, &[0; 60], mask);
+        wire.extend(client_frame(true, Opcode::Continuation, &[0; 60], mask));
         assert_eq!(
             first(&wire[..wire.len() - 60], 100),
             Err(ReadError::TooLarge)
@@ -891,44 +759,47 @@ mod tests {
     fn each_broken_rule_is_named() {
         let mask = [9, 9, 9, 9];
         let frame = |fin, opcode, payload: &[u8]| client_frame(fin, opcode, payload, mask);
-        let mut unmasked = frame(true, OP_BINARY, b"x");
+        let mut unmasked = frame(true, Opcode::Binary, b"x");
         unmasked[1] &= 0x7F;
-        let mut reserved = frame(true, OP_BINARY, b"x");
+        let mut reserved = frame(true, Opcode::Binary, b"x");
         reserved[0] |= 0x40;
-        let mut started = frame(false, OP_TEXT, b"x");
-        started.extend(frame(true, OP_BINARY, b"y"));
-        let mut split_text = frame(false, OP_TEXT, "é".as_bytes()[..1].as_ref());
-        split_text.extend(frame(true, OP_CONTINUATION, b"x"));
+        let mut started = frame(false, Opcode::Text, b"x");
+        started.extend(frame(true, Opcode::Binary, b"y"));
+        let mut split_text = frame(false, Opcode::Text, "é".as_bytes()[..1].as_ref());
+        split_text.extend(frame(true, Opcode::Continuation, b"x"));
         let cases = [
             (unmasked, Violation::UnmaskedFrame),
             (reserved, Violation::ReservedBits),
-            (frame(true, 0x3, b"x"), Violation::UnknownOpcode),
-            (frame(true, 0xB, b""), Violation::UnknownOpcode),
+            (reserved_frame(0x3, b"x", mask), Violation::UnknownOpcode),
+            (reserved_frame(0xB, b"", mask), Violation::UnknownOpcode),
             (
-                frame(false, OP_PING, b"x"),
+                frame(false, Opcode::Ping, b"x"),
                 Violation::FragmentedControlFrame,
             ),
             (
-                frame(true, OP_PING, &[0; 126]),
+                frame(true, Opcode::Ping, &[0; 126]),
                 Violation::ControlFrameTooLong,
             ),
             (
-                frame(true, OP_CONTINUATION, b"x"),
+                frame(true, Opcode::Continuation, b"x"),
                 Violation::UnexpectedContinuation,
             ),
             (started, Violation::ExpectedContinuation),
-            (frame(true, OP_TEXT, &[0xFF]), Violation::InvalidUtf8Text),
+            (
+                frame(true, Opcode::Text, &[0xFF]),
+                Violation::InvalidUtf8Text,
+            ),
             (split_text, Violation::InvalidUtf8Text),
             (
-                frame(true, OP_CLOSE, &[0x03]),
+                frame(true, Opcode::Close, &[0x03]),
                 Violation::CloseOneBytePayload,
             ),
             (
-                frame(true, OP_CLOSE, &[0x03, 0xed]),
+                frame(true, Opcode::Close, &[0x03, 0xed]),
                 Violation::InvalidCloseCode,
             ),
             (
-                frame(true, OP_CLOSE, &[0x03, 0xe8, 0xff]),
+                frame(true, Opcode::Close, &[0x03, 0xe8, 0xff]),
                 Violation::InvalidUtf8CloseReason,
             ),
         ];
@@ -945,7 +816,7 @@ mod tests {
                 "{violation:?} untested"
             );
         }
-        let big = frame(true, OP_BINARY, &[0; 101]);
+        let big = frame(true, Opcode::Binary, &[0; 101]);
         assert_eq!(first(&big, 100), Err(ReadError::TooLarge));
     }
 
@@ -956,7 +827,7 @@ mod tests {
             |wire: Vec<u8>, payload_len: usize| wire[..wire.len() - payload_len].to_vec();
         // A stray continuation announcing 60000 bytes: refused from its 8 header bytes.
         let stray = header_of(
-            client_frame(true, OP_CONTINUATION, &[0; 60_000], mask),
+            client_frame(true, Opcode::Continuation, &[0; 60_000], mask),
             60_000,
         );
         assert_eq!(
@@ -1000,7 +871,7 @@ mod tests {
     #[test]
     fn close_frames_are_checked_against_rfc_6455_section_7_4() {
         let close = |payload: &[u8]| {
-            let wire = client_frame(true, OP_CLOSE, payload, [1, 2, 3, 4]);
+            let wire = client_frame(true, Opcode::Close, payload, [1, 2, 3, 4]);
             match first(&wire, 100) {
                 Ok(Some(Incoming::Close(code))) => Ok(code),
                 Err(ReadError::Protocol(violation)) => Err(violation.close_code()),
@@ -1020,9 +891,14 @@ mod tests {
 
     #[test]
     fn an_idle_reader_holds_no_buffer() {
-        let mut wire = client_frame(true, OP_BINARY, &[1; 300], [1, 2, 3, 4]);
-        wire.extend(client_frame(false, OP_BINARY, b"ab", [1, 2, 3, 4]));
-        wire.extend(client_frame(true, OP_CONTINUATION, b"cd", [1, 2, 3, 4]));
+        let mut wire = client_frame(true, Opcode::Binary, &[1; 300], [1, 2, 3, 4]);
+        wire.extend(client_frame(false, Opcode::Binary, b"ab", [1, 2, 3, 4]));
+        wire.extend(client_frame(
+            true,
+            Opcode::Continuation,
+            b"cd",
+            [1, 2, 3, 4],
+        ));
         let mut reader = reader_with(&wire);
         assert!(matches!(
             reader.next_message(1000),
@@ -1046,8 +922,8 @@ mod tests {
     async fn poll_next_reads_messages_from_a_stream_as_they_arrive() {
         let (mut client, mut server) = tokio::io::duplex(64);
         let mut reader = Reader::default();
-        let mut wire = client_frame(true, OP_PING, b"hi", [1, 2, 3, 4]);
-        wire.extend(client_frame(true, OP_BINARY, &[7; 1000], [4, 3, 2, 1]));
+        let mut wire = client_frame(true, Opcode::Ping, b"hi", [1, 2, 3, 4]);
+        wire.extend(client_frame(true, Opcode::Binary, &[7; 1000], [4, 3, 2, 1]));
         // Written in a task, through a 64-byte pipe: the reader waits for the rest of the
         // frame many times.
         let writer = tokio::spawn(async move {
@@ -1073,7 +949,7 @@ mod tests {
         let mut reader = Reader::default();
         let mut cx = Context::from_waker(std::task::Waker::noop());
         assert!(reader.poll_fill(&mut cx, &mut server).is_pending());
-        let ping = client_frame(true, OP_PING, b"x", [1, 2, 3, 4]);
+        let ping = client_frame(true, Opcode::Ping, b"x", [1, 2, 3, 4]);
         client.write_all(&ping[..3]).await.unwrap();
         assert_eq!(reader.poll_fill(&mut cx, &mut server), Poll::Ready(Ok(())));
         assert_eq!(reader.received(), 3);

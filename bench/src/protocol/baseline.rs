@@ -101,7 +101,7 @@ mod tests {
     };
 
     fn unmasked(out: &Outbox) -> Vec<u8> {
-        let mut frames = crate::ws::frame::decode_client_frames(out.bytes());
+        let mut frames = crate::ws::decode_client_frames(out.bytes());
         assert_eq!(frames.len(), 1);
         frames.pop().unwrap().1
     }

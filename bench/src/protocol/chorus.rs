@@ -305,7 +305,7 @@ mod tests {
             room: "bench:r".into(),
             since: None,
         });
-        let (_, payload) = crate::ws::frame::decode_client_frames(out.bytes()).remove(0);
+        let (_, payload) = crate::ws::decode_client_frames(out.bytes()).remove(0);
         assert_eq!(payload, expected);
     }
 

@@ -91,7 +91,7 @@ impl Protocol for Json {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ws::frame::decode_client_frames;
+    use crate::ws::decode_client_frames;
 
     const STAMP: Stamp = Stamp {
         sent_ns: 99,

@@ -134,7 +134,7 @@ impl Protocol for SocketIo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ws::frame::decode_client_frames;
+    use crate::ws::decode_client_frames;
 
     const STAMP: Stamp = Stamp {
         sent_ns: 0xabc,

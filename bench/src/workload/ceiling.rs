@@ -25,8 +25,7 @@ use crate::clock::now_ns;
 use crate::protocol::{Incoming, Protocol, Stamp, handle};
 use crate::report::Report;
 use crate::stats::{CpuUsage, Recorder, round3};
-use crate::ws::frame::{Opcode, server_frame};
-use crate::ws::{self, Outbox, Upgrade};
+use crate::ws::{self, Opcode, Outbox, Upgrade};
 use crate::{Error, Result};
 
 /// Which receiver to measure.
@@ -75,11 +74,8 @@ fn one(
         },
         args.body,
     );
-    let frame = server_frame(
-        true,
-        if text { Opcode::Text } else { Opcode::Binary },
-        &message,
-    );
+    let opcode = if text { Opcode::Text } else { Opcode::Binary };
+    let frame = chorus_framing::frame(true, opcode, &message, None);
     let copies = args
         .frames_per_write
         .unwrap_or(256 * 1024 / frame.len())

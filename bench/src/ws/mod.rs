@@ -15,8 +15,8 @@
 //!
 //! [`Writer`] masks each frame (as clients must) into one output buffer; [`Writer::flush`]
 //! writes everything queued with one `write` where the socket allows.
-
-pub mod frame;
+//!
+//! The framing itself (headers both ways, masking) is `chorus-framing`'s, the server's own.
 
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
@@ -27,8 +27,15 @@ use tokio::net::TcpSocket;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use crate::{Error, Result};
-pub use frame::Opcode;
-use frame::{MAX_CLIENT_HEADER, apply_mask, parse_header, write_client_header};
+pub use chorus_framing::Opcode;
+use chorus_framing::{Header, MAX_HEADER_LEN, apply_mask, write_header};
+
+/// Parses the header of a server frame at the start of `buf`
+/// ([`chorus_framing::parse_server_header`]); a broken rule is an [`Error::Framing`].
+fn parse_header(buf: &[u8], max_payload: usize) -> Result<Option<Header>> {
+    chorus_framing::parse_server_header(buf, max_payload)
+        .map_err(|error| Error::Framing(error.to_string()))
+}
 
 /// A `ws://host:port/path?query` address (no TLS: this is a loopback benchmark).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,7 +244,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
             }
             let available = &self.buf[self.start..self.end];
             let Some(header) = parse_header(available, self.max_message)? else {
-                self.need = MAX_CLIENT_HEADER;
+                self.need = MAX_HEADER_LEN;
                 return Ok(None);
             };
             if available.len() < header.frame_len() {
@@ -245,7 +252,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
                 return Ok(None);
             }
             self.need = 0;
-            let payload = self.start + header.header_len..self.start + header.frame_len();
+            let payload = self.start + header.len..self.start + header.frame_len();
             self.start += header.frame_len();
             match header.opcode {
                 Opcode::Text | Opcode::Binary => {
@@ -391,15 +398,14 @@ impl Outbox {
     /// is encoded in place, without a buffer of its own).
     pub fn queue_with(&mut self, opcode: Opcode, build: impl FnOnce(&mut Vec<u8>)) {
         let at = self.out.len();
-        self.out.resize(at + MAX_CLIENT_HEADER, 0);
+        self.out.resize(at + MAX_HEADER_LEN, 0);
         build(&mut self.out);
-        let len = self.out.len() - at - MAX_CLIENT_HEADER;
+        let len = self.out.len() - at - MAX_HEADER_LEN;
         let mask = self.mask();
-        let mut header = [0u8; MAX_CLIENT_HEADER];
-        let header_len = write_client_header(&mut header, opcode, len, mask);
+        let mut header = [0u8; MAX_HEADER_LEN];
+        let header_len = write_header(&mut header, true, opcode, len, Some(mask));
         // Close the gap between the real header and the payload.
-        self.out
-            .copy_within(at + MAX_CLIENT_HEADER.., at + header_len);
+        self.out.copy_within(at + MAX_HEADER_LEN.., at + header_len);
         self.out.truncate(at + header_len + len);
         self.out[at..at + header_len].copy_from_slice(&header[..header_len]);
         apply_mask(&mut self.out[at + header_len..], mask);
@@ -504,10 +510,30 @@ pub(crate) fn seed() -> u64 {
     (z ^ (z >> 31)) | 1
 }
 
+/// Splits client frames back into (first byte, unmasked payload) pairs, as a server would.
+#[cfg(test)]
+pub(crate) fn decode_client_frames(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut frames = Vec::new();
+    while !bytes.is_empty() {
+        let header = chorus_framing::parse_client_header(bytes, usize::MAX)
+            .expect("a client frame")
+            .expect("a whole frame");
+        let mut payload = bytes[header.len..header.frame_len()].to_vec();
+        header.unmask(&mut payload);
+        frames.push((bytes[0], payload));
+        bytes = &bytes[header.frame_len()..];
+    }
+    frames
+}
+
 #[cfg(test)]
 mod tests {
-    use super::frame::server_frame;
     use super::*;
+
+    /// A server frame (unmasked), final or not.
+    fn server_frame(fin: bool, opcode: Opcode, payload: &[u8]) -> Vec<u8> {
+        chorus_framing::frame(fin, opcode, payload, None)
+    }
 
     fn reader(bytes: Vec<u8>, read_buffer: usize) -> Reader<std::io::Cursor<Vec<u8>>> {
         Reader::new(
@@ -668,7 +694,7 @@ mod tests {
         });
         w.queue_close(Some(1000));
         w.flush().await.unwrap();
-        let payloads = frame::decode_client_frames(&w.io);
+        let payloads = decode_client_frames(&w.io);
         assert_eq!(payloads[0], (0x81, b"hello".to_vec()));
         assert_eq!(payloads[1], (0x82, vec![7; 300]));
         assert_eq!(payloads[2], (0x88, vec![0x03, 0xE8]));

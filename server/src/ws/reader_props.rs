@@ -40,7 +40,7 @@ enum LenForm {
 #[derive(Debug, Clone)]
 struct Frame {
     fin: bool,
-    opcode: u8,
+    opcode: Opcode,
     payload: Vec<u8>,
     mask: [u8; 4],
     form: LenForm,
@@ -48,7 +48,7 @@ struct Frame {
 
 impl Frame {
     fn write(&self, out: &mut Vec<u8>) {
-        out.push(if self.fin { 0x80 } else { 0 } | self.opcode);
+        out.push(if self.fin { 0x80 } else { 0 } | self.opcode.bits());
         let len = self.payload.len();
         match (self.form, len) {
             (LenForm::Shortest, 0..=125) => out.push(0x80 | len as u8),
@@ -79,17 +79,17 @@ fn wire(frames: &[Frame]) -> Vec<u8> {
 /// frame and per message: written apart from the reader, as a plain walk over the frames.
 fn model(frames: &[Frame], max: usize) -> Vec<Result<Incoming, ReadError>> {
     let mut out = Vec::new();
-    let mut message: Option<(u8, Vec<u8>)> = None;
+    let mut message: Option<(Opcode, Vec<u8>)> = None;
     for frame in frames {
         let total = message.as_ref().map_or(0, |(_, m)| m.len()) + frame.payload.len();
-        if frame.payload.len() > max || (frame.opcode == OP_CONTINUATION && total > max) {
+        if frame.payload.len() > max || (frame.opcode == Opcode::Continuation && total > max) {
             out.push(Err(ReadError::TooLarge));
             return out;
         }
         let done = match frame.opcode {
-            OP_PING => Some(Incoming::Ping(Bytes::from(frame.payload.clone()))),
-            OP_PONG => Some(Incoming::Pong),
-            OP_CLOSE => Some(Incoming::Close(match frame.payload[..] {
+            Opcode::Ping => Some(Incoming::Ping(Bytes::from(frame.payload.clone()))),
+            Opcode::Pong => Some(Incoming::Pong),
+            Opcode::Close => Some(Incoming::Close(match frame.payload[..] {
                 [a, b, ..] => Some(u16::from_be_bytes([a, b])),
                 _ => None,
             })),
@@ -98,7 +98,7 @@ fn model(frames: &[Frame], max: usize) -> Vec<Result<Incoming, ReadError>> {
                 payload.extend_from_slice(&frame.payload);
                 if frame.fin {
                     Some(match opcode {
-                        OP_TEXT => Incoming::Text,
+                        Opcode::Text => Incoming::Text,
                         _ => Incoming::Binary(Bytes::from(payload)),
                     })
                 } else {
@@ -152,9 +152,9 @@ fn close_payload() -> BoxedStrategy<Vec<u8>> {
 /// A ping, pong or close frame (always final, at most 125 bytes, shortest length form).
 fn control() -> impl Strategy<Value = Frame> {
     let opcode_and_payload = prop_oneof![
-        (Just(OP_PING), vec(any::<u8>(), 0..=125)),
-        (Just(OP_PONG), vec(any::<u8>(), 0..=125)),
-        (Just(OP_CLOSE), close_payload()),
+        (Just(Opcode::Ping), vec(any::<u8>(), 0..=125)),
+        (Just(Opcode::Pong), vec(any::<u8>(), 0..=125)),
+        (Just(Opcode::Close), close_payload()),
     ];
     (opcode_and_payload, any::<[u8; 4]>()).prop_map(|((opcode, payload), mask)| Frame {
         fin: true,
@@ -177,8 +177,11 @@ fn binary_payload() -> impl Strategy<Value = Vec<u8>> {
 /// cut inside a character), with control frames between the fragments.
 fn data_message() -> impl Strategy<Value = Vec<Frame>> {
     let message = prop_oneof![
-        (Just(OP_BINARY), binary_payload()),
-        (Just(OP_TEXT), any::<String>().prop_map(String::into_bytes)),
+        (Just(Opcode::Binary), binary_payload()),
+        (
+            Just(Opcode::Text),
+            any::<String>().prop_map(String::into_bytes)
+        ),
     ];
     let between = vec(vec(control(), 0..2), 4);
     let frames = vec((any::<[u8; 4]>(), len_form()), 5);
@@ -194,7 +197,7 @@ fn data_message() -> impl Strategy<Value = Vec<Frame>> {
                 let (mask, form) = frames[i];
                 out.push(Frame {
                     fin: i == count - 1,
-                    opcode: if i == 0 { opcode } else { OP_CONTINUATION },
+                    opcode: if i == 0 { opcode } else { Opcode::Continuation },
                     payload: payload[range[0]..range[1]].to_vec(),
                     mask,
                     form,

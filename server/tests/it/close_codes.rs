@@ -7,13 +7,12 @@
 //! until it ends the stream.
 
 use crate::common::{Client, TestServer, WAIT};
+use chorus_framing::{Opcode, parse_server_header};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_tungstenite::MaybeTlsStream;
 
-const CLOSE: u8 = 0x8;
-const PING: u8 = 0x9;
 const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
 fn tcp(client: &mut Client) -> &mut TcpStream {
@@ -26,18 +25,12 @@ fn tcp(client: &mut Client) -> &mut TcpStream {
 /// A masked client close frame carrying `payload` (at most 125 bytes).
 fn close_frame(payload: &[u8]) -> Vec<u8> {
     assert!(payload.len() <= 125);
-    let mut out = vec![0x80 | CLOSE, 0x80 | payload.len() as u8];
-    out.extend_from_slice(&MASK);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
-    out
+    chorus_framing::frame(true, Opcode::Close, payload, Some(MASK))
 }
 
 /// A server close frame with `code` and `reason`, as the server writes it.
 fn server_close(code: u16, reason: &str) -> Vec<u8> {
-    let mut out = vec![0x80 | CLOSE, (2 + reason.len()) as u8];
-    out.extend_from_slice(&code.to_be_bytes());
-    out.extend_from_slice(reason.as_bytes());
-    out
+    chorus_framing::close_frame(code, reason).to_vec()
 }
 
 /// Send a close frame with `payload` on a fresh connection and return every byte the
@@ -51,14 +44,14 @@ async fn answer_to_close(server: &TestServer, user: &str, payload: &[u8]) -> Vec
         .await
         .expect("the server did not end the stream after the close")
         .expect("read");
-    // Server frames are short, unmasked and final: two header bytes, then the payload.
     let mut frames = Vec::new();
     let mut rest = &bytes[..];
-    while let [b0, len, ..] = *rest {
-        let len = usize::from(len & 0x7f);
-        assert!(len <= 125, "unexpected long frame in {bytes:02x?}");
-        let (frame, tail) = rest.split_at(2 + len);
-        if b0 & 0x0f != PING {
+    while !rest.is_empty() {
+        let header = parse_server_header(rest, usize::MAX)
+            .expect("a server frame")
+            .unwrap_or_else(|| panic!("a cut frame in {bytes:02x?}"));
+        let (frame, tail) = rest.split_at(header.frame_len());
+        if header.opcode != Opcode::Ping {
             frames.extend_from_slice(frame);
         }
         rest = tail;

@@ -6,18 +6,13 @@
 //! and reads raw bytes on its TCP stream.
 
 use crate::common::{Client, TestServer, WAIT};
+use chorus_framing::{Opcode, parse_close_payload, parse_server_header};
 use chorus_protocol::{ClientMessage, ServerMessage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_tungstenite::MaybeTlsStream;
 
-const CONTINUATION: u8 = 0x0;
-const TEXT: u8 = 0x1;
-const BINARY: u8 = 0x2;
-const CLOSE: u8 = 0x8;
-const PING: u8 = 0x9;
-const PONG: u8 = 0xA;
 const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
 fn tcp(client: &mut Client) -> &mut TcpStream {
@@ -28,27 +23,15 @@ fn tcp(client: &mut Client) -> &mut TcpStream {
 }
 
 /// A client frame: masked unless `masked` is false.
-fn frame(fin: bool, opcode: u8, payload: &[u8], masked: bool) -> Vec<u8> {
-    let mut out = vec![if fin { 0x80 } else { 0 } | opcode];
-    let mask_bit = if masked { 0x80 } else { 0 };
-    match payload.len() {
-        len @ 0..=125 => out.push(mask_bit | len as u8),
-        len @ 126..=0xFFFF => {
-            out.push(mask_bit | 126);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        len => {
-            out.push(mask_bit | 127);
-            out.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-    }
-    if masked {
-        out.extend_from_slice(&MASK);
-        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
-    } else {
-        out.extend_from_slice(payload);
-    }
-    out
+fn frame(fin: bool, opcode: Opcode, payload: &[u8], masked: bool) -> Vec<u8> {
+    chorus_framing::frame(fin, opcode, payload, masked.then_some(MASK))
+}
+
+/// A final, masked client frame with the reserved opcode 0x3.
+fn reserved_opcode_frame(payload: &[u8]) -> Vec<u8> {
+    let mut wire = frame(true, Opcode::Binary, payload, true);
+    wire[0] = 0x80 | 0x3;
+    wire
 }
 
 fn join(room: &str) -> Vec<u8> {
@@ -60,21 +43,21 @@ fn join(room: &str) -> Vec<u8> {
     .unwrap()
 }
 
-/// The next frame from the server: (opcode, payload). Server frames are never masked.
-async fn read_frame(tcp: &mut TcpStream) -> (u8, Vec<u8>) {
+/// The next frame from the server: (opcode, payload). Server frames are never masked
+/// (`parse_server_header` checks it, with the other rules).
+async fn read_frame(tcp: &mut TcpStream) -> (Opcode, Vec<u8>) {
     timeout(WAIT, async {
-        let mut head = [0u8; 2];
-        tcp.read_exact(&mut head).await.expect("a frame header");
-        assert_eq!(head[0] & 0x80, 0x80, "server frames are final");
-        assert_eq!(head[1] & 0x80, 0, "server frames are not masked");
-        let len = match head[1] & 0x7f {
-            126 => u64::from(tcp.read_u16().await.unwrap()),
-            127 => tcp.read_u64().await.unwrap(),
-            len => u64::from(len),
+        let mut head = Vec::new();
+        let header = loop {
+            if let Some(header) = parse_server_header(&head, usize::MAX).expect("a server frame") {
+                break header;
+            }
+            head.push(tcp.read_u8().await.expect("a frame header"));
         };
-        let mut payload = vec![0; len as usize];
+        assert!(header.fin, "server frames are final");
+        let mut payload = vec![0; header.payload_len];
         tcp.read_exact(&mut payload).await.unwrap();
-        (head[0] & 0x0f, payload)
+        (header.opcode, payload)
     })
     .await
     .expect("no frame from the server in time")
@@ -91,10 +74,10 @@ async fn close_code(tcp: &mut TcpStream) -> u16 {
 async fn close(tcp: &mut TcpStream) -> (u16, String) {
     loop {
         let (opcode, payload) = read_frame(tcp).await;
-        if opcode == PING {
+        if opcode == Opcode::Ping {
             continue;
         }
-        if opcode == BINARY {
+        if opcode == Opcode::Binary {
             let notice = ServerMessage::decode(&payload, usize::MAX).unwrap();
             assert!(
                 matches!(notice, ServerMessage::Disconnect { .. }),
@@ -102,14 +85,21 @@ async fn close(tcp: &mut TcpStream) -> (u16, String) {
             );
             continue;
         }
-        assert_eq!(opcode, CLOSE, "expected a close frame, got opcode {opcode}");
+        assert_eq!(
+            opcode,
+            Opcode::Close,
+            "expected a close frame, got {opcode:?}"
+        );
         let mut rest = Vec::new();
         timeout(WAIT, tcp.read_to_end(&mut rest))
             .await
             .expect("the server did not end the stream after its close frame")
             .expect("read");
-        let reason = String::from_utf8(payload[2..].to_vec()).expect("a UTF-8 close reason");
-        return (u16::from_be_bytes([payload[0], payload[1]]), reason);
+        let (code, reason) = parse_close_payload(&payload)
+            .expect("a close payload")
+            .expect("a close code");
+        let reason = String::from_utf8(reason.to_vec()).expect("a UTF-8 close reason");
+        return (code, reason);
     }
 }
 
@@ -117,10 +107,10 @@ async fn close(tcp: &mut TcpStream) -> (u16, String) {
 async fn read_message(tcp: &mut TcpStream) -> ServerMessage {
     loop {
         let (opcode, payload) = read_frame(tcp).await;
-        if opcode == BINARY {
+        if opcode == Opcode::Binary {
             return ServerMessage::decode(&payload, usize::MAX).unwrap();
         }
-        assert_eq!(opcode, PING, "unexpected opcode {opcode}");
+        assert_eq!(opcode, Opcode::Ping, "unexpected opcode {opcode:?}");
     }
 }
 
@@ -129,7 +119,7 @@ async fn a_request_written_one_byte_at_a_time_is_answered() {
     let server = TestServer::start().await;
     let mut alice = server.connect("alice").await;
     let tcp = tcp(&mut alice);
-    for byte in frame(true, BINARY, &join("lobby"), true) {
+    for byte in frame(true, Opcode::Binary, &join("lobby"), true) {
         tcp.write_all(&[byte]).await.unwrap();
         tcp.flush().await.unwrap();
     }
@@ -147,13 +137,16 @@ async fn a_fragmented_request_is_one_request_and_a_ping_between_its_parts_is_ans
     let tcp = tcp(&mut alice);
     let request = join("lobby");
     let (first, second) = request.split_at(request.len() / 2);
-    let mut bytes = frame(false, BINARY, first, true);
-    bytes.extend(frame(true, PING, b"between", true));
-    bytes.extend(frame(true, CONTINUATION, second, true));
+    let mut bytes = frame(false, Opcode::Binary, first, true);
+    bytes.extend(frame(true, Opcode::Ping, b"between", true));
+    bytes.extend(frame(true, Opcode::Continuation, second, true));
     tcp.write_all(&bytes).await.unwrap();
 
     let (opcode, payload) = read_frame(tcp).await;
-    assert_eq!((opcode, payload.as_slice()), (PONG, &b"between"[..]));
+    assert_eq!(
+        (opcode, payload.as_slice()),
+        (Opcode::Pong, &b"between"[..])
+    );
     let answer = read_message(tcp).await;
     assert!(
         matches!(&answer, ServerMessage::Joined { room, .. } if room == "lobby"),
@@ -166,7 +159,7 @@ async fn an_unmasked_frame_is_closed_with_1002() {
     let server = TestServer::start().await;
     let mut alice = server.connect("alice").await;
     let tcp = tcp(&mut alice);
-    tcp.write_all(&frame(true, BINARY, &join("lobby"), false))
+    tcp.write_all(&frame(true, Opcode::Binary, &join("lobby"), false))
         .await
         .unwrap();
     assert_eq!(close_code(tcp).await, 1002);
@@ -176,10 +169,10 @@ async fn an_unmasked_frame_is_closed_with_1002() {
 async fn an_unknown_opcode_and_a_stray_continuation_are_closed_with_1002() {
     let server = TestServer::start().await;
     for bytes in [
-        frame(true, 0x3, b"reserved", true),
-        frame(true, CONTINUATION, b"no start", true),
+        reserved_opcode_frame(b"reserved"),
+        frame(true, Opcode::Continuation, b"no start", true),
         // A control frame may not be fragmented.
-        frame(false, PING, b"split", true),
+        frame(false, Opcode::Ping, b"split", true),
     ] {
         let mut alice = server.connect("alice").await;
         let tcp = tcp(&mut alice);
@@ -193,22 +186,22 @@ async fn protocol_errors_are_disconnect_reasons_counted_and_named_in_the_close()
     let server = TestServer::start().await;
     let cases = [
         (
-            frame(true, BINARY, &join("lobby"), false),
+            frame(true, Opcode::Binary, &join("lobby"), false),
             1002,
             "protocol_error: unmasked_frame",
         ),
         (
-            frame(true, 0x3, b"reserved", true),
+            reserved_opcode_frame(b"reserved"),
             1002,
             "protocol_error: unknown_opcode",
         ),
         (
-            frame(false, PING, b"split", true),
+            frame(false, Opcode::Ping, b"split", true),
             1002,
             "protocol_error: fragmented_control_frame",
         ),
         (
-            frame(true, TEXT, &[b'o', 0xff], true),
+            frame(true, Opcode::Text, &[b'o', 0xff], true),
             1007,
             "invalid_data: invalid_utf8_text",
         ),
@@ -236,10 +229,10 @@ async fn a_frame_declaring_more_than_the_limit_is_closed_with_1009_before_its_pa
     let tcp = tcp(&mut alice);
     // Only the header: 2^40 bytes announced. The server must not wait for (or allocate)
     // the payload.
-    let mut header = vec![0x80 | BINARY, 0x80 | 127];
-    header.extend_from_slice(&(1u64 << 40).to_be_bytes());
-    header.extend_from_slice(&MASK);
-    tcp.write_all(&header).await.unwrap();
+    let mut header = [0; chorus_framing::MAX_HEADER_LEN];
+    let len = chorus_framing::write_header(&mut header, true, Opcode::Binary, 1 << 40, Some(MASK));
+    let header = &header[..len];
+    tcp.write_all(header).await.unwrap();
     assert_eq!(close_code(tcp).await, 1009);
 }
 
@@ -248,7 +241,7 @@ async fn a_text_frame_is_an_error_and_the_connection_stays_usable() {
     let server = TestServer::start().await;
     let mut alice = server.connect("alice").await;
     let tcp = tcp(&mut alice);
-    tcp.write_all(&frame(true, TEXT, b"hello", true))
+    tcp.write_all(&frame(true, Opcode::Text, b"hello", true))
         .await
         .unwrap();
     let answer = read_message(tcp).await;
@@ -256,7 +249,7 @@ async fn a_text_frame_is_an_error_and_the_connection_stays_usable() {
         matches!(answer, ServerMessage::Error { .. }),
         "expected an error for a text frame, got {answer:?}"
     );
-    tcp.write_all(&frame(true, BINARY, &join("lobby"), true))
+    tcp.write_all(&frame(true, Opcode::Binary, &join("lobby"), true))
         .await
         .unwrap();
     let answer = read_message(tcp).await;
@@ -271,7 +264,7 @@ async fn a_close_frame_is_answered_with_a_close_frame() {
     let server = TestServer::start().await;
     let mut alice = server.connect("alice").await;
     let tcp = tcp(&mut alice);
-    tcp.write_all(&frame(true, CLOSE, &1000u16.to_be_bytes(), true))
+    tcp.write_all(&frame(true, Opcode::Close, &1000u16.to_be_bytes(), true))
         .await
         .unwrap();
     assert_eq!(close_code(tcp).await, 1000);

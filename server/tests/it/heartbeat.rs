@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::common::{Client, TestServer, WAIT};
+use chorus_framing::{Opcode, parse_close_payload, parse_server_header};
 use chorus_protocol::{ClientMessage, Reconnect, ServerMessage};
 use tokio::io::AsyncReadExt;
 use tokio::time::{Instant, timeout};
@@ -24,7 +25,7 @@ async fn start() -> TestServer {
 /// while reading (and fail on writing it once the server has closed), so a client that
 /// must stay silent reads around it. The welcome, read before, came alone (the first ping
 /// follows an interval later), so tokio-tungstenite holds no unread bytes.
-async fn raw_frames_until_eof(client: &mut Client) -> Vec<(u8, Vec<u8>)> {
+async fn raw_frames_until_eof(client: &mut Client) -> Vec<(Opcode, Vec<u8>)> {
     let MaybeTlsStream::Plain(tcp) = client.ws.get_mut() else {
         unreachable!("tests connect without TLS")
     };
@@ -36,22 +37,15 @@ async fn raw_frames_until_eof(client: &mut Client) -> Vec<(u8, Vec<u8>)> {
     let mut frames = Vec::new();
     let mut rest = &bytes[..];
     while !rest.is_empty() {
-        let opcode = rest[0] & 0x0f;
-        assert_eq!(rest[1] & 0x80, 0, "server frames are not masked");
-        let (len, header) = match rest[1] & 0x7f {
-            126 => (u16::from_be_bytes([rest[2], rest[3]]) as usize, 4),
-            127 => unreachable!("no server frame here is that large"),
-            len => (len as usize, 2),
-        };
-        frames.push((opcode, rest[header..header + len].to_vec()));
-        rest = &rest[header + len..];
+        // Server frames are not masked: `parse_server_header` checks it.
+        let header = parse_server_header(rest, usize::MAX)
+            .expect("a server frame")
+            .expect("a whole frame header");
+        frames.push((header.opcode, rest[header.len..header.frame_len()].to_vec()));
+        rest = &rest[header.frame_len()..];
     }
     frames
 }
-
-const PING: u8 = 0x9;
-const BINARY: u8 = 0x2;
-const CLOSE: u8 = 0x8;
 
 #[tokio::test]
 async fn a_silent_client_is_pinged_then_closed_with_4000_after_the_heartbeat_timeout() {
@@ -66,13 +60,13 @@ async fn a_silent_client_is_pinged_then_closed_with_4000_after_the_heartbeat_tim
         "closed after {:?}, before the timeout of {TIMEOUT:?}",
         connecting.elapsed()
     );
-    let opcodes: Vec<u8> = frames.iter().map(|(op, _)| *op).collect();
-    let pings = opcodes.iter().take_while(|op| **op == PING).count();
+    let opcodes: Vec<Opcode> = frames.iter().map(|(op, _)| *op).collect();
+    let pings = opcodes.iter().take_while(|op| **op == Opcode::Ping).count();
     assert!(
         pings >= 2,
         "expected a ping per interval first, got {opcodes:?}"
     );
-    assert_eq!(&opcodes[pings..], [BINARY, CLOSE]);
+    assert_eq!(&opcodes[pings..], [Opcode::Binary, Opcode::Close]);
 
     let notice = ServerMessage::decode(&frames[pings].1, usize::MAX).unwrap();
     assert_eq!(
@@ -83,9 +77,8 @@ async fn a_silent_client_is_pinged_then_closed_with_4000_after_the_heartbeat_tim
             reconnect: Reconnect::RetryAfter(1000),
         }
     );
-    let close = &frames[pings + 1].1;
-    assert_eq!(u16::from_be_bytes([close[0], close[1]]), 4000);
-    assert_eq!(&close[2..], b"heartbeat_timeout");
+    let close = parse_close_payload(&frames[pings + 1].1).unwrap();
+    assert_eq!(close, Some((4000, &b"heartbeat_timeout"[..])));
     assert_eq!(
         server
             .metric(r#"chorus_disconnects_total{reason="heartbeat_timeout"}"#)

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use chorus_framing::Opcode;
 use chorus_protocol::ServerMessage;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -316,40 +317,22 @@ enum Mode {
     Bytes,
 }
 
-/// The length of the WebSocket frame at the start of `bytes`, once all of it is there.
+/// The length of the WebSocket frame at the start of `bytes`, once all of it is there. No
+/// rule is checked: the relay passes frames on as they are.
 fn frame_len(bytes: &[u8]) -> Option<usize> {
-    let [_, second, rest @ ..] = bytes else {
-        return None;
-    };
-    let mask = if second & 0x80 != 0 { 4 } else { 0 };
-    let (extended, payload) = match second & 0x7f {
-        126 => (
-            2,
-            u64::from(u16::from_be_bytes(rest.get(..2)?.try_into().ok()?)),
-        ),
-        127 => (8, u64::from_be_bytes(rest.get(..8)?.try_into().ok()?)),
-        len => (0, u64::from(len)),
-    };
-    let len = 2 + extended + mask + usize::try_from(payload).ok()?;
-    (bytes.len() >= len).then_some(len)
+    chorus_framing::frame_len(bytes).filter(|len| *len <= bytes.len())
 }
 
 /// Whether `frame` (complete, from the server, so unmasked) is a binary frame holding a
 /// room message.
 fn is_room_message(frame: &[u8]) -> bool {
-    const BINARY: u8 = 0x2;
-    if frame[0] & 0x0f != BINARY || frame[1] & 0x80 != 0 {
-        return false;
+    match chorus_framing::parse_server_header(frame, usize::MAX) {
+        Ok(Some(header)) if header.opcode == Opcode::Binary => matches!(
+            ServerMessage::decode(&frame[header.len..], usize::MAX),
+            Ok(ServerMessage::Message { .. })
+        ),
+        _ => false,
     }
-    let header = match frame[1] & 0x7f {
-        126 => 4,
-        127 => 10,
-        _ => 2,
-    };
-    matches!(
-        ServerMessage::decode(&frame[header..], usize::MAX),
-        Ok(ServerMessage::Message { .. })
-    )
 }
 
 /// Read and drop bytes until the peer closes the socket or it fails.
@@ -366,20 +349,7 @@ mod tests {
 
     /// A server frame (unmasked, final, binary) around `payload`.
     fn binary(payload: &[u8]) -> Vec<u8> {
-        let mut frame = vec![0x82];
-        match payload.len() {
-            len @ 0..126 => frame.push(len as u8),
-            len @ 126..65_536 => {
-                frame.push(126);
-                frame.extend_from_slice(&(len as u16).to_be_bytes());
-            }
-            len => {
-                frame.push(127);
-                frame.extend_from_slice(&(len as u64).to_be_bytes());
-            }
-        }
-        frame.extend_from_slice(payload);
-        frame
+        chorus_framing::server_frame(Opcode::Binary, payload).to_vec()
     }
 
     #[test]

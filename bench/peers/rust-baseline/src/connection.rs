@@ -18,7 +18,11 @@ use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::time::timeout;
 
 use crate::Config;
-use crate::frame::{self, Header};
+use chorus_framing::{
+    self as framing, CLOSE_POLICY_VIOLATION, CLOSE_UNSUPPORTED_DATA, Header, Opcode,
+};
+
+use crate::frame;
 use crate::message::Message;
 use crate::outbox::{Outbox, Taken};
 use crate::rooms::Rooms;
@@ -259,17 +263,19 @@ impl Connection {
                 };
             }
             let rest = &mut buf[used..];
-            let header = match frame::parse_header(rest, self.shared.config.max_message) {
+            let header = match framing::parse_client_header(rest, self.shared.config.max_message) {
                 Ok(Some(header)) => header,
                 Ok(None) => return Progress::new(used, rest.len(), None),
-                Err(code) => return Progress::new(used, 0, Some(self.violation(code))),
+                Err(error) => {
+                    return Progress::new(used, 0, Some(self.violation(error.close_code())));
+                }
             };
             if header.frame_len() > rest.len() {
                 // Incomplete: make room for the whole frame at once, not by doubling.
                 return Progress::new(used, header.frame_len(), None);
             }
             let payload = &mut rest[header.len..header.frame_len()];
-            frame::unmask(payload, header.mask);
+            header.unmask(payload);
             used += header.frame_len();
             frames += 1;
             match self.handle_frame(&header, payload) {
@@ -282,25 +288,25 @@ impl Connection {
     /// Handles one unmasked frame.
     fn handle_frame(&mut self, header: &Header, payload: &[u8]) -> Handled {
         match header.opcode {
-            frame::OP_BINARY if header.fin => self.handle_message(payload),
-            frame::OP_TEXT | frame::OP_BINARY | frame::OP_CONTINUATION => {
-                Handled::Ended(self.violation(frame::CLOSE_UNSUPPORTED))
+            Opcode::Binary if header.fin => self.handle_message(payload),
+            Opcode::Text | Opcode::Binary | Opcode::Continuation => {
+                Handled::Ended(self.violation(CLOSE_UNSUPPORTED_DATA))
             }
-            frame::OP_PING => self.reply(frame::server_frame(frame::OP_PONG, payload)),
-            frame::OP_CLOSE => {
-                // Answer with the client's code, as RFC 6455 asks; a 1-byte body is invalid.
-                let reply = match payload {
-                    [] => frame::server_frame(frame::OP_CLOSE, &[]),
-                    [_] => return Handled::Ended(self.violation(frame::CLOSE_PROTOCOL_ERROR)),
-                    [a, b, ..] => frame::server_frame(frame::OP_CLOSE, &[*a, *b]),
+            Opcode::Ping => self.reply(frame::server_frame(Opcode::Pong, payload)),
+            Opcode::Close => {
+                // Answer with the client's code (unchecked), as RFC 6455 asks; a 1-byte body
+                // is invalid.
+                let reply = match framing::parse_close_payload(payload) {
+                    Ok(None) => frame::server_frame(Opcode::Close, &[]),
+                    Ok(Some((code, _))) => frame::close_frame(code),
+                    Err(error) => return Handled::Ended(self.violation(error.close_code())),
                 };
                 match self.reply(reply) {
                     Handled::Delivered(_) => Handled::Ended(Ending::ClientClosed),
                     ended => ended,
                 }
             }
-            // A pong: nothing to do.
-            _ => Handled::Delivered(0),
+            Opcode::Pong => Handled::Delivered(0),
         }
     }
 
@@ -309,25 +315,25 @@ impl Connection {
         let rooms = &self.shared.rooms;
         match Message::decode(payload) {
             Some(Message::Publish { room }) => Handled::Delivered(
-                rooms.publish(room, &frame::server_frame(frame::OP_BINARY, payload)),
+                rooms.publish(room, &frame::server_frame(Opcode::Binary, payload)),
             ),
-            Some(Message::Echo) => self.reply(frame::server_frame(frame::OP_BINARY, payload)),
+            Some(Message::Echo) => self.reply(frame::server_frame(Opcode::Binary, payload)),
             Some(Message::Join { room }) => {
                 if self.rooms.iter().any(|r| **r == *room) {
-                    return self.reply(frame::server_frame(frame::OP_BINARY, payload));
+                    return self.reply(frame::server_frame(Opcode::Binary, payload));
                 }
                 if self.rooms.len() == MAX_ROOMS {
-                    return Handled::Ended(self.violation(frame::CLOSE_POLICY));
+                    return Handled::Ended(self.violation(CLOSE_POLICY_VIOLATION));
                 }
                 // The answer is queued before the first broadcast can be, so "joined"
                 // precedes the room's messages. It cannot be written before the join
                 // takes effect: the writer runs in this task, after this returns.
-                let handled = self.reply(frame::server_frame(frame::OP_BINARY, payload));
+                let handled = self.reply(frame::server_frame(Opcode::Binary, payload));
                 rooms.join(room, Arc::clone(&self.outbox));
                 self.rooms.push(room.into());
                 handled
             }
-            None => Handled::Ended(self.violation(frame::CLOSE_POLICY)),
+            None => Handled::Ended(self.violation(CLOSE_POLICY_VIOLATION)),
         }
     }
 

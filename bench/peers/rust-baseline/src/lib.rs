@@ -8,9 +8,10 @@
 //! `bench/peers/README.md`.
 //!
 //! What makes it fast:
-//! - WebSocket framing is done here, not by a WebSocket library, so that a broadcast frame,
-//!   header and payload, is built **once** into one [`bytes::Bytes`] and the same buffer is
-//!   queued for every member. A library's `send(Message)` frames (copies) per recipient.
+//! - No WebSocket library: the framing is `chorus-framing`, the same framing as the server,
+//!   so that a broadcast frame, header and payload, is built **once** into one
+//!   [`bytes::Bytes`] and the same buffer is queued for every member. A library's
+//!   `send(Message)` frames (copies) per recipient.
 //! - Each connection has a bounded queue of frames (its outbox, cheaper than a tokio mpsc
 //!   channel: see `outbox`). Its writer takes everything queued at once and writes up to
 //!   256 frames per `writev` syscall.
@@ -27,7 +28,7 @@
 //! - [`Config`]: queue bound and message size limit.
 //! - `connection`: one socket's task (handshake, reader, coalescing writer).
 //! - `handshake`: the HTTP/1.1 upgrade.
-//! - `frame`: RFC 6455 framing: client header parsing, unmasking, server frames.
+//! - `frame`: server frames (built with `chorus-framing`) cut from a per-thread arena.
 //! - `message`: the benchmark's binary chat messages.
 //! - `outbox`: a connection's bounded queue of frames.
 //! - `rooms`: sharded room membership and fan-out.
