@@ -1,31 +1,16 @@
-//! Tokens as `chorus-server` signs and checks them with its secret: HS256 over the claims of
-//! the server's `auth::Claims`. Signed here with `jsonwebtoken` rather than by the server's
-//! `Auth`, so the controller does not link the server to mint tokens.
+//! Tokens as `chorus-server` signs and checks them with its secret: HS256 over the server's
+//! `auth::Claims`, signed here with `jsonwebtoken` rather than by the server's `Auth`, which
+//! would need a whole server configuration to mint one.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use serde::{Deserialize, Serialize};
 
 /// The server's default `--token-leeway`: how far past `exp` it still accepts a token.
 const LEEWAY: Duration = Duration::from_secs(5);
 
-/// What a token grants: the fields of the server's `auth::Claims`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Claims {
-    /// The user name.
-    pub sub: String,
-    /// Expiry, seconds since the Unix epoch.
-    pub exp: u64,
-    /// Issue time, seconds since the Unix epoch.
-    #[serde(default)]
-    pub iat: u64,
-    /// Room patterns the user may join and publish to (`chat:*`, `*`).
-    pub rooms: Vec<String>,
-    /// Whether the token may use the HTTP publish API.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub admin: bool,
-}
+/// What a token grants: the server's own claims type, so the two cannot drift apart.
+pub use chorus_server::auth::Claims;
 
 /// A server's token secret: signs tokens and checks them as that server would.
 #[derive(Debug, Clone)]
