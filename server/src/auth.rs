@@ -90,6 +90,21 @@ pub enum AuthError {
 /// Clock skew allowed on `exp` and `nbf` unless configured otherwise.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(5);
 
+impl Claims {
+    /// Claims for `user`, issued now and valid for `ttl` (at least a second: `exp` is in
+    /// whole seconds), for the room `rooms` patterns.
+    pub fn new(user: &str, ttl: Duration, rooms: Vec<String>, admin: bool) -> Claims {
+        let now = unix_now().as_secs();
+        Claims {
+            sub: user.to_owned(),
+            exp: now + ttl.as_secs().max(1),
+            iat: now,
+            rooms,
+            admin,
+        }
+    }
+}
+
 /// The one HMAC algorithm the token secrets verify.
 const SECRET_ALGORITHM: Algorithm = Algorithm::HS256;
 
@@ -274,15 +289,7 @@ impl Auth {
         rooms: Vec<String>,
         admin: bool,
     ) -> Result<String> {
-        let now = unix_now().as_secs();
-        let claims = Claims {
-            sub: user.to_owned(),
-            exp: now + ttl.as_secs().max(1),
-            iat: now,
-            rooms,
-            admin,
-        };
-        self.sign(&claims)
+        self.sign(&Claims::new(user, ttl, rooms, admin))
     }
 
     /// Sign arbitrary claims with the current secret (tests use this for expired tokens).

@@ -2,12 +2,12 @@
 //! `auth::Claims`, signed here with `jsonwebtoken` rather than by the server's `Auth`, which
 //! would need a whole server configuration to mint one.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 
 /// The server's default `--token-leeway`: how far past `exp` it still accepts a token.
-const LEEWAY: Duration = Duration::from_secs(5);
+use chorus_server::auth::DEFAULT_LEEWAY as LEEWAY;
 
 /// What a token grants: the server's own claims type, so the two cannot drift apart.
 pub use chorus_server::auth::Claims;
@@ -36,14 +36,7 @@ impl TokenSecret {
         rooms: Vec<String>,
         admin: bool,
     ) -> jsonwebtoken::errors::Result<String> {
-        let now = unix_now().as_secs();
-        self.sign(&Claims {
-            sub: user.to_owned(),
-            exp: now + ttl.as_secs().max(1),
-            iat: now,
-            rooms,
-            admin,
-        })
+        self.sign(&Claims::new(user, ttl, rooms, admin))
     }
 
     /// Sign any claims, expired ones included.
@@ -60,13 +53,6 @@ impl TokenSecret {
         validation.set_required_spec_claims(&["exp", "sub"]);
         Ok(jsonwebtoken::decode(token, &self.checking, &validation)?.claims)
     }
-}
-
-/// Now, since the Unix epoch.
-pub(crate) fn unix_now() -> Duration {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
 }
 
 #[cfg(test)]
@@ -86,9 +72,9 @@ mod tests {
         );
         assert!(TokenSecret::new("another secret").verify(&token).is_err());
 
-        let now = unix_now().as_secs();
+        // Issued now, so expired past the leeway.
         let expired = Claims {
-            exp: now - LEEWAY.as_secs() - 2,
+            exp: claims.iat - LEEWAY.as_secs() - 2,
             ..claims
         };
         assert!(secret.verify(&secret.sign(&expired).unwrap()).is_err());
