@@ -228,7 +228,7 @@ impl RoomLog {
         let position = self.position();
         // The oldest sequence still retained; with nothing retained, the next one.
         let oldest = self.entries.front().map_or(self.seq + 1, |e| e.seq);
-        let plan = plan_resume(since, position, oldest);
+        let plan = plan_resume(since, position, oldest, None);
         let frames = match plan.after {
             None => Vec::new(),
             Some(after) => self
@@ -304,15 +304,23 @@ pub struct ResumePlan {
 
 /// The rule of recovery, for any store: a client that last saw `since` joins a room at
 /// `position`, whose oldest retained message is `oldest` (`position.seq + 1` when nothing
-/// is retained).
+/// is retained). `continues` is the position of an earlier history up to which the room's
+/// holds the same messages, when its epoch began as a continuation of that one (Redis: a
+/// copy of the room that may lack the last writes, see `broker::redis`).
 ///
 /// - No `since`: nothing is replayed ([`Recovery::NotRequested`]).
-/// - Another epoch, or a position this history never reached: what came before is lost,
-///   but everything the history retains is new to the client ([`Recovery::Missed`], all
-///   retained messages).
+/// - Another epoch, or a position this history never reached: what came before is lost
+///   ([`Recovery::Missed`]). From the epoch this one continues, the retained messages after
+///   what both hold follow (after `since.seq`, or after the continuation's `seq` if the
+///   client saw further: those may be gone); from any other, everything retained.
 /// - Otherwise the messages after `since.seq` are replayed, and the outcome is
 ///   [`Recovery::Recovered`] when the first of them is still retained.
-pub fn plan_resume(since: Option<Position>, position: Position, oldest: u64) -> ResumePlan {
+pub fn plan_resume(
+    since: Option<Position>,
+    position: Position,
+    oldest: u64,
+    continues: Option<Position>,
+) -> ResumePlan {
     let Some(since) = since else {
         return ResumePlan {
             recovery: Recovery::NotRequested,
@@ -320,9 +328,15 @@ pub fn plan_resume(since: Option<Position>, position: Position, oldest: u64) -> 
         };
     };
     if since.epoch != position.epoch || since.seq > position.seq {
+        let after = match continues {
+            Some(c) if c.epoch == since.epoch && since.epoch != position.epoch => {
+                since.seq.min(c.seq)
+            }
+            _ => 0,
+        };
         return ResumePlan {
             recovery: Recovery::Missed,
-            after: Some(0),
+            after: Some(after),
         };
     }
     let recovery = if since.seq.saturating_add(1) >= oldest {
@@ -743,7 +757,7 @@ mod tests {
     #[test]
     fn plan_resume_is_the_rule_of_recovery() {
         let at = |epoch, seq| Position { epoch, seq };
-        let plan = |since, oldest| plan_resume(since, at(7, 10), oldest);
+        let plan = |since, oldest| plan_resume(since, at(7, 10), oldest, None);
         let resume = |recovery, after| ResumePlan { recovery, after };
         assert_eq!(plan(None, 3), resume(Recovery::NotRequested, None));
         // Within the retained history (or just before its oldest message).
@@ -765,10 +779,20 @@ mod tests {
         assert_eq!(plan(Some(at(8, 4)), 3), resume(Recovery::Missed, Some(0)));
         assert_eq!(plan(Some(at(7, 11)), 3), resume(Recovery::Missed, Some(0)));
         assert_eq!(
-            plan_resume(Some(at(7, u64::MAX)), at(7, u64::MAX), 1),
+            plan_resume(Some(at(7, u64::MAX)), at(7, u64::MAX), 1, None),
             resume(Recovery::Recovered, Some(u64::MAX)),
             "no overflow"
         );
+        // A history continuing epoch 6 up to seq 8: a client from epoch 6 is told it missed
+        // (the epoch changed) but gets what it lacks of the common part, or everything
+        // after the common part if it saw past it (what it saw there may be gone).
+        let continued = |since| plan_resume(Some(since), at(7, 10), 3, Some(at(6, 8)));
+        assert_eq!(continued(at(6, 5)), resume(Recovery::Missed, Some(5)));
+        assert_eq!(continued(at(6, 8)), resume(Recovery::Missed, Some(8)));
+        assert_eq!(continued(at(6, 12)), resume(Recovery::Missed, Some(8)));
+        assert_eq!(continued(at(5, 5)), resume(Recovery::Missed, Some(0)));
+        assert_eq!(continued(at(7, 4)), resume(Recovery::Recovered, Some(4)));
+        assert_eq!(continued(at(7, 11)), resume(Recovery::Missed, Some(0)));
     }
 
     #[test]

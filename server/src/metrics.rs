@@ -74,6 +74,9 @@ pub struct Metrics {
     /// With Redis: times the members of a room on this instance were sent an unsolicited
     /// `Joined` because the room's history was lost (or could not be delivered in full).
     pub epoch_resets: Counter,
+    /// With Redis: rooms this instance found behind what it had delivered in their epoch
+    /// (a Redis that went back in time under the same process), each moved to a new epoch.
+    pub epoch_regressions: Counter,
     errors: Family<CodeLabel, Counter>,
     history_requests: Family<OutcomeLabel, Counter>,
     disconnects: Family<ReasonLabel, Counter>,
@@ -122,6 +125,7 @@ impl Metrics {
             redis_pubsub_messages: Counter::default(),
             redis_connects: Counter::default(),
             epoch_resets: Counter::default(),
+            epoch_regressions: Counter::default(),
             errors: Family::default(),
             history_requests: Family::default(),
             disconnects: Family::default(),
@@ -235,6 +239,11 @@ impl Metrics {
             "epoch_resets",
             "Unsolicited Joined sent to a room's local members because its history was lost",
             m.epoch_resets.clone(),
+        );
+        m.registry.register(
+            "epoch_regressions",
+            "Rooms found behind what this instance delivered in their epoch, moved to a new epoch",
+            m.epoch_regressions.clone(),
         );
         m
     }

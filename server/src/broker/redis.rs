@@ -169,6 +169,11 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(3);
 /// The longest any Redis operation may take, waiting for a reconnection included: past
 /// it, the request is answered `unavailable`.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long after a publish was asked for Redis may still run it: a publish script that
+/// starts later refuses itself (the instance answers `unavailable` at [`COMMAND_TIMEOUT`]),
+/// so a refused publish is never delivered later. The margin to `COMMAND_TIMEOUT` covers
+/// the reply's way back and the instances' clocks being apart from Redis's.
+const PUBLISH_DEADLINE: Duration = Duration::from_secs(4);
 /// Stripes of the per-room locks that order one room's subscription and presence changes.
 const ROOM_LOCKS: usize = 64;
 /// Largest integer the scripts handle exactly (Lua numbers are doubles).
@@ -195,6 +200,7 @@ struct RedisMetrics {
     pubsub_messages: Counter,
     connects: Counter,
     epoch_resets: Counter,
+    epoch_regressions: Counter,
 }
 
 /// The subscription connection, as joins and leaves see it.
@@ -214,6 +220,8 @@ struct Cursor {
     /// Before any message was fanned out, the lowest position a join started from (epoch
     /// 0 when joins saw different epochs): where a catch-up must start.
     floor: Option<Position>,
+    /// The last message received on the current subscription connection.
+    live: Option<Position>,
 }
 
 struct Inner {
@@ -286,7 +294,7 @@ impl RedisBroker {
             client,
             pool,
             next: AtomicUsize::new(0),
-            scripts: Scripts::new(),
+            scripts: Scripts::new("PUBLISH"),
             events,
             config: config.clone(),
             metrics: RedisMetrics {
@@ -295,6 +303,7 @@ impl RedisBroker {
                 pubsub_messages: metrics.redis_pubsub_messages.clone(),
                 connects: metrics.redis_connects.clone(),
                 epoch_resets: metrics.epoch_resets.clone(),
+                epoch_regressions: metrics.epoch_regressions.clone(),
             },
             locks: (0..ROOM_LOCKS)
                 .map(|_| tokio::sync::Mutex::new(()))
@@ -440,6 +449,25 @@ impl Inner {
         scripts::room_read(self.invoke(&read, true).await?)
     }
 
+    /// Move `room` from `epoch`, which went back (see `lua/rebase.lua`), to a new epoch.
+    async fn rebase(&self, room: &str, epoch: u64) -> Result<(), BrokerError> {
+        let mut rebase = self.scripts.rebase.prepare_invoke();
+        rebase
+            .key(self.keys.meta(room))
+            .key(self.keys.channel(room))
+            .arg(epoch)
+            .arg(new_epoch());
+        let now = scripts::rebased(&self.invoke(&rebase, true).await?)?;
+        self.metrics.epoch_regressions.inc();
+        tracing::warn!(
+            room,
+            from = epoch,
+            to = now,
+            "the room's history went back within its epoch; it goes on in a new one"
+        );
+        Ok(())
+    }
+
     /// A join read `room` at `position`: the lowest such position is where a catch-up of
     /// its members starts until the subscriber fans out a message.
     fn note_join(&self, room: &str, position: Position) {
@@ -535,8 +563,17 @@ impl Broker for RedisBroker {
         policy: HistoryPolicy,
     ) -> Result<Appended, BrokerError> {
         let inner = &self.inner;
+        // Not sent to a Redis known to be down: it would wait for a reconnection and could
+        // be acknowledged long after (see `PUBLISH_DEADLINE`).
+        if !inner.is_up() {
+            return Err(unavailable("not connected"));
+        }
         let keys = &inner.keys;
         let (prefix, suffix) = envelope::message_parts(room, &publication)?;
+        let deadline = std::time::SystemTime::now() + PUBLISH_DEADLINE;
+        let deadline = deadline
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, millis);
         let mut publish = inner.scripts.publish.prepare_invoke();
         publish
             .key(keys.meta(room))
@@ -549,7 +586,8 @@ impl Broker for RedisBroker {
             .arg((policy.size as u64).min(LUA_MAX))
             .arg(millis(policy.ttl).min(LUA_MAX))
             .arg(millis(policy.dedupe_window).min(LUA_MAX))
-            .arg(inner.keep_ms(policy));
+            .arg(inner.keep_ms(policy))
+            .arg(deadline.min(LUA_MAX));
         // Deduplication makes a publish safe to run twice: a second run answers with the
         // first one's sequence.
         let retry = !policy.dedupe_window.is_zero();
@@ -574,7 +612,7 @@ impl Broker for RedisBroker {
     ) -> Result<Replay, BrokerError> {
         let read = self.inner.read_room(room, since, policy, false).await?;
         self.inner.note_join(room, read.position);
-        let plan = history::plan_resume(since, read.position, read.oldest);
+        let plan = history::plan_resume(since, read.position, read.oldest, read.continues);
         let frames = match plan.after {
             None => Vec::new(),
             // Redis keeps encoded messages; each joiner's read builds their frames once.

@@ -38,7 +38,8 @@ struct Routes {
 /// What the accept loop and the relays share.
 #[derive(Debug)]
 struct Shared {
-    backends: Vec<u16>,
+    // A std Mutex, as `routes`.
+    backends: Mutex<Vec<u16>>,
     /// Where the next connection starts looking: advanced once per connection, so that
     /// connections spread round robin over the backends that accept.
     next: AtomicUsize,
@@ -69,7 +70,7 @@ impl Balancer {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
         let shared = Arc::new(Shared {
-            backends,
+            backends: Mutex::new(backends),
             next: AtomicUsize::new(0),
             routes: Mutex::new(Routes::default()),
         });
@@ -97,6 +98,16 @@ impl Balancer {
     /// if there is one.
     pub fn backend_of(&self, client: SocketAddr) -> Option<u16> {
         self.shared.routes().live.get(&client).copied()
+    }
+
+    /// Relay new connections to these backends from now on (a failover to another server);
+    /// connections already relayed stay where they are.
+    pub fn set_backends(&self, backends: Vec<u16>) {
+        *self
+            .shared
+            .backends
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = backends;
     }
 
     /// Connections relayed so far, per backend port.
@@ -134,15 +145,29 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, closed: watch::
 
 /// Connect to the first backend that accepts, trying them in order from `start`.
 async fn pick(shared: &Shared, start: usize) -> Option<(u16, TcpStream)> {
-    let count = shared.backends.len();
+    let backends = shared
+        .backends
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let count = backends.len();
     for offset in 0..count {
-        let port = shared.backends[(start + offset) % count];
+        let port = backends[(start + offset) % count];
         let connecting = TcpStream::connect(("127.0.0.1", port));
-        if let Ok(Ok(stream)) = tokio::time::timeout(CONNECT_WITHIN, connecting).await {
+        if let Ok(Ok(stream)) = tokio::time::timeout(CONNECT_WITHIN, connecting).await
+            && !connected_to_itself(&stream)
+        {
             return Some((port, stream));
         }
     }
     None
+}
+
+/// Whether a connection to a port nobody listens on went to itself: on loopback, Linux may
+/// pick that very port as the connection's own (it is in the ephemeral range, as every port
+/// bound to 0 is), and the two ends then meet (a TCP simultaneous open).
+fn connected_to_itself(stream: &TcpStream) -> bool {
+    matches!((stream.local_addr(), stream.peer_addr()), (Ok(local), Ok(peer)) if local == peer)
 }
 
 /// Relay one connection until either side closes or the balancer goes.

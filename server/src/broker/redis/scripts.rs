@@ -1,5 +1,6 @@
 //! The Lua scripts (in `lua/`), and reading their replies. Every script begins with
-//! `lua/prelude.lua`. They run with EVALSHA; after a Redis restart has emptied the script
+//! `lua/prelude.lua`, after the pub/sub command it publishes with (`PUBLISH`, or `SPUBLISH`
+//! in a Redis Cluster). They run with EVALSHA; after a Redis restart has emptied the script
 //! cache, redis-rs answers NOSCRIPT by loading the script and running it again.
 //!
 //! Replies are read without trusting them: anything unexpected is a
@@ -18,6 +19,7 @@ pub(super) struct Scripts {
     pub(super) publish: Script,
     pub(super) read: Script,
     pub(super) page: Script,
+    pub(super) rebase: Script,
     pub(super) presence_add: Script,
     pub(super) presence_remove: Script,
     pub(super) presence_refresh: Script,
@@ -26,12 +28,15 @@ pub(super) struct Scripts {
 }
 
 impl Scripts {
-    pub(super) fn new() -> Scripts {
-        let with_prelude = |body: &str| Script::new(&format!("{PRELUDE}\n{body}"));
+    /// The scripts, publishing with `publish` (`PUBLISH` or `SPUBLISH`).
+    pub(super) fn new(publish: &str) -> Scripts {
+        let with_prelude =
+            |body: &str| Script::new(&format!("local PUBLISH = '{publish}'\n{PRELUDE}\n{body}"));
         Scripts {
             publish: with_prelude(include_str!("lua/publish.lua")),
             read: with_prelude(include_str!("lua/read.lua")),
             page: with_prelude(include_str!("lua/page.lua")),
+            rebase: with_prelude(include_str!("lua/rebase.lua")),
             presence_add: with_prelude(include_str!("lua/presence_add.lua")),
             presence_remove: with_prelude(include_str!("lua/presence_remove.lua")),
             presence_refresh: with_prelude(include_str!("lua/presence_refresh.lua")),
@@ -143,10 +148,21 @@ pub(super) struct RoomRead {
     /// Retained messages after the resume point, oldest first.
     pub(super) entries: Vec<(u64, Bytes)>,
     pub(super) members: Vec<String>,
+    /// The history this one continues, and up to where: see [`history::plan_resume`].
+    ///
+    /// [`history::plan_resume`]: crate::history::plan_resume
+    pub(super) continues: Option<Position>,
 }
 
 pub(super) fn room_read(value: Value) -> Result<RoomRead, BrokerError> {
-    let [epoch_value, seq, oldest, found, members] = fixed(value, "a room read")?;
+    let [epoch_value, seq, oldest, found, members, prev, base] = fixed(value, "a room read")?;
+    let continues = match &prev {
+        Value::BulkString(text) if text.is_empty() => None,
+        _ => Some(Position {
+            epoch: epoch(&prev)?,
+            seq: int(&base, "a sequence number")?,
+        }),
+    };
     Ok(RoomRead {
         position: Position {
             epoch: epoch(&epoch_value)?,
@@ -155,7 +171,13 @@ pub(super) fn room_read(value: Value) -> Result<RoomRead, BrokerError> {
         oldest: int(&oldest, "a sequence number")?,
         entries: entries(found)?,
         members: texts(members, "a user name")?,
+        continues,
     })
+}
+
+/// The rebase script's answer: the room's epoch.
+pub(super) fn rebased(value: &Value) -> Result<u64, BrokerError> {
+    epoch(value)
 }
 
 /// The page script's answer.
@@ -234,6 +256,8 @@ mod tests {
                 Value::BulkString(b"b".to_vec()),
             ]),
             Value::Array(vec![Value::BulkString("zoë".as_bytes().to_vec())]),
+            Value::BulkString(b"5".to_vec()),
+            Value::Int(10),
         ]))
         .unwrap();
         assert_eq!(
@@ -246,5 +270,6 @@ mod tests {
         assert_eq!(read.oldest, 11);
         assert_eq!(read.entries[1], (12, Bytes::from_static(b"b")));
         assert_eq!(read.members, vec!["zoë".to_owned()]);
+        assert_eq!(read.continues, Some(Position { epoch: 5, seq: 10 }));
     }
 }

@@ -38,6 +38,9 @@ enum Step {
     Skip,
     /// A gap, or another epoch: read the log first.
     CatchUp,
+    /// At or below the last message of the same epoch on this subscription: the channel
+    /// carries a room's messages in order, so the room went back. It needs a new epoch.
+    Regressed,
 }
 
 /// Run until `shutdown`: connect, serve, and after a loss connect again.
@@ -138,6 +141,12 @@ impl Inner {
         link.sink = None;
         link.subscribed.clear();
         drop(link);
+        // The next connection's messages start a new order.
+        let mut cursors = self.cursors.lock().unwrap_or_else(|e| e.into_inner());
+        for cursor in cursors.values_mut() {
+            cursor.live = None;
+        }
+        drop(cursors);
         self.subscriber_up.store(false, Ordering::Relaxed);
         self.set_health();
     }
@@ -232,6 +241,10 @@ impl Inner {
                 }
                 Step::Skip => {}
                 Step::CatchUp => self.catch_up(room).await?,
+                Step::Regressed => {
+                    self.rebase(room, epoch).await?;
+                    self.catch_up(room).await?;
+                }
             },
             Envelope::Reset { epoch } => {
                 let known = {
@@ -254,6 +267,10 @@ impl Inner {
     fn step(&self, room: &str, epoch: u64, seq: u64) -> Step {
         let mut cursors = self.cursors.lock().unwrap_or_else(|e| e.into_inner());
         let cursor = cursors.entry(room.to_owned()).or_default();
+        let seen = cursor.live.replace(Position { epoch, seq });
+        if seen.is_some_and(|p| p.epoch == epoch && seq <= p.seq) {
+            return Step::Regressed;
+        }
         match cursor.fanned {
             // The first since subscribing: every member's join read the room after the
             // subscription began, so nothing before it can be missing.
@@ -285,9 +302,15 @@ impl Inner {
         };
         let policy = self.config.history_policy(room);
         let presence = self.config.policy(room).presence;
-        let read = self.read_room(room, Some(from), policy, presence).await?;
+        let mut read = self.read_room(room, Some(from), policy, presence).await?;
+        if read.position.epoch == from.epoch && read.position.seq < from.seq {
+            // Behind what was delivered, in the same epoch: the numbers it reuses would be
+            // dropped as already seen.
+            self.rebase(room, from.epoch).await?;
+            read = self.read_room(room, Some(from), policy, presence).await?;
+        }
         let position = read.position;
-        let plan = history::plan_resume(Some(from), position, read.oldest);
+        let plan = history::plan_resume(Some(from), position, read.oldest, read.continues);
         let after = plan.after.unwrap_or(0);
         let entries: Vec<(u64, Bytes)> = read
             .entries

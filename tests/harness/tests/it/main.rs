@@ -6,6 +6,8 @@
 //! 30 s (longer as a soak, `--test chaos`), which would slow the timed waits of these.
 
 mod balancer;
+mod instances;
 mod redis_broker;
+mod redis_failover;
 mod redis_server;
 mod scale_out;

@@ -7,384 +7,20 @@
 //! on 127.0.0.1:0, and talks to them over real WebSockets and HTTP.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use chorus_protocol::{
-    AUTH_SUBPROTOCOL_PREFIX, Body, ClientMessage, ErrorCode, Position, Recovery, SUBPROTOCOL,
-    ServerMessage,
-};
-use chorus_server::auth::Auth;
-use chorus_server::{Config, run};
+use chorus_protocol::{Body, ClientMessage, ErrorCode, Position, Recovery, ServerMessage};
+use chorus_server::Config;
 use chorus_test_harness::link::Link;
 use chorus_test_harness::redis::RedisServer;
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-/// How long a test waits for an expected event before failing.
-const WAIT: Duration = Duration::from_secs(15);
-const SECRET: &str = "redis-broker-secret-0123456789";
-
-/// A chorus-server running in this process.
-struct Instance {
-    addr: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
-    handle: Option<JoinHandle<chorus_server::Result<()>>>,
-}
-
-impl Instance {
-    /// An instance on `redis_url`, with the test defaults adjusted by `adjust`.
-    async fn start(redis_url: &str, adjust: impl FnOnce(&mut Config)) -> Instance {
-        let mut config = Config {
-            token_secret: SECRET.into(),
-            redis_url: Some(redis_url.to_owned()),
-            ..Config::default()
-        };
-        adjust(&mut config);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = oneshot::channel::<()>();
-        let handle = tokio::spawn(run(listener, config, async {
-            let _ = rx.await;
-        }));
-        Instance {
-            addr,
-            shutdown: Some(tx),
-            handle: Some(handle),
-        }
-    }
-
-    /// `n` instances on one Redis, each up (connected and subscribed) before returning.
-    async fn cluster(redis: &RedisServer, n: usize) -> Vec<Instance> {
-        let mut instances = Vec::new();
-        for _ in 0..n {
-            let instance = Instance::start(&redis.url(), |_| {}).await;
-            instance.wait_health("ok").await;
-            instances.push(instance);
-        }
-        instances
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    /// Connect as `user` and read the welcome.
-    async fn connect(&self, user: &str) -> Client {
-        let token = Auth::new(SECRET)
-            .issue(user, Duration::from_secs(3600), vec!["*".into()], false)
-            .unwrap();
-        let mut request = format!("ws://{}/ws", self.addr)
-            .into_client_request()
-            .unwrap();
-        let protocols = format!("{SUBPROTOCOL}, {AUTH_SUBPROTOCOL_PREFIX}{token}");
-        request.headers_mut().insert(
-            "sec-websocket-protocol",
-            HeaderValue::from_str(&protocols).unwrap(),
-        );
-        let (ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-        let mut client = Client {
-            ws,
-            user: user.to_owned(),
-        };
-        match client.recv().await {
-            ServerMessage::Welcome { .. } => client,
-            other => panic!("expected a welcome, got {other:?}"),
-        }
-    }
-
-    /// `POST /api/publish` with the secret: (HTTP status, JSON answer).
-    async fn http_publish(&self, room: &str, id: u64, text: &str) -> (u16, Value) {
-        let response = reqwest::Client::new()
-            .post(self.url("/api/publish"))
-            .bearer_auth(SECRET)
-            .json(&json!({ "room": room, "id": id, "text": text, "sender": "backend" }))
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap())
-    }
-
-    /// `GET /healthz`: (HTTP status, JSON answer).
-    async fn health(&self) -> (u16, Value) {
-        let response = reqwest::get(self.url("/healthz")).await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap())
-    }
-
-    /// Wait until `/healthz` says `status` (`ok` or `degraded`).
-    async fn wait_health(&self, status: &str) {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let (code, body) = self.health().await;
-            if body["status"] == status {
-                assert_eq!(code, 200, "{body}");
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "health never became {status}: {body}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// One sample of `GET /metrics`.
-    async fn metric(&self, sample: &str) -> f64 {
-        let text = reqwest::get(self.url("/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' '))
-            .unwrap_or_else(|| panic!("no sample {sample} in /metrics:\n{text}"))
-            .trim()
-            .parse()
-            .unwrap()
-    }
-
-    async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(handle) = self.handle.take() {
-            tokio::time::timeout(Duration::from_secs(30), handle)
-                .await
-                .expect("shutdown timed out")
-                .expect("server task panicked")
-                .expect("server failed");
-        }
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
-/// A WebSocket client speaking chorus-protocol.
-struct Client {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-    user: String,
-}
-
-impl Client {
-    async fn send(&mut self, message: ClientMessage) {
-        let frame = message.encode(usize::MAX).unwrap();
-        self.ws.send(Message::Binary(frame.into())).await.unwrap();
-    }
-
-    /// The next binary frame, raw.
-    async fn recv_frame(&mut self) -> Vec<u8> {
-        loop {
-            let incoming = tokio::time::timeout(WAIT, self.ws.next())
-                .await
-                .unwrap_or_else(|_| panic!("{}: timed out waiting for a message", self.user));
-            match incoming {
-                Some(Ok(Message::Binary(frame))) => return frame.to_vec(),
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                other => panic!("{}: connection ended: {other:?}", self.user),
-            }
-        }
-    }
-
-    async fn recv(&mut self) -> ServerMessage {
-        let frame = self.recv_frame().await;
-        ServerMessage::decode(&frame, usize::MAX).expect("undecodable frame")
-    }
-
-    async fn recv_until(&mut self, mut pred: impl FnMut(&ServerMessage) -> bool) -> ServerMessage {
-        loop {
-            let message = self.recv().await;
-            if pred(&message) {
-                return message;
-            }
-        }
-    }
-
-    /// Everything up to the message matching `pred`, which is last.
-    async fn recv_through(
-        &mut self,
-        mut pred: impl FnMut(&ServerMessage) -> bool,
-    ) -> Vec<ServerMessage> {
-        let mut seen = Vec::new();
-        loop {
-            let message = self.recv().await;
-            let done = pred(&message);
-            seen.push(message);
-            if done {
-                return seen;
-            }
-        }
-    }
-
-    /// Join, returning the `Joined` (presence events before it skipped).
-    async fn join(&mut self, room: &str, since: Option<Position>) -> ServerMessage {
-        self.send(ClientMessage::Join {
-            room: room.into(),
-            since,
-        })
-        .await;
-        self.recv_until(|m| {
-            !matches!(
-                m,
-                ServerMessage::MemberJoined { .. }
-                    | ServerMessage::MemberLeft { .. }
-                    | ServerMessage::Typing { .. }
-            )
-        })
-        .await
-    }
-
-    async fn publish(&mut self, room: &str, id: u64, text: &str) {
-        self.send(ClientMessage::Publish {
-            room: room.into(),
-            id,
-            body: Body::Text(text.into()),
-        })
-        .await;
-    }
-
-    /// The answer to publish `id`: its seq, or the error code.
-    async fn outcome(&mut self, id: u64) -> Result<u64, u16> {
-        match self
-            .recv_until(|m| {
-                matches!(m, ServerMessage::PublishAck { id: i, .. } if *i == id)
-                    || matches!(m, ServerMessage::Error { id: Some(i), .. } if *i == id)
-            })
-            .await
-        {
-            ServerMessage::PublishAck { seq, .. } => Ok(seq),
-            ServerMessage::Error { code, .. } => Err(code),
-            _ => unreachable!(),
-        }
-    }
-
-    async fn ack(&mut self, id: u64) -> u64 {
-        self.outcome(id)
-            .await
-            .unwrap_or_else(|code| panic!("publish {id} refused with {code}"))
-    }
-
-    async fn history(
-        &mut self,
-        request: u64,
-        room: &str,
-        before: Option<Position>,
-        limit: u32,
-    ) -> ServerMessage {
-        self.send(ClientMessage::History {
-            request,
-            room: room.into(),
-            before,
-            limit,
-        })
-        .await;
-        self.recv_until(|m| match m {
-            ServerMessage::History { request: r, .. } => *r == request,
-            ServerMessage::Error { id, .. } => *id == Some(request),
-            _ => false,
-        })
-        .await
-    }
-
-    /// A round trip: the connection is open and served.
-    async fn ping(&mut self, nonce: u64) {
-        self.send(ClientMessage::Ping { nonce }).await;
-        self.recv_until(|m| matches!(m, ServerMessage::Pong { nonce: n } if *n == nonce))
-            .await;
-    }
-
-    /// Close, and wait until the server has dropped the connection (after leaving its
-    /// rooms).
-    async fn close(mut self) {
-        let _ = self.ws.close(None).await;
-        while let Ok(Some(Ok(_))) = tokio::time::timeout(WAIT, self.ws.next()).await {}
-    }
-}
-
-/// The seqs of the `Message`s among `messages`.
-fn seqs(messages: &[ServerMessage]) -> Vec<u64> {
-    messages
-        .iter()
-        .filter_map(|m| match m {
-            ServerMessage::Message { seq, .. } => Some(*seq),
-            _ => None,
-        })
-        .collect()
-}
-
-fn is_message(m: &ServerMessage, wanted: u64) -> bool {
-    matches!(m, ServerMessage::Message { id, .. } if *id == wanted)
-}
-
-fn position_of(joined: &ServerMessage) -> (Position, Recovery, Vec<String>) {
-    match joined {
-        ServerMessage::Joined {
-            position,
-            recovery,
-            members,
-            ..
-        } => (*position, *recovery, members.clone()),
-        other => panic!("expected Joined, got {other:?}"),
-    }
-}
-
-/// One Redis command over its own connection (RESP, binary-safe), answered as text: an
-/// integer or bulk string as itself, nil as "(nil)", an error as "ERR...".
-async fn redis_command(port: u16, args: &[&str]) -> String {
-    let mut request = format!("*{}\r\n", args.len()).into_bytes();
-    for arg in args {
-        request.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-        request.extend_from_slice(arg.as_bytes());
-        request.extend_from_slice(b"\r\n");
-    }
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    stream.write_all(&request).await.unwrap();
-    let mut reply = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = stream.read(&mut buf).await.unwrap();
-        assert!(n > 0, "Redis closed the connection");
-        reply.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&reply).into_owned();
-        let Some((head, rest)) = text.split_once("\r\n") else {
-            continue;
-        };
-        match head.as_bytes()[0] {
-            b'$' if head == "$-1" => return "(nil)".into(),
-            b'$' => {
-                let len: usize = head[1..].parse().unwrap();
-                if rest.len() >= len + 2 {
-                    return rest[..len].to_owned();
-                }
-            }
-            b':' | b'+' => return head[1..].to_owned(),
-            b'-' => return head[1..].to_owned(),
-            _ => panic!("unexpected reply {text:?}"),
-        }
-    }
-}
+use crate::instances::{Instance, WAIT, is_message, position_of, redis_command, seqs};
 
 #[tokio::test]
 async fn messages_published_on_every_instance_reach_every_member_once_in_one_order() {
     let redis = RedisServer::start().await.unwrap();
-    let instances = Instance::cluster(&redis, 3).await;
+    let instances = Instance::many(&redis.url(), 3).await;
     let room = "chat:order";
     let mut clients = Vec::new();
     for (i, instance) in instances.iter().enumerate() {
@@ -434,7 +70,7 @@ async fn messages_published_on_every_instance_reach_every_member_once_in_one_ord
 #[tokio::test]
 async fn the_http_publish_api_on_any_instance_reaches_members_on_all() {
     let redis = RedisServer::start().await.unwrap();
-    let instances = Instance::cluster(&redis, 3).await;
+    let instances = Instance::many(&redis.url(), 3).await;
     let room = "news:api";
     let mut clients = Vec::new();
     for (i, instance) in instances.iter().enumerate() {
@@ -467,7 +103,7 @@ async fn the_http_publish_api_on_any_instance_reaches_members_on_all() {
 #[tokio::test]
 async fn presence_across_instances_is_once_per_user() {
     let redis = RedisServer::start().await.unwrap();
-    let instances = Instance::cluster(&redis, 3).await;
+    let instances = Instance::many(&redis.url(), 3).await;
     let room = "chat:presence";
     let mut bob = instances[2].connect("bob").await;
     bob.join(room, None).await;
@@ -527,7 +163,7 @@ async fn presence_across_instances_is_once_per_user() {
 #[tokio::test]
 async fn typing_is_relayed_across_instances_but_not_to_the_typist() {
     let redis = RedisServer::start().await.unwrap();
-    let instances = Instance::cluster(&redis, 2).await;
+    let instances = Instance::many(&redis.url(), 2).await;
     let room = "chat:typing";
     let mut alice = instances[0].connect("alice").await;
     alice.join(room, None).await;
@@ -567,7 +203,7 @@ async fn typing_is_relayed_across_instances_but_not_to_the_typist() {
 #[tokio::test]
 async fn a_resume_on_another_instance_recovers_what_was_missed() {
     let redis = RedisServer::start().await.unwrap();
-    let instances = Instance::cluster(&redis, 3).await;
+    let instances = Instance::many(&redis.url(), 3).await;
     let room = "chat:resume";
     let mut bob = instances[1].connect("bob").await;
     bob.join(room, None).await;
@@ -622,7 +258,7 @@ async fn a_resume_on_another_instance_recovers_what_was_missed() {
 #[tokio::test]
 async fn history_pages_come_from_any_instance() {
     let redis = RedisServer::start().await.unwrap();
-    let instances = Instance::cluster(&redis, 3).await;
+    let instances = Instance::many(&redis.url(), 3).await;
     let room = "chat:history";
     for id in 1..=25 {
         let (status, answer) = instances[0].http_publish(room, id, &format!("m{id}")).await;
@@ -686,7 +322,7 @@ async fn history_pages_come_from_any_instance() {
 #[tokio::test]
 async fn a_resend_on_another_instance_gets_the_original_ack_and_no_second_message() {
     let redis = RedisServer::start().await.unwrap();
-    let instances = Instance::cluster(&redis, 3).await;
+    let instances = Instance::many(&redis.url(), 3).await;
     let room = "chat:dedupe";
     let mut bob = instances[2].connect("bob").await;
     bob.join(room, None).await;
@@ -756,7 +392,7 @@ async fn key_prefixes_keep_deployments_sharing_a_redis_apart() {
 #[tokio::test]
 async fn frames_built_by_the_publish_script_are_exact_at_every_varint_width() {
     let redis = RedisServer::start().await.unwrap();
-    let instances = Instance::cluster(&redis, 2).await;
+    let instances = Instance::many(&redis.url(), 2).await;
     let room = "chat:varint";
     let mut alice = instances[0].connect("alice").await;
     let (position, _, _) = position_of(&alice.join(room, None).await);
@@ -821,7 +457,7 @@ async fn frames_built_by_the_publish_script_are_exact_at_every_varint_width() {
 #[tokio::test]
 async fn a_redis_outage_degrades_without_dropping_clients_and_recovery_changes_the_epoch() {
     let mut redis = RedisServer::start().await.unwrap();
-    let instances = Instance::cluster(&redis, 2).await;
+    let instances = Instance::many(&redis.url(), 2).await;
     let room = "chat:outage";
     let mut alice = instances[0].connect("alice").await;
     let (start, _, _) = position_of(&alice.join(room, None).await);

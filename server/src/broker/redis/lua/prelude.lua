@@ -47,19 +47,44 @@ end
 -- Envelope tags on a room's channel (envelope.rs).
 local MESSAGE, RESET = '\1', '\3'
 
+-- The id of this Redis process: a new one at every start, and another on every node.
+local function run_id()
+  return string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+end
+
 -- The room's epoch, creating the room's history in epoch `new_epoch` when it has none. A new
 -- history is announced on the channel before anything happens in it, so every subscribed
 -- instance learns of the epoch change before the first message of the new epoch.
+--
+-- `meta` also names the Redis process that last wrote it (`rid`). A history found written by
+-- another process came back from a snapshot, a replica promoted by a failover, or another
+-- node (a slot migration): it may lack the last messages acknowledged, and reusing their
+-- sequence numbers would make clients drop the new messages as already seen. So the room
+-- goes on in a new epoch, which continues the old one: `prev` is the old epoch and `base`
+-- the sequence this copy reached, up to which both histories hold the same messages.
 local function ensure_meta(meta, log, channel, new_epoch, keep_ms)
-  local epoch = redis.call('HGET', meta, 'epoch')
-  if epoch then
-    return epoch
+  local found = redis.call('HMGET', meta, 'epoch', 'rid', 'seq')
+  local here = run_id()
+  if found[1] and found[2] == here then
+    return found[1]
   end
-  redis.call('DEL', log)
-  redis.call('HSET', meta, 'epoch', new_epoch, 'seq', 0)
-  redis.call('PEXPIRE', meta, keep_ms)
-  redis.call('PUBLISH', channel, RESET .. varint(tonumber(new_epoch)))
+  if found[1] then
+    redis.call('HSET', meta, 'epoch', new_epoch, 'rid', here, 'prev', found[1],
+      'base', found[3] or 0)
+  else
+    redis.call('DEL', log)
+    redis.call('HSET', meta, 'epoch', new_epoch, 'seq', 0, 'rid', here)
+    redis.call('PEXPIRE', meta, keep_ms)
+  end
+  redis.call(PUBLISH, channel, RESET .. varint(tonumber(new_epoch)))
   return new_epoch
+end
+
+-- Whether position (epoch, seq) of an earlier history is the same message as `seq` of the
+-- room's history: the room continues that epoch (`prev`), up to `base`.
+local function carried(meta, epoch, seq)
+  local lineage = redis.call('HMGET', meta, 'prev', 'base')
+  return lineage[1] == epoch and seq <= tonumber(lineage[2])
 end
 
 -- Drop the log's head entries published before `cutoff` (ms).
