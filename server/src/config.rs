@@ -212,6 +212,19 @@ settings! {
     /// this Redis (6.2 or later), e.g. redis://redis.internal:6379/0. Default: none, this
     /// process only.
     redis_url: String, "CHORUS_REDIS_URL";
+    /// The Redis is a Redis Cluster (7.0 or later): --redis-url lists seed nodes,
+    /// comma-separated (e.g. redis://10.0.0.1:6379,redis://10.0.0.2:6379); messages travel
+    /// sharded pub/sub (SPUBLISH), each instance subscribing on the shard of each room it
+    /// serves. Default: false.
+    #[arg(num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
+    redis_cluster: bool, "CHORUS_REDIS_CLUSTER";
+    /// Acknowledge a publish only once this many replicas of the room's Redis primary have
+    /// it (Redis WAIT), so a failover cannot lose it; a publish they do not confirm within
+    /// --redis-wait-timeout is answered 503 `unavailable` (it may still have been delivered:
+    /// a resend with the same id is deduplicated). Default: 0, acknowledge at once.
+    redis_wait_replicas: u32, "CHORUS_REDIS_WAIT_REPLICAS";
+    /// How long a publish waits for --redis-wait-replicas. Default: 1s.
+    redis_wait_timeout: HumanDuration, "CHORUS_REDIS_WAIT_TIMEOUT";
     /// Multiplexed Redis connections for commands (subscriptions use one more). Default: 4.
     redis_pool_size: usize, "CHORUS_REDIS_POOL_SIZE";
     /// Prefix of every Redis key and channel, so deployments can share one Redis.
@@ -361,6 +374,12 @@ pub struct Config {
     pub history_sweep_interval: Duration,
     /// The Redis shared by every instance; `None` keeps everything in this process.
     pub redis_url: Option<String>,
+    /// `redis_url` lists the seed nodes of a Redis Cluster.
+    pub redis_cluster: bool,
+    /// Replicas that must have a publish before it is acknowledged (0: none).
+    pub redis_wait_replicas: u32,
+    /// How long a publish waits for them.
+    pub redis_wait_timeout: Duration,
     /// Multiplexed Redis connections for commands.
     pub redis_pool_size: usize,
     /// Prefix of Redis keys and channels.
@@ -422,6 +441,9 @@ impl Default for Config {
             history_burst: 20,
             history_sweep_interval: Duration::from_secs(30),
             redis_url: None,
+            redis_cluster: false,
+            redis_wait_replicas: 0,
+            redis_wait_timeout: Duration::from_secs(1),
             redis_pool_size: 4,
             redis_prefix: "chorus".to_owned(),
             presence_ttl: Duration::from_secs(30),
@@ -512,6 +534,11 @@ impl Config {
             history_sweep_interval: dur(settings.history_sweep_interval, d.history_sweep_interval),
             // An empty CHORUS_REDIS_URL means none, as an unset one does.
             redis_url: settings.redis_url.filter(|url| !url.is_empty()),
+            redis_cluster: settings.redis_cluster.unwrap_or(d.redis_cluster),
+            redis_wait_replicas: settings
+                .redis_wait_replicas
+                .unwrap_or(d.redis_wait_replicas),
+            redis_wait_timeout: dur(settings.redis_wait_timeout, d.redis_wait_timeout),
             redis_pool_size: settings.redis_pool_size.unwrap_or(d.redis_pool_size),
             redis_prefix: settings.redis_prefix.unwrap_or(d.redis_prefix),
             presence_ttl: dur(settings.presence_ttl, d.presence_ttl),
@@ -522,6 +549,18 @@ impl Config {
         };
         config.validate()?;
         Ok(config)
+    }
+
+    /// The Redis URLs in `url`: the seed nodes of a Cluster, comma-separated, or one Redis.
+    pub fn redis_nodes<'a>(&self, url: &'a str) -> Vec<&'a str> {
+        if self.redis_cluster {
+            url.split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .collect()
+        } else {
+            vec![url]
+        }
     }
 
     /// Check that the settings make sense together.
@@ -594,10 +633,15 @@ impl Config {
             return fail("redis_prefix must be non-empty and contain no braces");
         }
         // Parsed here, so a bad URL fails at startup; an unreachable Redis does not.
-        if let Some(url) = &self.redis_url
-            && let Err(e) = redis::Client::open(url.as_str())
-        {
-            return Err(Error::Config(format!("invalid redis_url: {e}")));
+        if let Some(url) = &self.redis_url {
+            for node in self.redis_nodes(url) {
+                if let Err(e) = redis::Client::open(node) {
+                    return Err(Error::Config(format!("invalid redis_url: {e}")));
+                }
+            }
+        }
+        if self.redis_wait_replicas > 0 && self.redis_wait_timeout.is_zero() {
+            return fail("redis_wait_timeout must be greater than 0");
         }
         for name in self.namespaces.keys() {
             if validate::room(name).is_err() || name.contains(':') {

@@ -1,10 +1,11 @@
-//! The Redis broker: any number of instances sharing one Redis act as one server. Rooms,
-//! sequence numbers, history and resume, deduplication, presence and typing work whichever
-//! instance a client lands on.
+//! The Redis broker: any number of instances sharing one Redis, or one Redis Cluster
+//! (`--redis-cluster`), act as one server. Rooms, sequence numbers, history and resume,
+//! deduplication, presence and typing work whichever instance a client lands on.
 //!
 //! ## The client: redis-rs
 //!
-//! [`redis`] 1.x (features `tokio-comp`, `connection-manager`, `script`), rather than fred:
+//! [`redis`] 1.x (features `tokio-comp`, `connection-manager`, `script`, `cluster-async`),
+//! rather than fred:
 //!
 //! - **Reconnects with backoff.** Commands go through a pool of [`ConnectionManager`]s
 //!   (`--redis-pool-size`, default 4), each one multiplexed connection that pipelines any
@@ -27,6 +28,9 @@
 //!   futures). fred has its own pool and reconnection policy, but is a larger dependency
 //!   with more moving parts than this broker needs.
 //!
+//! In a Redis Cluster, commands go through one redis-rs cluster connection instead
+//! (`commands`), and subscriptions through one connection per primary (`shards`).
+//!
 //! Many pool connections rather than one: each connection is one socket with one parser,
 //! and one large reply (a replay of `history_size` messages, up to 64 KiB each) delays
 //! every reply behind it. Four spread that; more help only at high command rates.
@@ -39,12 +43,12 @@
 //!
 //! | Key | Type | Holds | Expires |
 //! | --- | --- | --- | --- |
-//! | `meta` | hash | `epoch` (random, 1..2^53), `seq` | `keep` after the last publish, join, or presence refresh |
+//! | `meta` | hash | `epoch` (random, 1..2^53), `seq`, `rid` (the Redis process that wrote it), `prev` and `base` (the epoch this one continues, up to which seq) | `keep` after the last publish, join, or presence refresh |
 //! | `log` | stream | id `<seq>-0`, fields `t` (ms, Redis clock), `f` (the encoded `Message`); `MAXLEN history_size` | as `meta` |
 //! | `d:<id>:<user>` | string | `<epoch>:<seq>` of a publish | the dedupe window |
 //! | `users` | sorted set | user → expiry (ms): the latest of the user's instances | presence ttl after the last refresh |
 //! | `u:<user>` | sorted set | instance → expiry (ms) | as `users` |
-//! | `ch` | channel | envelopes (`envelope`) | — |
+//! | `ch` | channel (a shard channel in a Cluster) | envelopes (`envelope`) | — |
 //!
 //! `keep` is the longest of the namespace's history ttl, the dedupe window and the
 //! presence ttl. That is how idle rooms are forgotten with Redis, instead of the in-memory
@@ -68,6 +72,7 @@
 //!   [`history::plan_resume`], shared with the in-memory log.
 //! - `page`: candidates for a history page (never creating history); the page is cut by
 //!   [`history::fill_page`], shared with the in-memory log.
+//! - `rebase`: a new epoch for a room seen going back within its epoch (below).
 //! - `presence_add`, `presence_remove`, `presence_refresh`, `presence_reap`, `members`.
 //!
 //! ## Delivery
@@ -107,40 +112,74 @@
 //! the instances still serving the room reap them, each user by exactly one script call
 //! whose caller announces `MemberLeft`. Typing events only travel the channel.
 //!
+//! ## When Redis goes back in time
+//!
+//! Redis replicates asynchronously: a replica promoted by a failover may lack the last
+//! publishes its primary acknowledged, and a Redis restarted from a snapshot (or AOF
+//! `everysec`) lacks what came after it. Either way a room comes back in the same epoch at
+//! a lower `seq`, and the next publishes would reuse numbers clients have seen and drop.
+//! Two guards make that impossible:
+//!
+//! - **A fence in every script that writes or reads a position** (`ensure_meta` in
+//!   `lua/prelude.lua`): `meta` records the run id of the Redis process that wrote it
+//!   (`INFO server`, new at every start and different on every node). A room found written
+//!   by another process goes on in a new epoch that *continues* the old one: `prev` is the
+//!   old epoch and `base` the `seq` this copy holds, up to which both histories are the
+//!   same messages. The new epoch is announced on the channel first, so every instance
+//!   catches its members up: an unsolicited `Joined` (`recovery: missed`, the epoch
+//!   changed) and the retained messages after what they had, or after `base` if they had
+//!   seen more (those may be gone). A client resuming from the old epoch on any instance is
+//!   told `missed` the same way ([`history::plan_resume`]), and a resend of a message the
+//!   copy holds is still recognised (`publish.lua`). This fires after every restart,
+//!   failover or slot migration, lost writes or not: members are told `missed` and lose
+//!   nothing.
+//! - **An instance that sees a room go back within its epoch** (a log read below what it
+//!   delivered, or a message at or below the previous one on the same subscription
+//!   connection) moves the room to a new epoch (`rebase`), counted by
+//!   `chorus_epoch_regressions_total`, and catches its members up as above.
+//!
+//! `--redis-wait-replicas N` makes a publish wait (Redis `WAIT` on its connection, on the
+//! room's primary) until N replicas have it before it is acknowledged; one they do not
+//! confirm within `--redis-wait-timeout` is answered `unavailable` though it may have been
+//! delivered, and a resend with the same id is not published twice (the duplicate's script
+//! writes too, so waiting for it covers the original).
+//!
 //! ## When Redis is unreachable
 //!
 //! Local clients stay connected. Publishes (WebSocket and HTTP), joins and history requests
 //! are refused with 503 `unavailable`, never lost silently; presence and typing events are
-//! dropped. `/healthz` answers `200 {"status":"degraded","redis":"down"}` and
-//! `chorus_redis_up` is 0. When Redis returns, the instance resubscribes, restores its
-//! presence and catches its members up, with an unsolicited `Joined` where the history
-//! was lost.
+//! dropped. A publish is not even sent while the instance knows Redis is down, and one that
+//! reaches Redis after its instance gave up refuses itself (the script gets a deadline), so
+//! a publish refused is never delivered later. `/healthz` answers
+//! `200 {"status":"degraded","redis":"down"}` and `chorus_redis_up` is 0. When Redis
+//! returns, the instance resubscribes, restores its presence and catches its members up,
+//! with an unsolicited `Joined` where the history was lost.
 //!
 //! ## Redis Cluster and sharded pub/sub
 //!
-//! Keys are already laid out for Cluster (one slot per room). Classic `PUBLISH` in a
-//! Cluster is broadcast to every node over the cluster bus, so pub/sub traffic does not
-//! scale with the shards. Redis 7's sharded pub/sub (`SPUBLISH`/`SSUBSCRIBE`) sends a
-//! channel's messages only within the shard that owns its slot, and the room's channel
-//! carries the room's hash tag, so the publish script could `SPUBLISH` in the same slot as
-//! its keys. The cost: a subscription connection per shard, subscriptions that move when
-//! slots migrate (a gap the cursor then fills from the log), and the cluster client's
-//! extra weight. This broker speaks to one Redis (or a primary behind a failover proxy);
-//! Cluster with `SPUBLISH` is left for when one Redis is not enough.
+//! With `--redis-cluster`, `--redis-url` lists seed nodes of a Redis Cluster (7.0 or
+//! later). Keys are laid out for it already (one slot per room, the hash tag), so every
+//! script runs on the room's primary. Classic `PUBLISH` in a Cluster is broadcast to every
+//! node over the cluster bus, so pub/sub traffic would not scale with the shards; the
+//! scripts `SPUBLISH` instead, which stays within the shard that owns the room's slot, and
+//! each instance `SSUBSCRIBE`s there, only to rooms with local members, over one
+//! connection per primary (`shards`), following the slots when they move.
 //!
 //! [`ConnectionManager`]: redis::aio::ConnectionManager
 //! [`history::plan_resume`]: crate::history::plan_resume
 //! [`history::fill_page`]: crate::history::fill_page
 
+mod commands;
 mod envelope;
 mod keys;
 mod presence;
 mod scripts;
+mod shards;
 mod subscriber;
 
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -149,8 +188,8 @@ use bytes::Bytes;
 use chorus_protocol::Position;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
-use redis::{Client, IntoConnectionInfo, ProtocolVersion, ScriptInvocation, Value};
+use redis::aio::PubSubSink;
+use redis::{Client, ScriptInvocation, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::presence::LocalPresence;
@@ -159,13 +198,12 @@ use crate::config::Config;
 use crate::history::{self, Appended, HistoryPage, HistoryPolicy, Replay};
 use crate::metrics::Metrics;
 use crate::ws;
+use commands::{Commands, Conn};
 use keys::Keys;
 use scripts::Scripts;
 
 /// How long connecting to Redis may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-/// How long Redis may take to answer a command on a live connection.
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(3);
 /// The longest any Redis operation may take, waiting for a reconnection included: past
 /// it, the request is answered `unavailable`.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -220,19 +258,21 @@ struct Cursor {
     /// Before any message was fanned out, the lowest position a join started from (epoch
     /// 0 when joins saw different epochs): where a catch-up must start.
     floor: Option<Position>,
-    /// The last message received on the current subscription connection.
-    live: Option<Position>,
+    /// The last message received, and on which subscription connection.
+    live: Option<(u64, Position)>,
 }
 
 struct Inner {
     keys: Keys,
     /// This process's id in presence entries, random per start.
     instance: String,
-    /// For the subscription connection.
-    client: Client,
-    /// Command connections, used in turn.
-    pool: Vec<ConnectionManager>,
-    next: AtomicUsize,
+    /// For the subscription connection (one Redis).
+    client: Option<Client>,
+    /// Subscriptions in a Redis Cluster: the task of `shards`.
+    shards: Option<tokio::sync::mpsc::UnboundedSender<shards::Request>>,
+    /// `PUBLISH`, or `SPUBLISH` in a Redis Cluster.
+    publish_command: &'static str,
+    commands: Commands,
     scripts: Scripts,
     events: Arc<dyn BrokerEvents>,
     config: Config,
@@ -272,29 +312,31 @@ impl RedisBroker {
         metrics: &Metrics,
         shutdown: CancellationToken,
     ) -> crate::Result<RedisBroker> {
-        let info = url.into_connection_info()?;
-        let client = Client::open(info.clone())?;
-        let resp3 = info
-            .redis_settings()
-            .clone()
-            .set_protocol(ProtocolVersion::RESP3);
-        let commands = Client::open(info.set_redis_settings(resp3))?;
-        let manager = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_secs(1));
-        let pool = (0..config.redis_pool_size)
-            .map(|_| ConnectionManager::new_lazy_with_config(commands.clone(), manager.clone()))
-            .collect::<Result<Vec<_>, _>>()?;
+        let nodes = config.redis_nodes(url);
+        let (commands, client, publish_command) = if config.redis_cluster {
+            (Commands::cluster(&nodes)?, None, "SPUBLISH")
+        } else {
+            let client = Client::open(url)?;
+            (
+                Commands::single(url, config.redis_pool_size)?,
+                Some(client),
+                "PUBLISH",
+            )
+        };
+        let (shard_requests, shard_task) = if config.redis_cluster {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
         let inner = Arc::new(Inner {
             keys: Keys::new(&config.redis_prefix),
             instance: format!("{:016x}", rand::random::<u64>()),
             client,
-            pool,
-            next: AtomicUsize::new(0),
-            scripts: Scripts::new("PUBLISH"),
+            shards: shard_requests,
+            publish_command,
+            commands,
+            scripts: Scripts::new(publish_command),
             events,
             config: config.clone(),
             metrics: RedisMetrics {
@@ -316,7 +358,15 @@ impl RedisBroker {
             commands_up: AtomicBool::new(false),
         });
         tracing::info!(instance = %inner.instance, prefix = %config.redis_prefix, "sharing state through Redis");
-        tokio::spawn(subscriber::run(inner.clone(), shutdown.clone()));
+        match shard_task {
+            Some(requests) => {
+                let seed = nodes.first().map(|s| (*s).to_owned()).unwrap_or_default();
+                tokio::spawn(shards::run(inner.clone(), seed, requests, shutdown.clone()));
+            }
+            None => {
+                tokio::spawn(subscriber::run(inner.clone(), shutdown.clone()));
+            }
+        }
         tokio::spawn(presence::run(inner.clone(), shutdown));
         Ok(RedisBroker { inner })
     }
@@ -329,9 +379,8 @@ impl Inner {
         self.locks[stripe].lock().await
     }
 
-    fn conn(&self) -> ConnectionManager {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.pool.len();
-        self.pool[i].clone()
+    fn conn(&self) -> Conn {
+        self.commands.conn()
     }
 
     fn set_health(&self) {
@@ -373,12 +422,21 @@ impl Inner {
         invocation: &ScriptInvocation<'_>,
         retry: bool,
     ) -> Result<Value, BrokerError> {
+        Ok(self.invoke_on(invocation, retry).await?.0)
+    }
+
+    /// [`Inner::invoke`], answering the connection it ran on too.
+    async fn invoke_on(
+        &self,
+        invocation: &ScriptInvocation<'_>,
+        retry: bool,
+    ) -> Result<(Value, Conn), BrokerError> {
         let mut attempts = if retry { 2 } else { 1 };
         loop {
             attempts -= 1;
             let mut conn = self.conn();
             match tokio::time::timeout(COMMAND_TIMEOUT, invocation.invoke_async(&mut conn)).await {
-                Ok(Ok(value)) => return Ok(value),
+                Ok(Ok(value)) => return Ok((value, conn)),
                 Ok(Err(e)) if attempts > 0 && (e.is_unrecoverable_error() || e.is_io_error()) => {
                     let _ = self.failed(&e);
                 }
@@ -388,10 +446,34 @@ impl Inner {
         }
     }
 
+    /// Wait until `config.redis_wait_replicas` replicas of `room`'s primary have every
+    /// write made on `conn` so far (Redis WAIT).
+    async fn wait_replicas(&self, conn: &mut Conn, room: &str) -> Result<(), BrokerError> {
+        let wanted = self.config.redis_wait_replicas;
+        let timeout = self.config.redis_wait_timeout;
+        let acked = tokio::time::timeout(
+            timeout + COMMAND_TIMEOUT,
+            conn.wait(self.keys.slot(room), wanted, millis(timeout)),
+        )
+        .await;
+        match acked {
+            Ok(Ok(n)) if n >= i64::from(wanted) => Ok(()),
+            Ok(Ok(n)) => {
+                self.metrics.errors.inc();
+                Err(unavailable(format!(
+                    "the publish reached {n} of {wanted} replicas in time; a resend with the \
+                     same id is not published twice"
+                )))
+            }
+            Ok(Err(e)) => Err(self.failed(&e)),
+            Err(_) => Err(self.timed_out()),
+        }
+    }
+
     /// PUBLISH an envelope on `room`'s channel.
     async fn publish_envelope(&self, room: &str, payload: Vec<u8>) -> Result<(), BrokerError> {
         let mut conn = self.conn();
-        let mut publish = redis::cmd("PUBLISH");
+        let mut publish = redis::cmd(self.publish_command);
         publish.arg(self.keys.channel(room)).arg(payload);
         match tokio::time::timeout(COMMAND_TIMEOUT, publish.query_async::<Value>(&mut conn)).await {
             Ok(Ok(_)) => Ok(()),
@@ -495,6 +577,12 @@ impl Inner {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(room);
+        if let Some(shards) = &self.shards {
+            let _ = shards.send(shards::Request::Unsubscribe {
+                room: room.to_owned(),
+            });
+            return Ok(());
+        }
         let sink = {
             let mut link = self.link.lock().unwrap_or_else(|e| e.into_inner());
             if !link.subscribed.remove(room) {
@@ -531,6 +619,20 @@ impl Broker for RedisBroker {
     async fn subscribe(&self, room: &str) -> Result<(), BrokerError> {
         let inner = &self.inner;
         let _room = inner.lock(room).await;
+        if let Some(shards) = &inner.shards {
+            let (done, confirmed) = tokio::sync::oneshot::channel();
+            shards
+                .send(shards::Request::Subscribe {
+                    room: room.to_owned(),
+                    done,
+                })
+                .map_err(|_| unavailable("shutting down"))?;
+            return match tokio::time::timeout(COMMAND_TIMEOUT, confirmed).await {
+                Ok(Ok(outcome)) => outcome,
+                Ok(Err(_)) => Err(unavailable("shutting down")),
+                Err(_) => Err(inner.timed_out()),
+            };
+        }
         let sink = {
             let link = inner.link.lock().unwrap_or_else(|e| e.into_inner());
             if link.subscribed.contains(room) {
@@ -591,7 +693,13 @@ impl Broker for RedisBroker {
         // Deduplication makes a publish safe to run twice: a second run answers with the
         // first one's sequence.
         let retry = !policy.dedupe_window.is_zero();
-        let published = scripts::published(inner.invoke(&publish, retry).await?)?;
+        let (reply, mut conn) = inner.invoke_on(&publish, retry).await?;
+        let published = scripts::published(reply)?;
+        if inner.config.redis_wait_replicas > 0 {
+            // A duplicate's script wrote too (it renews the dedupe key), after the original
+            // in the replication stream: waiting for it covers the original.
+            inner.wait_replicas(&mut conn, room).await?;
+        }
         Ok(Appended {
             seq: published.seq,
             duplicate: published.duplicate,

@@ -50,6 +50,11 @@ impl Keys {
         self.of(room, "ch")
     }
 
+    /// The Redis Cluster slot of every name of `room`.
+    pub(super) fn slot(&self, room: &str) -> u16 {
+        slot(&self.channel(room))
+    }
+
     /// The room a channel name belongs to, if it is one of ours.
     pub(super) fn room_of_channel<'a>(&self, channel: &'a str) -> Option<&'a str> {
         channel
@@ -59,9 +64,50 @@ impl Keys {
     }
 }
 
+/// Slots of a Redis Cluster.
+pub(super) const SLOTS: u16 = 16384;
+
+/// The Redis Cluster slot of `key`: CRC16 (XMODEM) of its hash tag (what is between the
+/// first `{` and the next `}`, if not empty) or of the whole key, modulo [`SLOTS`].
+pub(super) fn slot(key: &str) -> u16 {
+    let key = key.as_bytes();
+    let tagged = key.iter().position(|&b| b == b'{').and_then(|open| {
+        let rest = &key[open + 1..];
+        let close = rest.iter().position(|&b| b == b'}')?;
+        (close > 0).then(|| &rest[..close])
+    });
+    crc16::State::<crc16::XMODEM>::calculate(tagged.unwrap_or(key)) % SLOTS
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slots_are_redis_cluster_key_slots() {
+        // Values of CLUSTER KEYSLOT on Redis 7.0.
+        assert_eq!(slot("foo"), 12182);
+        assert_eq!(slot("{user1000}.following"), slot("{user1000}.followers"));
+        assert_eq!(slot("{user1000}.following"), slot("user1000"));
+        assert_eq!(slot("foo{}{bar}"), slot_of_whole("foo{}{bar}"));
+        assert_eq!(slot("foo{{bar}}zap"), slot("{bar"));
+        assert_eq!(slot("foo{bar}{zap}"), slot("bar"));
+        let keys = Keys::new("chorus");
+        assert_eq!(keys.slot("chat:1"), slot(&keys.meta("chat:1")));
+        assert_eq!(keys.slot("chat:1"), slot("chat:1"));
+        // Checked against redis-rs's own routing.
+        for key in ["a", "chorus:{lobby}:ch", "x{}y", "{", "}{", "zoë{ünï}"] {
+            assert_eq!(
+                format!("{:?}", redis::cluster_routing::Slot::for_key(key)),
+                format!("Slot({})", slot(key)),
+                "{key}"
+            );
+        }
+    }
+
+    fn slot_of_whole(key: &str) -> u16 {
+        crc16::State::<crc16::XMODEM>::calculate(key.as_bytes()) % SLOTS
+    }
 
     #[test]
     fn every_name_of_a_room_has_the_room_as_its_hash_tag() {

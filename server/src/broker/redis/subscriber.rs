@@ -96,7 +96,11 @@ impl Inner {
     /// members up. Messages arriving meanwhile wait in the stream, so each room's catch-up
     /// comes before them.
     async fn open_link(&self) -> Result<(PubSubSink, PubSubStream), BrokerError> {
-        let pubsub = tokio::time::timeout(CONNECT_TIMEOUT, self.client.get_async_pubsub())
+        let client = self
+            .client
+            .as_ref()
+            .ok_or_else(|| unavailable("no Redis client"))?;
+        let pubsub = tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub())
             .await
             .map_err(|_| unavailable("connecting timed out"))?
             .map_err(unavailable)?;
@@ -185,13 +189,10 @@ impl Inner {
     /// Ping every command connection; the pool is up when all answer. A connection whose
     /// reconnection failed starts another one on its next command, so pinging also keeps
     /// requests from being the ones to find out.
-    async fn ping_pool(&self) {
-        let pings = self.pool.iter().map(|conn| {
-            let mut conn = conn.clone();
-            async move {
-                let ping = redis::cmd("PING");
-                tokio::time::timeout(COMMAND_TIMEOUT, ping.query_async::<Value>(&mut conn)).await
-            }
+    pub(super) async fn ping_pool(&self) {
+        let pings = self.commands.all().into_iter().map(|mut conn| async move {
+            let ping = redis::cmd("PING");
+            tokio::time::timeout(COMMAND_TIMEOUT, ping.query_async::<Value>(&mut conn)).await
         });
         let mut up = true;
         for outcome in futures_util::future::join_all(pings).await {
@@ -209,10 +210,22 @@ impl Inner {
         let Some(room) = self.keys.room_of_channel(message.get_channel_name()) else {
             return Ok(());
         };
+        self.on_envelope(room, message.get_payload_bytes(), 0).await
+    }
+
+    /// An envelope of `room`'s channel, received on subscription connection `link` (the
+    /// order in which one connection brings a room's messages is the order they were
+    /// published in).
+    pub(super) async fn on_envelope(
+        &self,
+        room: &str,
+        payload: &[u8],
+        link: u64,
+    ) -> Result<(), BrokerError> {
         if !self.events.has_local_members(room) {
             return Ok(());
         }
-        let payload = Bytes::copy_from_slice(message.get_payload_bytes());
+        let payload = Bytes::copy_from_slice(payload);
         let Some(envelope) = envelope::decode(payload) else {
             tracing::warn!(room, "undecodable envelope on a room channel");
             return Ok(());
@@ -233,7 +246,7 @@ impl Inner {
                 epoch,
                 seq,
                 message: encoded,
-            } => match self.step(room, epoch, seq) {
+            } => match self.step(room, epoch, seq, link) {
                 Step::Deliver => {
                     let frame = ws::binary(&encoded);
                     self.events
@@ -264,11 +277,11 @@ impl Inner {
 
     /// Place message `seq` of `epoch` against `room`'s cursor, moving the cursor when it is
     /// to be delivered.
-    fn step(&self, room: &str, epoch: u64, seq: u64) -> Step {
+    fn step(&self, room: &str, epoch: u64, seq: u64, link: u64) -> Step {
         let mut cursors = self.cursors.lock().unwrap_or_else(|e| e.into_inner());
         let cursor = cursors.entry(room.to_owned()).or_default();
-        let seen = cursor.live.replace(Position { epoch, seq });
-        if seen.is_some_and(|p| p.epoch == epoch && seq <= p.seq) {
+        let seen = cursor.live.replace((link, Position { epoch, seq }));
+        if seen.is_some_and(|(l, p)| l == link && p.epoch == epoch && seq <= p.seq) {
             return Step::Regressed;
         }
         match cursor.fanned {

@@ -3,7 +3,7 @@
 //! then drop new messages as already seen: every acknowledged message is delivered, or the
 //! members are told they missed some (`Joined` with `recovery: missed`, in a new epoch).
 
-use chorus_protocol::{Position, Recovery, ServerMessage};
+use chorus_protocol::{ErrorCode, Position, Recovery, ServerMessage};
 use chorus_test_harness::balancer::Balancer;
 use chorus_test_harness::redis::RedisServer;
 use tokio::time::Instant;
@@ -142,4 +142,46 @@ async fn a_failover_to_a_lagging_replica_moves_rooms_to_a_new_epoch_and_loses_no
     for instance in instances {
         instance.stop().await;
     }
+}
+
+#[tokio::test]
+async fn with_wait_replicas_a_publish_is_acknowledged_only_once_a_replica_has_it() {
+    let primary = RedisServer::start().await.unwrap();
+    let mut replica = RedisServer::start().await.unwrap();
+    replicate(replica.port, primary.port).await;
+    let instance = Instance::start(&primary.url(), |config| {
+        config.redis_wait_replicas = 1;
+        config.redis_wait_timeout = std::time::Duration::from_millis(200);
+    })
+    .await;
+    instance.wait_health("ok").await;
+    let room = "chat:durable";
+    let mut alice = instance.connect("alice").await;
+    alice.join(room, None).await;
+    alice.publish(room, 1, "replicated").await;
+    assert_eq!(alice.ack(1).await, 1);
+    assert_eq!(
+        redis_command(replica.port, &["XLEN", "chorus:{chat:durable}:log"]).await,
+        "1",
+        "the replica has it once it is acknowledged"
+    );
+
+    // Without a replica, a publish is delivered but not acknowledged: the client is told
+    // it may be lost, and a resend of it is not published twice.
+    replica.kill().await.unwrap();
+    alice.publish(room, 2, "unreplicated").await;
+    assert_eq!(alice.outcome(2).await, Err(ErrorCode::Unavailable.as_u16()));
+    alice.publish(room, 2, "unreplicated").await;
+    assert_eq!(alice.outcome(2).await, Err(ErrorCode::Unavailable.as_u16()));
+
+    // A replica again: the resend is acknowledged with the original's seq.
+    replica.start_again().await.unwrap();
+    replicate(replica.port, primary.port).await;
+    alice.publish(room, 2, "unreplicated").await;
+    assert_eq!(alice.ack(2).await, 2);
+    alice.publish(room, 3, "replicated").await;
+    assert_eq!(alice.ack(3).await, 3);
+    let seen = alice.recv_through(|m| is_message(m, 3)).await;
+    assert_eq!(seqs(&seen), vec![3], "one message 2 and one message 3");
+    instance.stop().await;
 }

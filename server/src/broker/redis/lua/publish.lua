@@ -23,6 +23,9 @@ if seen then
   local seen_epoch, seen_seq = string.match(seen, '^(%d+):(%d+)$')
   -- The same message, in this epoch or in the one it continues.
   if seen_epoch == epoch or carried(meta, seen_epoch, tonumber(seen_seq)) then
+    -- A write all the same, after the original's in the replication stream: an instance
+    -- that waits for replicas (WAIT) to acknowledge this call then knows they have both.
+    redis.call('PEXPIRE', dedupe, int(window))
     return {epoch, tonumber(seen_seq), 1}
   end
 end
