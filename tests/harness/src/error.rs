@@ -34,6 +34,10 @@ pub enum Error {
     /// where it (and the others) were.
     #[error("{0}")]
     Stalled(String),
+    /// A Redis answered with an error or not as expected, or did not get where a test (or
+    /// the harness) waited for it to be in time; the text says what it was doing.
+    #[error("redis: {0}")]
+    Redis(String),
     /// Signing a token failed.
     #[error("token: {0}")]
     Token(#[from] jsonwebtoken::errors::Error),

@@ -19,7 +19,10 @@
 //! - [`process`]: one `chorus-server` child process.
 //! - [`link`]: a TCP relay to a server that a test can cut and restore.
 //! - [`balancer`]: a round-robin TCP relay over several servers that skips dead ones.
-//! - [`redis`]: a `redis-server` of a test's own, on a free port.
+//! - [`redis`]: a `redis-server` of a test's own, on a free port (empty on a restart, or
+//!   from its last `SAVE`, or a replica of another), and any command to any Redis.
+//! - [`redis_cluster`]: a Redis Cluster of a test's own, and its failovers and slot
+//!   migrations.
 //! - [`token`]: tokens signed and checked with a server's secret, as the server does.
 //! - [`driver`]: a native client (the browser client's sans-IO core over
 //!   tokio-tungstenite) that records what it saw, and the exactly-once checks.
@@ -69,6 +72,7 @@ mod error;
 pub mod link;
 pub mod process;
 pub mod redis;
+pub mod redis_cluster;
 pub mod token;
 
 use std::future::Future;

@@ -1,7 +1,7 @@
 //! One `chorus-server` child process: spawned on a port of its own, stopped, killed, frozen,
 //! thawed and started again on the same port.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -345,6 +345,32 @@ pub fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
+}
+
+/// A directory of a test's own under the system temp dir (mode 0700), removed with
+/// everything in it on drop: where a test's processes may write files.
+#[derive(Debug)]
+pub(crate) struct TempDir(PathBuf);
+
+impl TempDir {
+    /// Create `<temp dir>/<prefix>-<random>`.
+    pub(crate) fn new(prefix: &str) -> Result<TempDir> {
+        use std::os::unix::fs::DirBuilderExt;
+        let path = std::env::temp_dir().join(format!("{prefix}-{}", &random_hex()[..16]));
+        std::fs::DirBuilder::new().mode(0o700).create(&path)?;
+        Ok(TempDir(path))
+    }
+
+    /// Its path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// 32 random bytes in hex: a fresh token secret.

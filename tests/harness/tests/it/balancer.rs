@@ -8,6 +8,7 @@ use chorus_test_harness::balancer::Balancer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 /// A backend that answers each connection with its own port, then echoes.
 async fn backend() -> (u16, JoinHandle<()>) {
@@ -25,6 +26,17 @@ async fn backend() -> (u16, JoinHandle<()>) {
         }
     });
     (port, task)
+}
+
+/// Wait until nothing accepts on `port` any more. A listener dropped while another test of
+/// this binary spawns a process lives on in the child until its `exec` closes it
+/// (close-on-exec), and accepts meanwhile.
+async fn wait_refused(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        assert!(Instant::now() < deadline, "port {port} still accepts");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// Connect through the balancer; answers the socket and the port of the backend reached.
@@ -70,15 +82,17 @@ async fn connections_go_round_robin_to_the_backends_that_accept() {
     let (dead, task) = backends.remove(1);
     task.abort();
     let _ = task.await;
+    wait_refused(dead).await;
     for _ in 0..4 {
         let (_, port) = through(&balancer).await.expect("relayed to a survivor");
         assert_ne!(port, dead, "relayed to the dead backend");
     }
 
     // With every backend down, connections are closed before any answer.
-    for (_, task) in backends {
+    for (port, task) in backends {
         task.abort();
         let _ = task.await;
+        wait_refused(port).await;
     }
     assert!(through(&balancer).await.is_none());
     assert_eq!(balancer.refused(), 1);

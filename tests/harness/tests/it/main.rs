@@ -6,8 +6,10 @@
 //! 30 s (longer as a soak, `--test chaos`), which would slow the timed waits of these.
 
 mod balancer;
+mod cluster_broker;
 mod instances;
 mod redis_broker;
+mod redis_cluster;
 mod redis_failover;
 mod redis_server;
 mod scale_out;
