@@ -192,3 +192,44 @@ async fn with_wait_replicas_a_publish_is_acknowledged_only_once_a_replica_has_it
     assert_eq!(seqs(&seen), vec![3], "one message 2 and one message 3");
     instance.stop().await;
 }
+
+#[tokio::test]
+async fn a_redis_restarted_from_an_older_snapshot_tells_members_and_resumes_instead_of_dropping() {
+    let mut redis = RedisServer::start_persistent().await.unwrap();
+    let instance = Instance::start(&redis.url(), |_| {}).await;
+    instance.wait_health("ok").await;
+    let room = "chat:snapshot";
+    let mut alice = instance.connect("alice").await;
+    let (start, _, _) = position_of(&alice.join(room, None).await);
+    for id in 1..=5 {
+        alice.publish(room, id, "saved").await;
+        assert_eq!(alice.ack(id).await, id);
+    }
+    assert_eq!(redis_command(redis.port, &["SAVE"]).await, "OK");
+    for id in 6..=10 {
+        alice.publish(room, id, "lost").await;
+        assert_eq!(alice.ack(id).await, id);
+    }
+    // Redis dies and comes back from the snapshot: the room is at 5 again.
+    redis.kill().await.unwrap();
+    redis.start_again().await.unwrap();
+    let (position, recovery) = told(&mut alice).await;
+    assert_ne!(position.epoch, start.epoch);
+    assert_eq!((position.seq, recovery), (5, Recovery::Missed));
+
+    // Six publishes, acknowledged as 6..=11: the member gets every one.
+    publish_over_http(&instance, room, 101..=106).await;
+    let seen = alice.recv_through(|m| is_message(m, 106)).await;
+    assert_eq!(seqs(&seen), (6..=11).collect::<Vec<_>>());
+    // A client resuming from 10 of the old epoch is told, and gets them too.
+    let mut bob = instance.connect("bob").await;
+    let since = Position {
+        epoch: start.epoch,
+        seq: 10,
+    };
+    let (position, recovery, _) = position_of(&bob.join(room, Some(since)).await);
+    assert_eq!((position.seq, recovery), (11, Recovery::Missed));
+    let seen = bob.recv_through(|m| is_message(m, 106)).await;
+    assert_eq!(seqs(&seen), (6..=11).collect::<Vec<_>>());
+    instance.stop().await;
+}
