@@ -46,7 +46,7 @@ pub struct RedisServer {
     persistent: bool,
     /// The primary's port while this is a replica.
     replica_of: Option<u16>,
-    /// Dropped after `child` (fields drop in order): the process is killed first.
+    /// Removed on drop, once the process is gone.
     dir: TempDir,
 }
 
@@ -274,6 +274,24 @@ pub(crate) async fn wait_ready(child: &mut Child, port: u16) -> Result<()> {
             return Err(Error::Unhealthy(READY_WITHIN));
         }
         tokio::time::sleep(POLL).await;
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            kill_and_reap(child);
+        }
+    }
+}
+
+/// SIGKILL `child` and wait (blocking, a few milliseconds) until it is gone, so that it
+/// writes nothing more in the dir removed next.
+pub(crate) fn kill_and_reap(child: &mut Child) {
+    let _ = child.start_kill();
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 

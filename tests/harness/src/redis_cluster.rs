@@ -18,7 +18,7 @@
 //! use chorus_test_harness::redis::command;
 //! use chorus_test_harness::redis_cluster::RedisCluster;
 //!
-//! let cluster = RedisCluster::start(3, 1).await?;
+//! let mut cluster = RedisCluster::start(3, 1).await?;
 //! let slot = RedisCluster::slot_of("room:1");
 //! command(cluster.owner_of(slot).await?, &["SET", "room:1", "x"]).await?.ok()?;
 //! let promoted = cluster.kill_primary_of(slot).await?;
@@ -34,7 +34,9 @@ use std::time::Duration;
 use tokio::process::{Child, Command};
 
 use crate::process::{TempDir, free_port};
-use crate::redis::{Connection, POLL, Reply, command, info_field, redis_server_binary, wait_ready};
+use crate::redis::{
+    Connection, POLL, Reply, command, info_field, kill_and_reap, redis_server_binary, wait_ready,
+};
 use crate::{Error, Result};
 
 /// Slots in a Redis Cluster.
@@ -62,8 +64,19 @@ const SPAWN_ATTEMPTS: usize = 5;
 pub struct RedisCluster {
     /// Every node started, in the order they were given to `redis-cli --cluster create`.
     nodes: Vec<Node>,
-    /// Dropped after `nodes` (fields drop in order): the processes are killed first.
+    /// Removed on drop, once the processes are gone.
     dir: TempDir,
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for child in self.nodes.iter_mut().filter_map(|node| node.child.as_mut()) {
+            let _ = child.start_kill();
+        }
+        for child in self.nodes.iter_mut().filter_map(|node| node.child.as_mut()) {
+            kill_and_reap(child);
+        }
+    }
 }
 
 /// One node's process.
@@ -355,7 +368,7 @@ impl RedisCluster {
     /// Move `slot`, with its keys, to the primary on `to`: [`RedisCluster::begin_migration`]
     /// then [`RedisCluster::finish_migration`], the steps of `redis-cli --cluster reshard`.
     /// Clients may keep reading and writing the slot's keys meanwhile (following `-ASK` and
-    /// `-MOVED`).
+    /// `-MOVED`). An error if the slot is on `to` already or `to` is not a primary.
     pub async fn migrate_slot(&self, slot: u16, to: u16) -> Result<()> {
         let migration = self.begin_migration(slot, to).await?;
         self.finish_migration(&migration).await
@@ -458,14 +471,15 @@ impl RedisCluster {
         // The target first: were the others told first and the target lost, the slot would
         // have no owner (redis/redis#7116).
         command(migration.to, &set_node).await?.ok()?;
-        match command(migration.from, &set_node).await? {
+        let source_demoted = match command(migration.from, &set_node).await? {
             // A source that gave away its last slot may already have become a replica of
             // the target (redis/redis#9223).
-            Reply::Error(e) if e.starts_with("ERR Please use SETSLOT only with masters") => {}
+            Reply::Error(e) if e.starts_with("ERR Please use SETSLOT only with masters") => true,
             reply => {
                 reply.ok()?;
+                false
             }
-        }
+        };
         let view = self.view().await?;
         let running = self.node_ports();
         for (port, node) in &view {
@@ -475,8 +489,10 @@ impl RedisCluster {
             }
         }
         // The source has been empty since `migrate_keys`, as it answered `-ASK` for any
-        // key it did not have; make sure.
-        self.migrate_keys(migration).await?;
+        // key it did not have; make sure (a demoted source holds the target's keys).
+        if !source_demoted {
+            self.migrate_keys(migration).await?;
+        }
         self.settle(
             &format!("slot {} owned by {}", migration.slot, migration.to),
             |view| owner_in(view, migration.slot).is_ok_and(|port| port == migration.to),

@@ -9,9 +9,9 @@ use chorus_protocol::{
 };
 use chorus_server::auth::Auth;
 use chorus_server::{Config, run};
+use chorus_test_harness::redis::{Reply, command};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -340,38 +340,14 @@ pub(crate) fn position_of(joined: &ServerMessage) -> (Position, Recovery, Vec<St
     }
 }
 
-/// One Redis command over its own connection (RESP, binary-safe), answered as text: an
-/// integer or bulk string as itself, nil as "(nil)", an error as "ERR...".
+/// One Redis command over its own connection, answered as text: an integer or bulk string as
+/// itself, nil as "(nil)", an error as "ERR...".
 pub(crate) async fn redis_command(port: u16, args: &[&str]) -> String {
-    let mut request = format!("*{}\r\n", args.len()).into_bytes();
-    for arg in args {
-        request.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-        request.extend_from_slice(arg.as_bytes());
-        request.extend_from_slice(b"\r\n");
-    }
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    stream.write_all(&request).await.unwrap();
-    let mut reply = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = stream.read(&mut buf).await.unwrap();
-        assert!(n > 0, "Redis closed the connection");
-        reply.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&reply).into_owned();
-        let Some((head, rest)) = text.split_once("\r\n") else {
-            continue;
-        };
-        match head.as_bytes()[0] {
-            b'$' if head == "$-1" => return "(nil)".into(),
-            b'$' => {
-                let len: usize = head[1..].parse().unwrap();
-                if rest.len() >= len + 2 {
-                    return rest[..len].to_owned();
-                }
-            }
-            b':' | b'+' => return head[1..].to_owned(),
-            b'-' => return head[1..].to_owned(),
-            _ => panic!("unexpected reply {text:?}"),
-        }
+    match command(port, args).await.expect("Redis answers") {
+        Reply::Status(text) | Reply::Error(text) => text,
+        Reply::Int(n) => n.to_string(),
+        Reply::Bulk(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Reply::Nil => "(nil)".into(),
+        Reply::Array(items) => panic!("unexpected array {items:?}"),
     }
 }

@@ -331,9 +331,11 @@ async fn a_slot_migrates_while_a_client_writes_to_it() {
     let migration = cluster.begin_migration(slot, to).await.unwrap();
     assert_eq!((migration.from, migration.to), (from, to));
     // New keys now go to the target (`-ASK`); the source keeps the keys it has until they
-    // are migrated.
+    // are migrated. (The write under way when the migration began may have had its new
+    // key created on the source.)
     wait_for_writes(20).await;
-    assert!(asks.load(Ordering::Relaxed) >= 20);
+    let asked = asks.load(Ordering::Relaxed);
+    assert!(asked >= 19, "{asked} writes asked");
     let moved = cluster.migrate_keys(&migration).await.unwrap();
     // At least the 50 keys written before and the counter.
     assert!(moved >= 51, "moved {moved}");
