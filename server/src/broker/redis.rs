@@ -208,10 +208,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// it, the request is answered `unavailable`.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long after a publish was asked for Redis may still run it: a publish script that
-/// starts later refuses itself (the instance answers `unavailable` at [`COMMAND_TIMEOUT`]),
-/// so a refused publish is never delivered later. The margin to `COMMAND_TIMEOUT` covers
-/// the reply's way back and the instances' clocks being apart from Redis's.
-const PUBLISH_DEADLINE: Duration = Duration::from_secs(4);
+/// starts later refuses itself, so a publish is never acknowledged late, and one the
+/// instance answered `unavailable` (no answer within the command connections' response
+/// timeout, 3 s) is never delivered later. The margin to that timeout covers the reply's
+/// way back and the instances' clocks being apart from Redis's.
+const PUBLISH_DEADLINE: Duration = Duration::from_secs(2);
 /// Stripes of the per-room locks that order one room's subscription and presence changes.
 const ROOM_LOCKS: usize = 64;
 /// Largest integer the scripts handle exactly (Lua numbers are doubles).

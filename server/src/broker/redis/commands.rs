@@ -18,8 +18,9 @@ use redis::{Client, Cmd, IntoConnectionInfo, Pipeline, ProtocolVersion, RedisFut
 
 /// How long connecting to a Redis may take.
 const CONNECT_TIMEOUT: Duration = super::CONNECT_TIMEOUT;
-/// How long Redis may take to answer a command on a live connection.
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long Redis may take to answer a command on a live connection (see
+/// `PUBLISH_DEADLINE`).
+pub(super) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Where commands go.
 pub(super) enum Commands {

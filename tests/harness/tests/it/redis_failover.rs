@@ -233,3 +233,38 @@ async fn a_redis_restarted_from_an_older_snapshot_tells_members_and_resumes_inst
     assert_eq!(seqs(&seen), (6..=11).collect::<Vec<_>>());
     instance.stop().await;
 }
+
+#[tokio::test]
+async fn a_publish_refused_while_redis_stalls_is_never_delivered_later() {
+    let redis = RedisServer::start().await.unwrap();
+    let instance = Instance::start(&redis.url(), |_| {}).await;
+    instance.wait_health("ok").await;
+    let room = "chat:stalled";
+    let mut alice = instance.connect("alice").await;
+    alice.join(room, None).await;
+    // Redis stops answering for longer than a publish may wait to run (2 s), not as long
+    // as the instance waits for its answer (3 s).
+    let port = redis.port;
+    let stall = tokio::spawn(async move { redis_command(port, &["DEBUG", "SLEEP", "2.5"]).await });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    alice.publish(room, 1, "refused").await;
+    assert_eq!(alice.outcome(1).await, Err(ErrorCode::Unavailable.as_u16()));
+    assert_eq!(stall.await.unwrap(), "OK");
+
+    // Redis runs the stalled call now, and refuses it: the next publish is the room's
+    // first message, and the refused one never reaches anyone.
+    let deadline = Instant::now() + WAIT;
+    let seq = loop {
+        alice.publish(room, 2, "accepted").await;
+        match alice.outcome(2).await {
+            Ok(seq) => break seq,
+            Err(code) => assert_eq!(code, ErrorCode::Unavailable.as_u16()),
+        }
+        assert!(Instant::now() < deadline, "never accepted again");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(seq, 1, "the refused publish took no sequence number");
+    let seen = alice.recv_through(|m| is_message(m, 2)).await;
+    assert!(!seen.iter().any(|m| is_message(m, 1)), "{seen:?}");
+    instance.stop().await;
+}
