@@ -634,6 +634,9 @@ impl Config {
         }
         // Parsed here, so a bad URL fails at startup; an unreachable Redis does not.
         if let Some(url) = &self.redis_url {
+            if self.redis_nodes(url).is_empty() {
+                return fail("redis_url lists no Redis Cluster node");
+            }
             for node in self.redis_nodes(url) {
                 if let Err(e) = redis::Client::open(node) {
                     return Err(Error::Config(format!("invalid redis_url: {e}")));
@@ -858,6 +861,27 @@ mod tests {
             ..base.clone()
         };
         assert_eq!(Config::resolve(unset, false).unwrap().redis_url, None);
+        // A Cluster's seeds, each checked.
+        let cluster = |url: &str| Settings {
+            redis_url: Some(url.into()),
+            redis_cluster: Some(true),
+            ..base.clone()
+        };
+        let config = Config::resolve(cluster("redis://a:7000, redis://b:7001,"), false).unwrap();
+        assert!(config.redis_cluster);
+        let url = config.redis_url.clone().unwrap();
+        assert_eq!(
+            config.redis_nodes(&url),
+            ["redis://a:7000", "redis://b:7001"]
+        );
+        assert!(Config::resolve(cluster("redis://a:7000,http://b"), false).is_err());
+        assert!(Config::resolve(cluster(" , "), false).is_err());
+        let waiting = Settings {
+            redis_wait_replicas: Some(1),
+            redis_wait_timeout: Some(HumanDuration(Duration::ZERO)),
+            ..base.clone()
+        };
+        assert!(Config::resolve(waiting, false).is_err());
         assert!(Config::resolve(base, false).is_ok());
     }
 
