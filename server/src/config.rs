@@ -209,7 +209,7 @@ settings! {
     /// a new epoch. Default: 30s.
     history_sweep_interval: HumanDuration, "CHORUS_HISTORY_SWEEP_INTERVAL";
     /// Share rooms, presence, history and deduplication with every other instance using
-    /// this Redis (6.2 or later), e.g. redis://redis.internal:6379/0. Default: none, this
+    /// this Redis (7.0 or later), e.g. redis://redis.internal:6379/0. Default: none, this
     /// process only.
     redis_url: String, "CHORUS_REDIS_URL";
     /// The Redis is a Redis Cluster (7.0 or later): --redis-url lists seed nodes,

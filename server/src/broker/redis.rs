@@ -44,7 +44,7 @@
 //! | Key | Type | Holds | Expires |
 //! | --- | --- | --- | --- |
 //! | `meta` | hash | `epoch` (random, 1..2^53), `seq`, `rid` (the Redis process that wrote it), `prev` and `base` (the epoch this one continues, up to which seq) | `keep` after the last publish, join, or presence refresh |
-//! | `log` | stream | id `<seq>-0`, fields `t` (ms, Redis clock), `f` (the encoded `Message`); `MAXLEN history_size` | as `meta` |
+//! | `log` | stream | id `<seq>-0`, fields `t` (ms, Redis clock), `f` (the encoded `Message`); `MAXLEN ~ history_size` | as `meta` |
 //! | `d:<id>:<user>` | string | `<epoch>:<seq>` of a publish | the dedupe window |
 //! | `users` | sorted set | user → expiry (ms): the latest of the user's instances | presence ttl after the last refresh |
 //! | `u:<user>` | sorted set | instance → expiry (ms) | as `users` |
@@ -62,10 +62,20 @@
 //!   Otherwise: create `meta` in a new epoch if missing (announcing it on the channel
 //!   first); `HINCRBY seq`; build the encoded message as `prefix .. varint(seq) .. suffix`, where
 //!   the prefix (variant, room) and suffix (id, sender, ts, body) are postcard-encoded here,
-//!   so it is byte for byte `ServerMessage::Message` (tested); `XADD` with `MAXLEN`; trim
-//!   entries older than the ttl by Redis's clock; `PUBLISH` the message on the room's
-//!   channel from inside the script, so the channel carries a room's messages in `seq`
-//!   order whichever instance published them; set the dedupe key; renew the expiries.
+//!   so it is byte for byte `ServerMessage::Message` (tested); `XADD` with `MAXLEN ~`;
+//!   `PUBLISH` the message on the room's channel from inside the script, so the channel
+//!   carries a room's messages in `seq` order whichever instance published them; set the
+//!   dedupe key; renew the expiries with `PEXPIRE ... GT` (Redis 7). That is eight commands
+//!   after `ensure_meta`'s; each, with its trip between Lua and Redis, weighs more than the
+//!   Lua around it (`bench/redis-publish-cost.sh` measures a publish). Two trims are lazy, and invisible to
+//!   readers, who read from `lowest_kept(seq, size)` and drop expired entries themselves
+//!   before reading (`read`, `page`):
+//!   - `MAXLEN ~` drops whole stream nodes (up to 100 entries or 4 KiB: Redis's
+//!     `stream-node-max-*`), so a log may hold up to one node more than `history_size`.
+//!     Exact trimming frees no more memory (it only marks entries deleted until their node
+//!     goes), and every later `XADD` and read of the head walks over the marked entries.
+//!   - Entries older than the ttl (by Redis's clock) are dropped by every 16th publish (by
+//!     seq), not by every one, which saves reading the oldest entry each time.
 //! - `read`: the room's position (creating its history if missing, as a join needs), the
 //!   oldest retained seq, the retained messages a resume from `since` replays, and
 //!   optionally the members, in one atomic read. The recovery decision itself is

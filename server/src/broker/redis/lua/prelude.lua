@@ -16,14 +16,17 @@ end
 
 -- The unsigned LEB128 varint of n, as postcard writes integers: 7 bits per byte, least
 -- significant group first, the high bit set on every byte but the last. Exact below 2^53.
-local function varint(n)
-  local out = {}
-  while n >= 128 do
-    out[#out + 1] = string.char(n % 128 + 128)
-    n = math.floor(n / 128)
+-- The bytes travel as return values, not in a table: every publish writes two varints, and
+-- a table per varint (built, concatenated, collected) cost 6 % of a publish.
+local function varint_bytes(n)
+  if n < 128 then
+    return n
   end
-  out[#out + 1] = string.char(n)
-  return table.concat(out)
+  return n % 128 + 128, varint_bytes(math.floor(n / 128))
+end
+
+local function varint(n)
+  return string.char(varint_bytes(n))
 end
 
 -- Keep an existing key for at least `ms` more milliseconds (never shorten its life).
