@@ -128,8 +128,9 @@ for _ in $(seq 1 400); do
   sleep 0.05
 done
 
-# As scripts.rs builds it: the prelude, a newline, the script.
-sha=$(redis-cli -p "$port" -x script load < <(cat "$lua/prelude.lua"; echo; cat "$lua/publish.lua"))
+# As scripts.rs builds it: the publish command, the prelude, a newline, the script.
+sha=$(redis-cli -p "$port" -x script load < <(echo "local PUBLISH = 'PUBLISH'"
+  cat "$lua/prelude.lua"; echo; cat "$lua/publish.lua"))
 room='chorus:{bench:0}'
 for _ in $(seq 1 "$subscribers"); do
   redis-cli -p "$port" subscribe "$room:ch" >/dev/null &
@@ -139,7 +140,8 @@ done
 prefix=$(printf 'x%.0s' {1..9})
 suffix=$(printf 'y%.0s' $(seq 1 $((body + 20))))
 publish=(evalsha "$sha" 4 "$room:meta" "$room:log" "$room:d:__rand_int__:user-1" "$room:ch"
-  1234567 "$prefix" "$suffix" "$size" "$ttl" "$dedupe" "$keep")
+  1234567 "$prefix" "$suffix" "$size" "$ttl" "$dedupe" "$keep"
+  9007199254740991) # the deadline: never past, these calls are not late
 
 # Fill the history first, so every measured publish trims as a busy room's does.
 redis-benchmark -p "$port" -c "$clients" -n "$size" -r 2000000000 "${publish[@]}" >/dev/null

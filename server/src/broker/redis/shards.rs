@@ -357,6 +357,15 @@ impl Shards {
         Ok(())
     }
 
+    /// The room of a push's channel name, if it is one of ours.
+    fn room_of(&self, channel: Option<&Value>) -> Option<String> {
+        let Some(Value::BulkString(channel)) = channel else {
+            return None;
+        };
+        let channel = std::str::from_utf8(channel).ok()?;
+        self.inner.keys.room_of_channel(channel).map(str::to_owned)
+    }
+
     async fn on_push(&mut self, id: u64, push: PushInfo) {
         let Some(node) = self
             .links
@@ -370,15 +379,8 @@ impl Shards {
         match push.kind {
             PushKind::SMessage => {
                 self.inner.metrics.pubsub_messages.inc();
-                let (Some(Value::BulkString(channel)), Some(Value::BulkString(payload))) =
-                    (push.data.first(), push.data.get(1))
-                else {
-                    return;
-                };
-                let Some(room) = std::str::from_utf8(channel)
-                    .ok()
-                    .and_then(|c| self.inner.keys.room_of_channel(c))
-                    .map(str::to_owned)
+                let (Some(room), Some(Value::BulkString(payload))) =
+                    (self.room_of(push.data.first()), push.data.get(1))
                 else {
                     return;
                 };
@@ -393,14 +395,7 @@ impl Shards {
             PushKind::SUnsubscribe => {
                 // Unasked (an unsubscribe of ours has left `rooms` already): the slot left
                 // the node, or the node is a replica now.
-                let Some(Value::BulkString(channel)) = push.data.first() else {
-                    return;
-                };
-                let Some(room) = std::str::from_utf8(channel)
-                    .ok()
-                    .and_then(|c| self.inner.keys.room_of_channel(c))
-                    .map(str::to_owned)
-                else {
+                let Some(room) = self.room_of(push.data.first()) else {
                     return;
                 };
                 let ours = self

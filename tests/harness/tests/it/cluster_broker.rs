@@ -8,7 +8,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use chorus_protocol::{Position, Recovery, ServerMessage};
+use chorus_protocol::{ClientMessage, Position, Recovery, ServerMessage};
 use chorus_test_harness::redis::command;
 use chorus_test_harness::redis_cluster::RedisCluster;
 use tokio::time::Instant;
@@ -140,6 +140,22 @@ async fn rooms_over_the_slots_reach_every_member_once_in_order_on_sharded_channe
         }
     }
 
+    // Typing travels the shard channel to the other instances, not to the typist.
+    clients[0]
+        .send(ClientMessage::TypingStarted {
+            room: rooms[7].clone(),
+        })
+        .await;
+    for client in &mut clients[1..] {
+        let typing = client
+            .recv_until(|m| matches!(m, ServerMessage::Typing { .. }))
+            .await;
+        assert!(
+            matches!(&typing, ServerMessage::Typing { room, user, typing: true } if *room == rooms[7] && user == "user0"),
+            "{typing:?}"
+        );
+    }
+
     // Every instance publishes into every room.
     let mut wanted: HashMap<String, BTreeSet<u64>> = HashMap::new();
     for (r, room) in rooms.iter().enumerate() {
@@ -165,6 +181,17 @@ async fn rooms_over_the_slots_reach_every_member_once_in_order_on_sharded_channe
         }
         orders.push(seen);
     }
+    // History and presence read the room's shard from any instance.
+    match clients[2].history(1, &rooms[3], None, 10).await {
+        ServerMessage::History { messages, .. } => {
+            let ids: Vec<u64> = messages.iter().map(|m| m.id).collect();
+            assert_eq!(ids, orders[2][&rooms[3]].ids);
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut late = instances[1].connect("late").await;
+    let (_, _, members) = crate::instances::position_of(&late.join(&rooms[5], None).await);
+    assert_eq!(members, ["late", "user0", "user1", "user2"]);
     for room in &rooms {
         let first = &orders[0][room].ids;
         for other in &orders[1..] {
