@@ -43,7 +43,7 @@
 //!
 //! | Key | Type | Holds | Expires |
 //! | --- | --- | --- | --- |
-//! | `meta` | hash | `epoch` (random, 1..2^53), `seq`, `rid` (the Redis process that wrote it), `prev` and `base` (the epoch this one continues, up to which seq) | `keep` after the last publish, join, or presence refresh |
+//! | `meta` | hash | `epoch` (random, 1..2^53), `seq`, `rid` (the replication id of the Redis that wrote it), `prev` and `base` (the epoch this one continues, up to which seq) | `keep` after the last publish, join, or presence refresh |
 //! | `log` | stream | id `<seq>-0`, fields `t` (ms, Redis clock), `f` (the encoded `Message`); `MAXLEN ~ history_size` | as `meta` |
 //! | `d:<id>:<user>` | string | `<epoch>:<seq>` of a publish | the dedupe window |
 //! | `users` | sorted set | user → expiry (ms): the latest of the user's instances | presence ttl after the last refresh |
@@ -131,9 +131,9 @@
 //! Two guards make that impossible:
 //!
 //! - **A fence in every script that writes or reads a position** (`ensure_meta` in
-//!   `lua/prelude.lua`): `meta` records the run id of the Redis process that wrote it
-//!   (`INFO server`, new at every start and different on every node). A room found written
-//!   by another process goes on in a new epoch that *continues* the old one: `prev` is the
+//!   `lua/prelude.lua`): `meta` records the replication id of the Redis that wrote it
+//!   (`INFO replication`: Redis makes a new one at every start and at every promotion of a
+//!   replica, and every node has its own). A room found written under another one goes on in a new epoch that *continues* the old one: `prev` is the
 //!   old epoch and `base` the `seq` this copy holds, up to which both histories are the
 //!   same messages. The new epoch is announced on the channel first, so every instance
 //!   catches its members up: an unsolicited `Joined` (`recovery: missed`, the epoch
