@@ -24,43 +24,8 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
-
-cargo build --quiet --release -p chorus-server -p chorus-bench
-target_dir=${CARGO_TARGET_DIR:-target}
-server="$target_dir/release/chorus-server"
-bench="$target_dir/release/chorus-bench"
-secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-
-pids=()
-pin=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_for() { # url
-  for _ in $(seq 1 200); do
-    if curl -fsS "$1" >/dev/null 2>&1; then return 0; fi
-    sleep 0.05
-  done
-  echo "redis-scale.sh: $1 did not answer" >&2
-  return 1
-}
-
-start_server() { # port [extra args...]
-  local port=$1
-  shift
-  RUST_LOG=warn "${pin[@]}" "$server" serve --bind "127.0.0.1:$port" --token-secret "$secret" \
-    --publish-rate 1000000 --publish-burst 1000000 "$@" &
-  pids+=($!)
-  wait_for "http://127.0.0.1:$port/healthz"
-}
+# shellcheck source=bench/servers.sh
+source bench/servers.sh
 
 # One embedded instance.
 port=$(free_port)

@@ -289,6 +289,15 @@ impl RedisCluster {
             .collect())
     }
 
+    /// A primary other than the one on `port`: where to move a slot of it.
+    pub async fn another_primary(&self, port: u16) -> Result<u16> {
+        self.primaries()
+            .await?
+            .into_iter()
+            .find(|&p| p != port)
+            .ok_or_else(|| Error::Redis("a cluster of one primary".into()))
+    }
+
     /// How many clients of the node on `port` are subscribed to the shard channel `channel`
     /// (`PUBSUB SHARDNUMSUB`; each node counts only its own clients).
     pub async fn shard_numsub(&self, port: u16, channel: &str) -> Result<i64> {

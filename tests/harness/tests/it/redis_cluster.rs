@@ -209,13 +209,7 @@ async fn migrating_a_slot_moves_its_keys_to_the_target() {
     let cluster = RedisCluster::start(3, 1).await.unwrap();
     let slot = RedisCluster::slot_of("{moved}");
     let from = cluster.owner_of(slot).await.unwrap();
-    let to = *cluster
-        .primaries()
-        .await
-        .unwrap()
-        .iter()
-        .find(|&&p| p != from)
-        .unwrap();
+    let to = cluster.another_primary(from).await.unwrap();
     // More than one `MIGRATE` batch.
     let keys: Vec<String> = (0..250).map(|i| format!("{{moved}}:{i}")).collect();
     for key in &keys {
@@ -286,13 +280,7 @@ async fn a_slot_migrates_while_a_client_writes_to_it() {
     let cluster = RedisCluster::start(3, 1).await.unwrap();
     let slot = RedisCluster::slot_of("{live}");
     let from = cluster.owner_of(slot).await.unwrap();
-    let to = *cluster
-        .primaries()
-        .await
-        .unwrap()
-        .iter()
-        .find(|&&p| p != from)
-        .unwrap();
+    let to = cluster.another_primary(from).await.unwrap();
 
     // A writer that creates `{live}:0`, `{live}:1`, ... and overwrites `{live}:counter`,
     // one acknowledged write after the other, until stopped.
