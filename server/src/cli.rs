@@ -131,7 +131,12 @@ pub fn main() -> ExitCode {
 
 fn serve(args: ServeArgs) -> Result<()> {
     let config = args.resolve()?;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        // redis-rs's cluster client logs every failed reconnection as an error, several a
+        // second while a Cluster is unreachable; the broker reports that state itself, once
+        // (RUST_LOG=redis=debug brings them back).
+        EnvFilter::new("info,redis::cluster_handling=off")
+    });
     let logs = tracing_subscriber::fmt().with_env_filter(filter);
     match config.log_format {
         LogFormat::Json => logs.json().init(),

@@ -102,6 +102,8 @@ struct Shards {
     next_id: u64,
     /// A link was made since the last presence refresh.
     reconnected: bool,
+    /// The last health report was logged as degraded.
+    told_degraded: bool,
 }
 
 /// Run until `shutdown`, serving `requests`.
@@ -135,6 +137,7 @@ pub(super) async fn run(
         pushes: SelectAll::new(),
         next_id: 0,
         reconnected: false,
+        told_degraded: false,
     };
     let mut tick = tokio::time::interval_at(Instant::now(), MAINTAIN_EVERY);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -502,6 +505,18 @@ impl Shards {
         self.inner.ping_pool().await;
         let up = mapped && self.pending.is_empty() && self.stale.is_empty();
         self.inner.subscriber_up.store(up, Ordering::Relaxed);
+        if !up && !self.told_degraded {
+            self.told_degraded = true;
+            tracing::warn!(
+                mapped,
+                unsubscribed = self.pending.len(),
+                behind = self.stale.len(),
+                "the Redis Cluster is unreachable or changing; serving degraded until it settles"
+            );
+        } else if up && self.told_degraded {
+            self.told_degraded = false;
+            tracing::info!("the Redis Cluster serves every room again");
+        }
         self.inner.set_health();
     }
 }
