@@ -142,28 +142,11 @@ impl RedisServer {
                 _ => {}
             }
         }
-        let binary = redis_server_binary();
-        let mut command = Command::new(&binary);
-        command
-            .args(["--bind", "127.0.0.1", "--port"])
-            .arg(self.port.to_string())
-            // Snapshots only on `SAVE`, into our own dir.
-            .args(["--save", "", "--appendonly", "no", "--dbfilename", RDB_FILE])
-            .arg("--dir")
-            .arg(self.dir.path())
-            // A primary otherwise waits 5 s for more replicas before a full sync starts.
-            .args(["--repl-diskless-sync-delay", "0"])
-            // `DEBUG SLEEP` and the like, for tests (Redis 7 refuses them by default).
-            .args(["--enable-debug-command", "local"])
-            .args(["--protected-mode", "no", "--loglevel", "warning"]);
+        let (binary, mut command) = test_server(self.port, self.dir.path(), RDB_FILE);
         if let Some(primary) = self.replica_of {
             command.args(["--replicaof", "127.0.0.1", &primary.to_string()]);
         }
         let child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
             .spawn()
             .map_err(|e| std::io::Error::new(e.kind(), format!("{binary}: {e}")))?;
         self.child = Some(child);
@@ -298,6 +281,37 @@ pub(crate) fn kill_and_reap(child: &mut Child) {
 /// `redis-server` from `PATH`, or `CHORUS_REDIS_SERVER`.
 pub(crate) fn redis_server_binary() -> String {
     std::env::var("CHORUS_REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_owned())
+}
+
+/// The command of a test `redis-server` on `port` of 127.0.0.1: snapshots only on `SAVE`,
+/// as `dbfilename` in `dir`; no AOF; quick full syncs; `DEBUG` allowed; killed on drop.
+/// Answers the binary's name too, for errors.
+pub(crate) fn test_server(port: u16, dir: &Path, dbfilename: &str) -> (String, Command) {
+    let binary = redis_server_binary();
+    let mut command = Command::new(&binary);
+    command
+        .args(["--bind", "127.0.0.1", "--port"])
+        .arg(port.to_string())
+        .args([
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dbfilename",
+            dbfilename,
+        ])
+        .arg("--dir")
+        .arg(dir)
+        // A primary otherwise waits 5 s for more replicas before a full sync starts.
+        .args(["--repl-diskless-sync-delay", "0"])
+        // `DEBUG SLEEP` and the like, for tests (Redis 7 refuses them by default).
+        .args(["--enable-debug-command", "local"])
+        .args(["--protected-mode", "no", "--loglevel", "warning"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    (binary, command)
 }
 
 /// `master_repl_offset` from `INFO replication`.

@@ -35,7 +35,7 @@ use tokio::process::{Child, Command};
 
 use crate::process::{TempDir, free_port};
 use crate::redis::{
-    Connection, POLL, Reply, command, info_field, kill_and_reap, redis_server_binary, wait_ready,
+    Connection, POLL, Reply, command, info_field, kill_and_reap, test_server, wait_ready,
 };
 use crate::{Error, Result};
 
@@ -160,27 +160,12 @@ impl RedisCluster {
         for _ in 0..SPAWN_ATTEMPTS {
             let port = free_port_with_bus()?;
             let dir = self.dir.path();
-            let binary = redis_server_binary();
-            let mut child = Command::new(&binary)
-                .args(["--bind", "127.0.0.1", "--port"])
-                .arg(port.to_string())
-                .args(["--protected-mode", "no", "--cluster-enabled", "yes"])
-                .arg("--cluster-config-file")
+            let (binary, mut command) = test_server(port, dir, &format!("dump-{port}.rdb"));
+            let mut child = command
+                .args(["--cluster-enabled", "yes", "--cluster-config-file"])
                 .arg(dir.join(format!("nodes-{port}.conf")))
                 .arg("--cluster-node-timeout")
                 .arg(NODE_TIMEOUT.as_millis().to_string())
-                .args(["--save", "", "--appendonly", "no", "--dir"])
-                .arg(dir)
-                .arg("--dbfilename")
-                .arg(format!("dump-{port}.rdb"))
-                // A primary otherwise waits 5 s for more replicas before a full sync starts.
-                .args(["--repl-diskless-sync-delay", "0", "--loglevel", "warning"])
-                // `DEBUG SLEEP` and the like, for tests (Redis 7 refuses them by default).
-                .args(["--enable-debug-command", "local"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
-                .kill_on_drop(true)
                 .spawn()
                 .map_err(|e| std::io::Error::new(e.kind(), format!("{binary}: {e}")))?;
             match wait_ready(&mut child, port).await {
