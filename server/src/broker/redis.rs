@@ -179,6 +179,7 @@
 //! [`history::plan_resume`]: crate::history::plan_resume
 //! [`history::fill_page`]: crate::history::fill_page
 
+mod batch;
 mod commands;
 mod envelope;
 mod keys;
@@ -284,6 +285,8 @@ struct Inner {
     /// `PUBLISH`, or `SPUBLISH` in a Redis Cluster.
     publish_command: &'static str,
     commands: Commands,
+    /// Publishes waiting for a script call (`batch`).
+    publishes: tokio::sync::mpsc::UnboundedSender<batch::Job>,
     scripts: Scripts,
     events: Arc<dyn BrokerEvents>,
     config: Config,
@@ -340,6 +343,7 @@ impl RedisBroker {
         } else {
             (None, None)
         };
+        let (publishes, queue) = tokio::sync::mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             keys: Keys::new(&config.redis_prefix),
             instance: format!("{:016x}", rand::random::<u64>()),
@@ -347,6 +351,7 @@ impl RedisBroker {
             shards: shard_requests,
             publish_command,
             commands,
+            publishes,
             scripts: Scripts::new(publish_command),
             events,
             config: config.clone(),
@@ -377,6 +382,10 @@ impl RedisBroker {
             None => {
                 tokio::spawn(subscriber::run(inner.clone(), shutdown.clone()));
             }
+        }
+        let queue: batch::Queue = Arc::new(tokio::sync::Mutex::new(queue));
+        for _ in 0..config.redis_pool_size.max(1) {
+            tokio::spawn(batch::run(inner.clone(), queue.clone(), shutdown.clone()));
         }
         tokio::spawn(presence::run(inner.clone(), shutdown));
         Ok(RedisBroker { inner })
@@ -681,36 +690,26 @@ impl Broker for RedisBroker {
         if !inner.is_up() {
             return Err(unavailable("not connected"));
         }
-        let keys = &inner.keys;
         let (prefix, suffix) = envelope::message_parts(room, &publication)?;
         let deadline = std::time::SystemTime::now() + PUBLISH_DEADLINE;
         let deadline = deadline
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, millis);
-        let mut publish = inner.scripts.publish.prepare_invoke();
-        publish
-            .key(keys.meta(room))
-            .key(keys.log(room))
-            .key(keys.dedupe(room, &publication.sender, publication.id))
-            .key(keys.channel(room))
-            .arg(new_epoch())
-            .arg(prefix)
-            .arg(suffix)
-            .arg((policy.size as u64).min(LUA_MAX))
-            .arg(millis(policy.ttl).min(LUA_MAX))
-            .arg(millis(policy.dedupe_window).min(LUA_MAX))
-            .arg(inner.keep_ms(policy))
-            .arg(deadline.min(LUA_MAX));
-        // Deduplication makes a publish safe to run twice: a second run answers with the
-        // first one's sequence.
-        let retry = !policy.dedupe_window.is_zero();
-        let (reply, mut conn) = inner.invoke_on(&publish, retry).await?;
-        let published = scripts::published(reply)?;
-        if inner.config.redis_wait_replicas > 0 {
-            // A duplicate's script wrote too (it renews the dedupe key), after the original
-            // in the replication stream: waiting for it covers the original.
-            inner.wait_replicas(&mut conn, room).await?;
-        }
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job = batch::Job {
+            room: room.to_owned(),
+            dedupe: inner
+                .keys
+                .dedupe(room, &publication.sender, publication.id),
+            prefix,
+            suffix,
+            policy,
+            deadline,
+            answer,
+        };
+        let gone = || unavailable("shutting down");
+        inner.publishes.send(job).map_err(|_| gone())?;
+        let published = answered.await.map_err(|_| gone())??;
         Ok(Appended {
             seq: published.seq,
             duplicate: published.duplicate,

@@ -123,20 +123,47 @@ fn entries(value: Value) -> Result<Vec<(u64, Bytes)>, BrokerError> {
     Ok(out)
 }
 
-/// The publish script's answer.
-#[derive(Debug)]
+/// A publish the publish script made, or found made before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Published {
     pub(super) seq: u64,
     pub(super) duplicate: bool,
 }
 
-pub(super) fn published(value: Value) -> Result<Published, BrokerError> {
-    let [epoch_value, seq, duplicate] = fixed(value, "a publish outcome")?;
-    epoch(&epoch_value)?;
-    Ok(Published {
-        seq: int(&seq, "a sequence number")?,
-        duplicate: int(&duplicate, "a duplicate flag")? == 1,
-    })
+/// What the publish script did with one of the publishes of its call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Outcome {
+    Published(Published),
+    /// The call began past the publish's deadline: nothing was done.
+    Expired,
+}
+
+/// The publish script's answer to a call carrying `count` publishes: one outcome each.
+pub(super) fn publish_outcomes(value: Value, count: usize) -> Result<Vec<Outcome>, BrokerError> {
+    let outcomes = items(value, "publish outcomes")?;
+    if outcomes.len() != count {
+        return Err(unexpected(
+            &format!("{count} publish outcomes"),
+            &Value::Array(outcomes),
+        ));
+    }
+    outcomes
+        .into_iter()
+        .map(|outcome| {
+            let [epoch_value, seq, kind] = fixed(outcome, "a publish outcome")?;
+            match int(&kind, "a publish outcome")? {
+                2 => Ok(Outcome::Expired),
+                kind @ (0 | 1) => {
+                    epoch(&epoch_value)?;
+                    Ok(Outcome::Published(Published {
+                        seq: int(&seq, "a sequence number")?,
+                        duplicate: kind == 1,
+                    }))
+                }
+                _ => Err(unexpected("a publish outcome", &kind)),
+            }
+        })
+        .collect()
 }
 
 /// The read script's answer.
@@ -229,7 +256,9 @@ mod tests {
             Value::Okay,
         ];
         for value in bad {
-            assert!(published(value.clone()).is_err(), "{value:?}");
+            assert!(publish_outcomes(value.clone(), 1).is_err(), "{value:?}");
+            let one = Value::Array(vec![value.clone()]);
+            assert!(publish_outcomes(one, 1).is_err(), "{value:?}");
             assert!(room_read(value.clone()).is_err(), "{value:?}");
             assert!(page_read(value.clone()).is_err(), "{value:?}");
             assert!(refreshed(value).is_err());
@@ -241,6 +270,39 @@ mod tests {
             Value::Int(0),
         ]);
         assert!(page_read(odd_entries).is_err());
+    }
+
+    #[test]
+    fn publish_outcomes_are_understood_one_per_publish() {
+        let outcome = |epoch: &[u8], seq, kind| {
+            Value::Array(vec![
+                Value::BulkString(epoch.to_vec()),
+                Value::Int(seq),
+                Value::Int(kind),
+            ])
+        };
+        let reply = Value::Array(vec![
+            outcome(b"5", 7, 0),
+            outcome(b"5", 3, 1),
+            outcome(b"0", 0, 2),
+        ]);
+        assert_eq!(
+            publish_outcomes(reply.clone(), 3).unwrap(),
+            vec![
+                Outcome::Published(Published {
+                    seq: 7,
+                    duplicate: false
+                }),
+                Outcome::Published(Published {
+                    seq: 3,
+                    duplicate: true
+                }),
+                Outcome::Expired,
+            ]
+        );
+        assert!(publish_outcomes(reply, 2).is_err(), "one outcome per publish");
+        let odd = Value::Array(vec![outcome(b"5", 7, 3)]);
+        assert!(publish_outcomes(odd, 1).is_err());
     }
 
     #[test]

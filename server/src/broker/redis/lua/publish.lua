@@ -1,17 +1,19 @@
--- Publish one message, atomically: deduplicate, number, store, deliver.
--- KEYS: meta, log, dedupe, channel.
--- ARGV: new epoch (used if the room has no history), message prefix (variant and room),
---       message suffix (id, sender, ts, body), history size, history ttl (ms), dedupe
---       window (ms), keep (ms: how long the room outlives its last publish), deadline (ms
---       on the Unix clock: past it, the publishing instance no longer waits for this call).
--- Returns {epoch, seq, duplicate (1: an earlier publish of this (sender, id), whose seq this
--- is; nothing was published)}.
+-- Publish messages, each in one atomic step: deduplicate, number, store, deliver. One call
+-- carries the publishes an instance had waiting (batch.rs), in the order given; they share
+-- the call's fixed cost, its clock read and the history id of the fence (ensure_meta).
+-- KEYS, four per publish: meta, log, dedupe, channel.
+-- ARGV, eight per publish: new epoch (used if the room has no history), message prefix
+--       (variant and room), message suffix (id, sender, ts, body), history size, history
+--       ttl (ms), dedupe window (ms), keep (ms: how long the room outlives its last
+--       publish), deadline (ms on the Unix clock: past it, the publishing instance no longer
+--       waits for this publish).
+-- Returns one {epoch, seq, outcome} per publish. Outcome 0: published. 1: a duplicate, an
+-- earlier publish of this (sender, id), whose seq this is; nothing was published. 2: the
+-- call began past this publish's deadline, and nothing was done (epoch and seq are 0).
 --
 -- Every publish runs this, so it makes as few calls as it can (each redis.call costs more
 -- than the Lua around it), and numeric arguments are passed on as the decimal text they
 -- arrived as (a Lua number goes back to text through sprintf).
-local meta, log, dedupe, channel = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local size, ttl, window, keep_ms = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 
 -- now_ms() as decimal text, without parsing TIME's two numbers and formatting their sum:
 -- the seconds, then the first three of the microseconds' six digits.
@@ -20,61 +22,73 @@ local function now_ms_text()
   return time[1] .. string.sub('00000' .. time[2], -6, -4)
 end
 
--- A call that reaches Redis after its instance gave up (queued behind a stalled Redis, or
--- sent on a connection that came back) must not publish what its client was told failed,
--- nor be acknowledged late.
+-- A publish that reaches Redis after its instance gave up (queued behind a stalled Redis,
+-- or sent on a connection that came back) must not publish what its client was told
+-- failed, nor be acknowledged late.
 local at = now_ms_text()
-if tonumber(at) > tonumber(ARGV[8]) then
-  return redis.error_reply('EXPIRED the publishing instance no longer waits for this call')
-end
+local now = tonumber(at)
 
-local epoch = ensure_meta(meta, log, channel, ARGV[1], tonumber(keep_ms))
-local seen = redis.call('GET', dedupe)
-if seen then
-  local seen_epoch, seen_seq = string.match(seen, '^(%d+):(%d+)$')
-  -- The same message, in this epoch or in the one it continues.
-  if seen_epoch == epoch or carried(meta, seen_epoch, tonumber(seen_seq)) then
-    -- A write all the same, after the original's in the replication stream: an instance
-    -- that waits for replicas (WAIT) to acknowledge this call then knows they have both.
-    if window ~= '0' then
-      redis.call('PEXPIRE', dedupe, window)
+local function publish(k, a)
+  local meta, log, dedupe, channel = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
+  local size, ttl, window, keep_ms = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
+  if now > tonumber(ARGV[a + 8]) then
+    return {0, 0, 2}
+  end
+
+  local epoch = ensure_meta(meta, log, channel, ARGV[a + 1], tonumber(keep_ms))
+  local seen = redis.call('GET', dedupe)
+  if seen then
+    local seen_epoch, seen_seq = string.match(seen, '^(%d+):(%d+)$')
+    -- The same message, in this epoch or in the one it continues.
+    if seen_epoch == epoch or carried(meta, seen_epoch, tonumber(seen_seq)) then
+      -- A write all the same, after the original's in the replication stream: an instance
+      -- that waits for replicas (WAIT) to acknowledge this call then knows they have both.
+      if window ~= '0' then
+        redis.call('PEXPIRE', dedupe, window)
+      end
+      return {epoch, tonumber(seen_seq), 1}
     end
-    return {epoch, tonumber(seen_seq), 1}
   end
+
+  local seq = redis.call('HINCRBY', meta, 'seq', '1')
+  local seq_text, seq_varint = int(seq), varint(seq)
+  -- Byte for byte the postcard encoding of ServerMessage::Message (envelope.rs proves it).
+  local message = ARGV[a + 2] .. seq_varint .. ARGV[a + 3]
+  if size ~= '0' and ttl ~= '0' then
+    local id = seq_text .. '-0'
+    -- MAXLEN ~: Redis frees a stream's memory a whole node at a time (stream-node-max-entries,
+    -- stream-node-max-bytes), and exact trimming only marks entries deleted inside the head
+    -- node, which every later XADD and XRANGE of the head then walks over. Approximate
+    -- trimming drops whole nodes only: the same memory, without the walk. Readers never see
+    -- more than `size` entries: they read from lowest_kept(seq, size).
+    -- NOMKSTREAM: a log this call creates gets its expiry here, so the PEXPIRE ... GT below
+    -- (which never sets one on a key without) finds one on every log.
+    if not redis.call('XADD', log, 'NOMKSTREAM', 'MAXLEN', '~', size, id, 't', at, 'f', message) then
+      redis.call('XADD', log, id, 't', at, 'f', message)
+      redis.call('PEXPIRE', log, keep_ms)
+    end
+    -- Expired entries are dropped by every 16th publish, and by every read before it reads
+    -- (read.lua, page.lua): no reader sees one, and a busy room does not pay an XRANGE of
+    -- its oldest entry on every publish.
+    if seq % 16 == 0 then
+      trim_expired(log, now - tonumber(ttl))
+    end
+  end
+  -- Published from inside the script: the channel carries one room's messages in seq order,
+  -- whichever instance published them.
+  redis.call(PUBLISH, channel, MESSAGE .. varint(tonumber(epoch)) .. seq_varint .. message)
+  if window ~= '0' then
+    redis.call('SET', dedupe, epoch .. ':' .. seq_text, 'PX', window)
+  end
+  -- keep() in one command each: meta and log always carry an expiry (ensure_meta and the
+  -- XADD above give them one), and GT never shortens it.
+  redis.call('PEXPIRE', meta, keep_ms, 'GT')
+  redis.call('PEXPIRE', log, keep_ms, 'GT')
+  return {epoch, seq, 0}
 end
 
-local seq = redis.call('HINCRBY', meta, 'seq', '1')
-local seq_text, seq_varint = int(seq), varint(seq)
--- Byte for byte the postcard encoding of ServerMessage::Message (envelope.rs proves it).
-local message = ARGV[2] .. seq_varint .. ARGV[3]
-if size ~= '0' and ttl ~= '0' then
-  local id = seq_text .. '-0'
-  -- MAXLEN ~: Redis frees a stream's memory a whole node at a time (stream-node-max-entries,
-  -- stream-node-max-bytes), and exact trimming only marks entries deleted inside the head
-  -- node, which every later XADD and XRANGE of the head then walks over. Approximate
-  -- trimming drops whole nodes only: the same memory, without the walk. Readers never see
-  -- more than `size` entries: they read from lowest_kept(seq, size).
-  -- NOMKSTREAM: a log this call creates gets its expiry here, so the PEXPIRE ... GT below
-  -- (which never sets one on a key without) finds one on every log.
-  if not redis.call('XADD', log, 'NOMKSTREAM', 'MAXLEN', '~', size, id, 't', at, 'f', message) then
-    redis.call('XADD', log, id, 't', at, 'f', message)
-    redis.call('PEXPIRE', log, keep_ms)
-  end
-  -- Expired entries are dropped by every 16th publish, and by every read before it reads
-  -- (read.lua, page.lua): no reader sees one, and a busy room does not pay an XRANGE of
-  -- its oldest entry on every publish.
-  if seq % 16 == 0 then
-    trim_expired(log, tonumber(at) - tonumber(ttl))
-  end
+local outcomes = {}
+for i = 0, #KEYS / 4 - 1 do
+  outcomes[i + 1] = publish(4 * i, 8 * i)
 end
--- Published from inside the script: the channel carries one room's messages in seq order,
--- whichever instance published them.
-redis.call(PUBLISH, channel, MESSAGE .. varint(tonumber(epoch)) .. seq_varint .. message)
-if window ~= '0' then
-  redis.call('SET', dedupe, epoch .. ':' .. seq_text, 'PX', window)
-end
--- keep() in one command each: meta and log always carry an expiry (ensure_meta and the
--- XADD above give them one), and GT never shortens it.
-redis.call('PEXPIRE', meta, keep_ms, 'GT')
-redis.call('PEXPIRE', log, keep_ms, 'GT')
-return {epoch, seq, 0}
+return outcomes
