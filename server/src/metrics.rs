@@ -71,6 +71,11 @@ pub struct Metrics {
     /// With Redis: subscription connections established (the first one, then one after
     /// each loss).
     pub redis_connects: Counter,
+    /// With Redis: publishes waiting for a call of the publish script, or in one.
+    pub redis_publishes_pending: Gauge,
+    /// With Redis: calls of the publish script, each carrying the publishes that waited
+    /// for it; `chorus_publishes_total` over this is the publishes per call.
+    pub redis_publish_calls: Counter,
     /// With Redis: times the members of a room on this instance were sent an unsolicited
     /// `Joined` because the room's history was lost (or could not be delivered in full).
     pub epoch_resets: Counter,
@@ -124,6 +129,8 @@ impl Metrics {
             redis_errors: Counter::default(),
             redis_pubsub_messages: Counter::default(),
             redis_connects: Counter::default(),
+            redis_publishes_pending: Gauge::default(),
+            redis_publish_calls: Counter::default(),
             epoch_resets: Counter::default(),
             epoch_regressions: Counter::default(),
             errors: Family::default(),
@@ -234,6 +241,16 @@ impl Metrics {
             "redis_connects",
             "Redis subscription connections established",
             m.redis_connects.clone(),
+        );
+        m.registry.register(
+            "redis_publishes_pending",
+            "Publishes waiting for a call of the Redis publish script, or in one",
+            m.redis_publishes_pending.clone(),
+        );
+        m.registry.register(
+            "redis_publish_calls",
+            "Calls of the Redis publish script, each carrying the publishes that waited for it",
+            m.redis_publish_calls.clone(),
         );
         m.registry.register(
             "epoch_resets",

@@ -249,6 +249,8 @@ struct RedisMetrics {
     errors: Counter,
     pubsub_messages: Counter,
     connects: Counter,
+    publishes_pending: Gauge,
+    publish_calls: Counter,
     epoch_resets: Counter,
     epoch_regressions: Counter,
 }
@@ -360,6 +362,8 @@ impl RedisBroker {
                 errors: metrics.redis_errors.clone(),
                 pubsub_messages: metrics.redis_pubsub_messages.clone(),
                 connects: metrics.redis_connects.clone(),
+                publishes_pending: metrics.redis_publishes_pending.clone(),
+                publish_calls: metrics.redis_publish_calls.clone(),
                 epoch_resets: metrics.epoch_resets.clone(),
                 epoch_regressions: metrics.epoch_regressions.clone(),
             },
@@ -698,9 +702,7 @@ impl Broker for RedisBroker {
         let (answer, answered) = tokio::sync::oneshot::channel();
         let job = batch::Job {
             room: room.to_owned(),
-            dedupe: inner
-                .keys
-                .dedupe(room, &publication.sender, publication.id),
+            dedupe: inner.keys.dedupe(room, &publication.sender, publication.id),
             prefix,
             suffix,
             policy,
@@ -708,7 +710,11 @@ impl Broker for RedisBroker {
             answer,
         };
         let gone = || unavailable("shutting down");
-        inner.publishes.send(job).map_err(|_| gone())?;
+        inner.metrics.publishes_pending.inc();
+        if inner.publishes.send(job).is_err() {
+            inner.metrics.publishes_pending.dec();
+            return Err(gone());
+        }
         let published = answered.await.map_err(|_| gone())??;
         Ok(Appended {
             seq: published.seq,

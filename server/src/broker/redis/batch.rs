@@ -18,11 +18,11 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_util::future::join_all;
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::scripts::{self, Outcome, Published};
-use super::{millis, new_epoch, unavailable, Inner, LUA_MAX};
+use super::{Inner, LUA_MAX, millis, new_epoch, unavailable};
 use crate::broker::BrokerError;
 use crate::history::HistoryPolicy;
 
@@ -48,11 +48,6 @@ pub(super) struct Job {
 impl Job {
     fn bytes(&self) -> usize {
         self.prefix.len() + self.suffix.len()
-    }
-
-    fn answer(self, result: Result<Published, BrokerError>) {
-        // The publisher may be gone (its connection closed); the publish stands.
-        let _ = self.answer.send(result);
     }
 }
 
@@ -98,12 +93,18 @@ fn expired() -> BrokerError {
 }
 
 impl Inner {
+    fn answer(&self, job: Job, result: Result<Published, BrokerError>) {
+        self.metrics.publishes_pending.dec();
+        // The publisher may be gone (its connection closed); the publish stands.
+        let _ = job.answer.send(result);
+    }
+
     /// Run `jobs` and answer each.
     async fn publish_batch(&self, jobs: Vec<Job>) {
         // Never sent to a Redis known to be down (see `PUBLISH_DEADLINE`).
         if !self.is_up() {
             for job in jobs {
-                job.answer(Err(unavailable("not connected")));
+                self.answer(job, Err(unavailable("not connected")));
             }
             return;
         }
@@ -111,7 +112,7 @@ impl Inner {
         let (jobs, late): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| j.deadline > now);
         for job in late {
             self.metrics.errors.inc();
-            job.answer(Err(expired()));
+            self.answer(job, Err(expired()));
         }
         if jobs.is_empty() {
             return;
@@ -134,18 +135,19 @@ impl Inner {
         match self.try_publish_call(&jobs).await {
             Ok(outcomes) => {
                 for (job, outcome) in jobs.into_iter().zip(outcomes) {
-                    job.answer(match outcome {
+                    let result = match outcome {
                         Outcome::Published(published) => Ok(published),
                         Outcome::Expired => {
                             self.metrics.errors.inc();
                             Err(expired())
                         }
-                    });
+                    };
+                    self.answer(job, result);
                 }
             }
             Err(error) => {
                 for job in jobs {
-                    job.answer(Err(error.clone()));
+                    self.answer(job, Err(error.clone()));
                 }
             }
         }
@@ -173,6 +175,7 @@ impl Inner {
         // Deduplication makes a publish safe to run twice: a second run answers with the
         // first one's sequence.
         let retry = jobs.iter().all(|j| !j.policy.dedupe_window.is_zero());
+        self.metrics.publish_calls.inc();
         let (reply, mut conn) = self.invoke_on(&publish, retry).await?;
         let outcomes = scripts::publish_outcomes(reply, jobs.len())?;
         let wrote = outcomes.iter().any(|o| matches!(o, Outcome::Published(_)));

@@ -300,7 +300,10 @@ mod tests {
                 Outcome::Expired,
             ]
         );
-        assert!(publish_outcomes(reply, 2).is_err(), "one outcome per publish");
+        assert!(
+            publish_outcomes(reply, 2).is_err(),
+            "one outcome per publish"
+        );
         let odd = Value::Array(vec![outcome(b"5", 7, 3)]);
         assert!(publish_outcomes(odd, 1).is_err());
     }

@@ -841,3 +841,81 @@ async fn messages_past_the_history_ttl_are_neither_paged_nor_replayed() {
     let (_, recovery, _) = position_of(&carol.join(room, at(3)).await);
     assert_eq!(recovery, Recovery::Recovered, "nothing missed after seq 3");
 }
+
+#[tokio::test]
+async fn publishes_waiting_for_redis_share_script_calls_and_each_gets_its_own_answer() {
+    let redis = RedisServer::start().await.unwrap();
+    let pool = 2;
+    let instance = Instance::start(&redis.url(), |c| c.redis_pool_size = pool).await;
+    instance.wait_health("ok").await;
+    let rooms = [
+        "chat:batch-0",
+        "chat:batch-1",
+        "chat:batch-2",
+        "chat:batch-3",
+    ];
+    let mut member = instance.connect("bob").await;
+    member.join(rooms[0], None).await;
+    // The script loaded, and counted from here.
+    assert_eq!(instance.http_publish(rooms[0], 1000, "first").await.0, 200);
+    let calls_before = instance.metric("chorus_redis_publish_calls_total").await;
+
+    // Redis holds every script while its clients' writes are paused: the publishes gather.
+    // Each room gets ids 1..=10, and ids 1..=3 once more (resends).
+    let mut publishes = Vec::new();
+    for room in rooms {
+        for id in (1..=10).chain(1..=3) {
+            publishes.push((room, id));
+        }
+    }
+    assert_eq!(
+        redis_command(redis.port, &["CLIENT", "PAUSE", "20000", "WRITE"]).await,
+        "OK"
+    );
+    let (answers, ()) = tokio::join!(
+        futures_util::future::join_all(
+            publishes
+                .iter()
+                .map(|&(room, id)| instance.http_publish(room, id, "batched")),
+        ),
+        async {
+            let deadline = Instant::now() + WAIT;
+            while instance.metric("chorus_redis_publishes_pending").await < publishes.len() as f64 {
+                assert!(Instant::now() < deadline, "the publishes never all waited");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            redis_command(redis.port, &["CLIENT", "UNPAUSE"]).await;
+        }
+    );
+
+    // Each publish its own answer: every id of a room a seq of its own, and a resend its
+    // original's.
+    let mut seqs_of: HashMap<&str, HashMap<u64, u64>> = HashMap::new();
+    for (&(room, id), (status, body)) in publishes.iter().zip(&answers) {
+        assert_eq!(*status, 200, "{room} {id}: {body}");
+        let seq = body["seq"].as_u64().unwrap();
+        let earlier = seqs_of.entry(room).or_default().insert(id, seq);
+        assert!(
+            earlier.is_none_or(|e| e == seq),
+            "{room} {id}: {earlier:?} then {seq}"
+        );
+    }
+    for room in rooms {
+        let mut seqs: Vec<u64> = seqs_of[room].values().copied().collect();
+        seqs.sort_unstable();
+        let first = if room == rooms[0] { 2 } else { 1 };
+        assert_eq!(seqs, (first..first + 10).collect::<Vec<_>>(), "{room}");
+    }
+    // In a handful of calls: what the tasks took while Redis was paused (one publish or
+    // more each), then what gathered behind them.
+    let calls = instance.metric("chorus_redis_publish_calls_total").await - calls_before;
+    assert!(
+        calls <= 2.0 * pool as f64,
+        "{} publishes took {calls} calls",
+        publishes.len()
+    );
+    assert_eq!(instance.metric("chorus_redis_publishes_pending").await, 0.0);
+    // The member got each of its room's messages once, in order.
+    let got = member.recv_through(|m| is_message(m, 10)).await;
+    assert_eq!(seqs(&got), (1..=11).collect::<Vec<_>>());
+}
