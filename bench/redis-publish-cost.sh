@@ -12,8 +12,11 @@
 #         --clients N       redis-benchmark connections (default 8)
 #         --pipeline N      requests each connection keeps in flight (default 16: the
 #                           server's pooled connections pipeline concurrent publishes)
-#         --subscribers N   redis-cli connections subscribed to the room's channel (default 1:
+#         --subscribers N   redis-cli connections subscribed to each room's channel (default 1:
 #                           a room with members on one instance)
+#         --batch N         publishes per call, each in a room of its own (default 1; an
+#                           instance puts the publishes that gathered while its calls were
+#                           in Redis in one call); --requests counts calls
 #         --body N          body bytes (default 64)
 #         --lua DIR         the scripts' directory (default server/src/broker/redis/lua)
 #         --size N, --ttl MS, --dedupe MS, --keep MS
@@ -42,6 +45,7 @@ requests=200000
 clients=8
 pipeline=16
 subscribers=1
+batch=1
 body=64
 lua=server/src/broker/redis/lua
 size=1000
@@ -56,6 +60,7 @@ while [[ $# -gt 0 ]]; do
     --clients) clients=$2; shift ;;
     --pipeline) pipeline=$2; shift ;;
     --subscribers) subscribers=$2; shift ;;
+    --batch) batch=$2; shift ;;
     --body) body=$2; shift ;;
     --lua) lua=$2; shift ;;
     --size) size=$2; shift ;;
@@ -86,8 +91,9 @@ report() {
     END {
       publishes = calls["hincrby"]
       if (publishes == 0) { print "redis: no publishes"; exit }
-      printf "redis: %d publishes, CPU %.2f s: %.1f us per publish; evalsha %.1f us per call\n",
-        publishes, after - before, (after - before) * 1e6 / publishes, per["evalsha"]
+      printf "redis: %d publishes, CPU %.2f s: %.1f us per publish; evalsha %.1f us per call, %.1f publishes per call\n",
+        publishes, after - before, (after - before) * 1e6 / publishes, per["evalsha"],
+        calls["evalsha"] ? publishes / calls["evalsha"] : 0
       line = "redis: per publish:"
       for (i = 1; i <= n; i++) {
         name = order[i]
@@ -131,17 +137,22 @@ done
 # As scripts.rs builds it: the publish command, the prelude, a newline, the script.
 sha=$(redis-cli -p "$port" -x script load < <(echo "local PUBLISH = 'PUBLISH'"
   cat "$lua/prelude.lua"; echo; cat "$lua/publish.lua"))
-room='chorus:{bench:0}'
-for _ in $(seq 1 "$subscribers"); do
-  redis-cli -p "$port" subscribe "$room:ch" >/dev/null &
-  pids+=($!)
-done
 # Shaped as envelope::message_parts makes them: variant and room; id, sender, ts and body.
 prefix=$(printf 'x%.0s' {1..9})
 suffix=$(printf 'y%.0s' $(seq 1 $((body + 20))))
-publish=(evalsha "$sha" 4 "$room:meta" "$room:log" "$room:d:__rand_int__:user-1" "$room:ch"
-  1234567 "$prefix" "$suffix" "$size" "$ttl" "$dedupe" "$keep"
-  9007199254740991) # the deadline: never past, these calls are not late
+keys=()
+args=()
+for i in $(seq 0 $((batch - 1))); do
+  room="chorus:{bench:$i}"
+  for _ in $(seq 1 "$subscribers"); do
+    redis-cli -p "$port" subscribe "$room:ch" >/dev/null &
+    pids+=($!)
+  done
+  keys+=("$room:meta" "$room:log" "$room:d:__rand_int__:user-1" "$room:ch")
+  # The deadline, last: never past, these calls are not late.
+  args+=(1234567 "$prefix" "$suffix" "$size" "$ttl" "$dedupe" "$keep" 9007199254740991)
+done
+publish=(evalsha "$sha" $((4 * batch)) "${keys[@]}" "${args[@]}")
 
 # Fill the history first, so every measured publish trims as a busy room's does.
 redis-benchmark -p "$port" -c "$clients" -n "$size" -r 2000000000 "${publish[@]}" >/dev/null

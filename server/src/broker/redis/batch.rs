@@ -6,9 +6,11 @@
 //! of a call share its fixed cost (in Redis 7.0, a third of a lone publish's), its clock read
 //! and the failover fence's `INFO` (`lua/publish.lua`).
 //!
-//! Each publish of a call stays its own atomic step with its own answer: a duplicate, or a
-//! publish whose deadline passed while it waited, answers for itself only. An error of the
-//! call itself (Redis unreachable, read-only, out of memory) answers every publish in it.
+//! Each publish of a call stays its own atomic step with its own answer: a duplicate, a
+//! publish whose deadline passed while it waited, or one Redis refused (a key of another
+//! type under the prefix, out of memory) answers for itself only. An error of the call
+//! itself (Redis unreachable, a timeout, a reply this server cannot read) answers every
+//! publish in it.
 //!
 //! In a Redis Cluster a script touches one slot: a batch goes out as one call per slot, all
 //! at once.
@@ -140,6 +142,11 @@ impl Inner {
                         Outcome::Expired => {
                             self.metrics.errors.inc();
                             Err(expired())
+                        }
+                        Outcome::Refused(error) => {
+                            self.metrics.errors.inc();
+                            tracing::warn!(room = %job.room, %error, "Redis refused a publish");
+                            Err(unavailable(error))
                         }
                     };
                     self.answer(job, result);

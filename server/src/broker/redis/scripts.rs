@@ -131,11 +131,14 @@ pub(super) struct Published {
 }
 
 /// What the publish script did with one of the publishes of its call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Outcome {
     Published(Published),
     /// The call began past the publish's deadline: nothing was done.
     Expired,
+    /// Redis refused one of the publish's commands, with this error; the publish may be
+    /// partly done.
+    Refused(String),
 }
 
 /// The publish script's answer to a call carrying `count` publishes: one outcome each.
@@ -150,6 +153,11 @@ pub(super) fn publish_outcomes(value: Value, count: usize) -> Result<Vec<Outcome
     outcomes
         .into_iter()
         .map(|outcome| {
+            if let Value::Array(parts) = &outcome
+                && let [_, _, Value::Int(3), error] = parts.as_slice()
+            {
+                return Ok(Outcome::Refused(text(error.clone(), "an error")?));
+            }
             let [epoch_value, seq, kind] = fixed(outcome, "a publish outcome")?;
             match int(&kind, "a publish outcome")? {
                 2 => Ok(Outcome::Expired),
@@ -281,13 +289,20 @@ mod tests {
                 Value::Int(kind),
             ])
         };
+        let refused = Value::Array(vec![
+            Value::Int(0),
+            Value::Int(0),
+            Value::Int(3),
+            Value::BulkString(b"WRONGTYPE Operation against a key".to_vec()),
+        ]);
         let reply = Value::Array(vec![
             outcome(b"5", 7, 0),
             outcome(b"5", 3, 1),
             outcome(b"0", 0, 2),
+            refused,
         ]);
         assert_eq!(
-            publish_outcomes(reply.clone(), 3).unwrap(),
+            publish_outcomes(reply.clone(), 4).unwrap(),
             vec![
                 Outcome::Published(Published {
                     seq: 7,
@@ -298,10 +313,11 @@ mod tests {
                     duplicate: true
                 }),
                 Outcome::Expired,
+                Outcome::Refused("WRONGTYPE Operation against a key".into()),
             ]
         );
         assert!(
-            publish_outcomes(reply, 2).is_err(),
+            publish_outcomes(reply, 3).is_err(),
             "one outcome per publish"
         );
         let odd = Value::Array(vec![outcome(b"5", 7, 3)]);

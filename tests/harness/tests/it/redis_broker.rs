@@ -860,14 +860,21 @@ async fn publishes_waiting_for_redis_share_script_calls_and_each_gets_its_own_an
     assert_eq!(instance.http_publish(rooms[0], 1000, "first").await.0, 200);
     let calls_before = instance.metric("chorus_redis_publish_calls_total").await;
 
+    // A room whose keys another program damaged: its publishes are refused.
+    let broken = "chat:batch-broken";
+    let meta = format!("chorus:{{{broken}}}:meta");
+    assert_eq!(redis_command(redis.port, &["SET", &meta, "x"]).await, "OK");
+
     // Redis holds every script while its clients' writes are paused: the publishes gather.
-    // Each room gets ids 1..=10, and ids 1..=3 once more (resends).
+    // Each room gets ids 1..=10, and ids 1..=3 once more (resends); the broken room, one
+    // among them.
     let mut publishes = Vec::new();
     for room in rooms {
         for id in (1..=10).chain(1..=3) {
             publishes.push((room, id));
         }
     }
+    publishes.insert(20, (broken, 1));
     assert_eq!(
         redis_command(redis.port, &["CLIENT", "PAUSE", "20000", "WRITE"]).await,
         "OK"
@@ -888,10 +895,18 @@ async fn publishes_waiting_for_redis_share_script_calls_and_each_gets_its_own_an
         }
     );
 
-    // Each publish its own answer: every id of a room a seq of its own, and a resend its
-    // original's.
+    // Each publish its own answer: every id of a room a seq of its own, a resend its
+    // original's, and the broken room's publish refused alone.
     let mut seqs_of: HashMap<&str, HashMap<u64, u64>> = HashMap::new();
     for (&(room, id), (status, body)) in publishes.iter().zip(&answers) {
+        if room == broken {
+            assert_eq!(*status, 503, "{body}");
+            assert!(
+                body["error"].as_str().unwrap().contains("WRONGTYPE"),
+                "{body}"
+            );
+            continue;
+        }
         assert_eq!(*status, 200, "{room} {id}: {body}");
         let seq = body["seq"].as_u64().unwrap();
         let earlier = seqs_of.entry(room).or_default().insert(id, seq);

@@ -9,7 +9,9 @@
 --       waits for this publish).
 -- Returns one {epoch, seq, outcome} per publish. Outcome 0: published. 1: a duplicate, an
 -- earlier publish of this (sender, id), whose seq this is; nothing was published. 2: the
--- call began past this publish's deadline, and nothing was done (epoch and seq are 0).
+-- call began past this publish's deadline, and nothing was done (epoch and seq are 0). 3:
+-- Redis refused one of the publish's commands (its error follows), and the publish may be
+-- partly done, as when a whole call fails.
 --
 -- Every publish runs this, so it makes as few calls as it can (each redis.call costs more
 -- than the Lua around it), and numeric arguments are passed on as the decimal text they
@@ -87,8 +89,14 @@ local function publish(k, a)
   return {epoch, seq, 0}
 end
 
+-- A publish that fails (a command refused: out of memory, read-only, a key of the wrong
+-- type) answers for itself, and the call goes on with the next.
 local outcomes = {}
 for i = 0, #KEYS / 4 - 1 do
-  outcomes[i + 1] = publish(4 * i, 8 * i)
+  local ok, outcome = pcall(publish, 4 * i, 8 * i)
+  if not ok then
+    outcome = {0, 0, 3, type(outcome) == 'table' and outcome.err or tostring(outcome)}
+  end
+  outcomes[i + 1] = outcome
 end
 return outcomes
