@@ -8,7 +8,9 @@
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 cargo build --quiet --release -p chorus-server -p chorus-bench
 target_dir=${CARGO_TARGET_DIR:-target}
-server="$target_dir/release/chorus-server"
+# SERVER_BIN=path runs another chorus-server build (another commit's, to compare) with
+# this tree's scripts and load generator.
+server=${SERVER_BIN:-"$target_dir/release/chorus-server"}
 bench="$target_dir/release/chorus-bench"
 secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 

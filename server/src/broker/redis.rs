@@ -58,7 +58,11 @@
 //!
 //! ## Scripts (`scripts`, `lua/`)
 //!
-//! - `publish`: one atomic step. The dedupe key answers a resend with its original seq.
+//! - `publish`: each publish one atomic step; one call carries every publish that gathered
+//!   while the instance's earlier calls were in Redis (`batch`: up to 64, in one slot),
+//!   which share the call's fixed cost, its clock read and the fence's `INFO`. Each answers
+//!   for itself (published, duplicate, past its deadline, or refused by Redis). The dedupe
+//!   key answers a resend with its original seq.
 //!   Otherwise: create `meta` in a new epoch if missing (announcing it on the channel
 //!   first); `HINCRBY seq`; build the encoded message as `prefix .. varint(seq) .. suffix`, where
 //!   the prefix (variant, room) and suffix (id, sender, ts, body) are postcard-encoded here,
