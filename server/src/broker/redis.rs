@@ -43,7 +43,7 @@
 //!
 //! | Key | Type | Holds | Expires |
 //! | --- | --- | --- | --- |
-//! | `meta` | hash | `epoch` (random, 1..2^53), `seq`, `rid` (the replication id of the Redis that wrote it), `prev` and `base` (the epoch this one continues, up to which seq) | `keep` after the last publish, join, or presence refresh |
+//! | `meta` | hash | `epoch` (random, 1..2^53), `seq`, `rid` (the replication id of the Redis that wrote it), `prev` and `base` (the epoch this one continues, up to which seq), `kept` (ms: until when `meta` and `log` are kept) | `keep` after the last join or presence refresh; after the last publish, between `keep` and 17/16 of it |
 //! | `log` | stream | id `<seq>-0`, fields `t` (ms, Redis clock), `f` (the encoded `Message`); `MAXLEN ~ history_size` | as `meta` |
 //! | `d:<id>:<user>` | string | `<epoch>:<seq>` of a publish | the dedupe window |
 //! | `users` | sorted set | user → expiry (ms): the latest of the user's instances | presence ttl after the last refresh |
@@ -62,18 +62,20 @@
 //!   while the instance's earlier calls were in Redis (`batch`: up to 64, in one slot),
 //!   which share the call's fixed cost, its clock read and the fence's `INFO`. Each answers
 //!   for itself (published, duplicate, past its deadline, or refused by Redis). The dedupe
-//!   key answers a resend with its original seq.
-//!   Otherwise: create `meta` in a new epoch if missing (announcing it on the channel
-//!   first); `HINCRBY seq`; build the encoded message as `prefix .. varint(seq) .. suffix`, where
-//!   the prefix (variant, room) and suffix (id, sender, ts, body) are postcard-encoded here,
-//!   so it is byte for byte `ServerMessage::Message` (tested); `XADD` with `MAXLEN ~`;
-//!   `PUBLISH` the message on the room's channel from inside the script, so the channel
-//!   carries a room's messages in `seq` order whichever instance published them; set the
-//!   dedupe key; renew the expiries with `PEXPIRE ... GT` (Redis 7). That is eight commands
-//!   after `ensure_meta`'s; each, with its trip between Lua and Redis, weighs more than the
-//!   Lua around it (`bench/redis-publish-cost.sh` measures a publish). Two trims are lazy, and invisible to
-//!   readers, who read from `lowest_kept(seq, size)` and drop expired entries themselves
-//!   before reading (`read`, `page`):
+//!   key answers a resend with its original seq. Otherwise: create `meta` in a new epoch if
+//!   missing (announcing it on the channel first); `HINCRBY seq`; build the encoded message
+//!   as `prefix .. varint(seq) .. suffix`, where the prefix (variant, room) and suffix (id,
+//!   sender, ts, body) are postcard-encoded here, so it is byte for byte
+//!   `ServerMessage::Message` (tested); `XADD` with `MAXLEN ~`; `PUBLISH` the message on the
+//!   room's channel from inside the script, so the channel carries a room's messages in
+//!   `seq` order whichever instance published them; set the dedupe key. That is six
+//!   commands with `ensure_meta`'s `HMGET`; each, with its trip between Lua and Redis,
+//!   weighs more than the Lua around it (`bench/redis-publish-cost.sh` measures a publish).
+//!   The expiries of `meta` and `log` are renewed (`PEXPIREAT ... GT`, to 17/16 of `keep`)
+//!   only once fewer than `keep` remain by `kept`: once per sixteenth of `keep` in a busy
+//!   room, not by every publish. Two trims are lazy, and invisible to readers, who read
+//!   from `lowest_kept(seq, size)` and drop expired entries themselves before reading
+//!   (`read`, `page`):
 //!   - `MAXLEN ~` drops whole stream nodes (up to 100 entries or 4 KiB: Redis's
 //!     `stream-node-max-*`), so a log may hold up to one node more than `history_size`.
 //!     Exact trimming frees no more memory (it only marks entries deleted until their node

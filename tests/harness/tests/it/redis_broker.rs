@@ -656,6 +656,31 @@ async fn members_of_a_vanished_instance_leave_once_within_the_presence_ttl() {
 }
 
 #[tokio::test]
+async fn a_room_published_to_outlives_its_keep_time_many_times_over() {
+    let redis = RedisServer::start().await.unwrap();
+    let short = |c: &mut Config| {
+        c.dedupe_window = Duration::from_millis(200);
+        c.presence_ttl = Duration::from_millis(200);
+        c.default_namespace.history_ttl = Duration::from_millis(200);
+    };
+    let instance = Instance::start(&redis.url(), short).await;
+    instance.wait_health("ok").await;
+    // Only publishes keep this room: no member joins or renews it. For five times its
+    // keep time (200 ms), one publish every 40 ms: one epoch, one sequence throughout.
+    let room = "chat:busy";
+    let meta = format!("chorus:{{{room}}}:meta");
+    let mut epoch = None;
+    for id in 1..=25 {
+        let (status, body) = instance.http_publish(room, id, "still here").await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["seq"], id, "publish {id}: {body}");
+        let now = redis_command(redis.port, &["HGET", &meta, "epoch"]).await;
+        assert_eq!(epoch.get_or_insert(now.clone()), &now, "publish {id}");
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+}
+
+#[tokio::test]
 async fn an_idle_room_is_forgotten_by_expiry_and_starts_a_new_epoch() {
     let redis = RedisServer::start().await.unwrap();
     let short = |c: &mut Config| {

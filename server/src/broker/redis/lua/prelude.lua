@@ -75,11 +75,13 @@ end
 -- sequence numbers would make clients drop the new messages as already seen. So the room
 -- goes on in a new epoch, which continues the old one: `prev` is the old epoch and `base`
 -- the sequence this copy reached, up to which both histories hold the same messages.
+--
+-- Also returns `kept` (publish.lua): until when meta and log are known to be kept.
 local function ensure_meta(meta, log, channel, new_epoch, keep_ms)
-  local found = redis.call('HMGET', meta, 'epoch', 'rid', 'seq')
+  local found = redis.call('HMGET', meta, 'epoch', 'rid', 'seq', 'kept')
   local here = history_id()
   if found[1] and found[2] == here then
-    return found[1]
+    return found[1], found[4]
   end
   if found[1] then
     redis.call('HSET', meta, 'epoch', new_epoch, 'rid', here, 'prev', found[1],

@@ -37,7 +37,7 @@ local function publish(k, a)
     return {0, 0, 2}
   end
 
-  local epoch = ensure_meta(meta, log, channel, ARGV[a + 1], tonumber(keep_ms))
+  local epoch, kept = ensure_meta(meta, log, channel, ARGV[a + 1], tonumber(keep_ms))
   local seen = redis.call('GET', dedupe)
   if seen then
     local seen_epoch, seen_seq = string.match(seen, '^(%d+):(%d+)$')
@@ -56,6 +56,7 @@ local function publish(k, a)
   local seq_text, seq_varint = int(seq), varint(seq)
   -- Byte for byte the postcard encoding of ServerMessage::Message (envelope.rs proves it).
   local message = ARGV[a + 2] .. seq_varint .. ARGV[a + 3]
+  local keep = tonumber(keep_ms)
   if size ~= '0' and ttl ~= '0' then
     local id = seq_text .. '-0'
     -- MAXLEN ~: Redis frees a stream's memory a whole node at a time (stream-node-max-entries,
@@ -68,6 +69,7 @@ local function publish(k, a)
     if not redis.call('XADD', log, 'NOMKSTREAM', 'MAXLEN', '~', size, id, 't', at, 'f', message) then
       redis.call('XADD', log, id, 't', at, 'f', message)
       redis.call('PEXPIRE', log, keep_ms)
+      kept = nil
     end
     -- Expired entries are dropped by every 16th publish, and by every read before it reads
     -- (read.lua, page.lua): no reader sees one, and a busy room does not pay an XRANGE of
@@ -82,10 +84,17 @@ local function publish(k, a)
   if window ~= '0' then
     redis.call('SET', dedupe, epoch .. ':' .. seq_text, 'PX', window)
   end
-  -- keep() in one command each: meta and log always carry an expiry (ensure_meta and the
-  -- XADD above give them one), and GT never shortens it.
-  redis.call('PEXPIRE', meta, keep_ms, 'GT')
-  redis.call('PEXPIRE', log, keep_ms, 'GT')
+  -- The room outlives this publish by `keep` at least. Not a PEXPIRE of both keys by every
+  -- publish: `kept` (in meta) records until when both are kept, and they are renewed, to a
+  -- sixteenth of `keep` beyond, only once fewer than `keep` remain. GT never shortens an
+  -- expiry; meta and log always carry one (ensure_meta and the XADD above give them one,
+  -- and a log created here renews both).
+  if not kept or tonumber(kept) < now + keep then
+    local until_ms = int(now + keep + math.floor(keep / 16))
+    redis.call('PEXPIREAT', meta, until_ms, 'GT')
+    redis.call('PEXPIREAT', log, until_ms, 'GT')
+    redis.call('HSET', meta, 'kept', until_ms)
+  end
   return {epoch, seq, 0}
 end
 
