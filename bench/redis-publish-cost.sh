@@ -29,9 +29,11 @@
 #
 #   bash bench/redis-publish-cost.sh --port PORT -- COMMAND [ARGS...]
 #       The same report for a Redis already running on PORT, over what COMMAND makes it do
-#       (bench/redis-scale.sh runs its fan-out this way). Publishes are counted by HINCRBY,
-#       which only the publish script calls, once per publish that was not a resend; the
-#       CPU includes the little else Redis did meanwhile (joins, presence renewals).
+#       (bench/redis-scale.sh runs its fan-out this way). Publishes are counted by PUBLISH
+#       (SPUBLISH in a Cluster), which the publish script calls once per publish that was
+#       not a resend, and instances for the few other envelopes (typing, presence, epoch
+#       resets); the CPU includes the little else Redis did meanwhile (joins, presence
+#       renewals).
 #
 # The report goes to stderr, so COMMAND's stdout (JSON lines with --json) stays clean.
 # usec_per_call is wall time inside Redis: on a loaded machine it grows when Redis is
@@ -89,7 +91,7 @@ report() {
       name = substr($1, 9); calls[name] = $3; per[name] = $7; order[++n] = name
     }
     END {
-      publishes = calls["hincrby"]
+      publishes = calls["publish"] + calls["spublish"]
       if (publishes == 0) { print "redis: no publishes"; exit }
       printf "redis: %d publishes, CPU %.2f s: %.1f us per publish; evalsha %.1f us per call, %.1f publishes per call\n",
         publishes, after - before, (after - before) * 1e6 / publishes, per["evalsha"],
@@ -167,7 +169,7 @@ report "$before"
 if $instructions; then
   callgrind_control --dump "${pids[0]}" >/dev/null 2>&1
   publishes=$(redis-cli -p "$port" info commandstats | tr -d '\r' |
-    awk -F'[:,=]' '/^cmdstat_hincrby:/ { print $3 }')
+    awk -F'[:,=]' '/^cmdstat_s?publish:/ { n += $3 } END { print n + 0 }')
   callgrind_annotate "$profiles/callgrind.2" 2>/dev/null |
     awk -v n="$publishes" '/PROGRAM TOTALS/ { gsub(",", "", $1); printf "redis: %.0f instructions per publish\n", $1 / n }' >&2
   rm -r "$profiles"

@@ -108,28 +108,31 @@ while True:
     start_server "$port" --redis-cluster --redis-url "${seeds%,}"
     urls+=(--url "ws://127.0.0.1:$port/ws")
   done
-  stat() { # port: "cpu_seconds publishes bus_publish bus_publishshard"
-    local cpu calls bus
+  stat() { # port: "cpu_seconds publishes script_calls bus_publish bus_publishshard"
+    local cpu calls scripts bus
     cpu=$(redis-cli -p "$1" info cpu | tr -d '\r' |
       awk -F: '/^used_cpu_(sys|user):/ { t += $2 } END { print t }')
     calls=$(redis-cli -p "$1" info commandstats | tr -d '\r' |
-      awk -F'[:,=]' '/^cmdstat_hincrby:/ { print $3 }')
+      awk -F'[:,=]' '/^cmdstat_spublish:/ { print $3 }')
+    scripts=$(redis-cli -p "$1" info commandstats | tr -d '\r' |
+      awk -F'[:,=]' '/^cmdstat_(evalsha|eval):/ { n += $3 } END { print n + 0 }')
     bus=$(redis-cli -p "$1" cluster info | tr -d '\r' | awk -F: '
       /^cluster_stats_messages_publish_(sent|received):/ { p += $2 }
       /^cluster_stats_messages_publishshard_(sent|received):/ { s += $2 }
       END { print p + 0, s + 0 }')
-    echo "${cpu:-0} ${calls:-0} $bus"
+    echo "${cpu:-0} ${calls:-0} ${scripts:-0} $bus"
   }
   declare -A before
   for node in "${nodes[@]}"; do before[$node]=$(stat "$node"); done
   "$bench" fanout --secret "$secret" "${urls[@]}" "$@"
   for node in "${nodes[@]}"; do
-    read -r cpu0 calls0 pub0 shard0 <<<"${before[$node]}"
-    read -r cpu1 calls1 pub1 shard1 <<<"$(stat "$node")"
+    read -r cpu0 calls0 scripts0 pub0 shard0 <<<"${before[$node]}"
+    read -r cpu1 calls1 scripts1 pub1 shard1 <<<"$(stat "$node")"
     awk -v n="$node" -v c0="$cpu0" -v c1="$cpu1" -v p="$((calls1 - calls0))" \
+      -v s="$((scripts1 - scripts0))" \
       -v pb="$((pub1 - pub0))" -v sb="$((shard1 - shard0))" 'BEGIN {
         c = c1 - c0
-        printf "cluster primary %s: %d publishes, CPU %.2f s: %.1f us per publish; bus pub/sub messages: %d classic, %d sharded\n",
-          n, p, c, (p > 0 ? c * 1e6 / p : 0), pb, sb }' >&2
+        printf "cluster primary %s: %d publishes, CPU %.2f s: %.1f us per publish, %.1f publishes per call; bus pub/sub messages: %d classic, %d sharded\n",
+          n, p, c, (p > 0 ? c * 1e6 / p : 0), (s > 0 ? p / s : 0), pb, sb }' >&2
   done
 fi

@@ -63,7 +63,7 @@
 //!   which share the call's fixed cost, its clock read and the fence's `INFO`. Each answers
 //!   for itself (published, duplicate, past its deadline, or refused by Redis). The dedupe
 //!   key answers a resend with its original seq. Otherwise: create `meta` in a new epoch if
-//!   missing (announcing it on the channel first); `HINCRBY seq`; build the encoded message
+//!   missing (announcing it on the channel first); the next `seq`; build the encoded message
 //!   as `prefix .. varint(seq) .. suffix`, where the prefix (variant, room) and suffix (id,
 //!   sender, ts, body) are postcard-encoded here, so it is byte for byte
 //!   `ServerMessage::Message` (tested); `XADD` with `MAXLEN ~`; `PUBLISH` the message on the
@@ -393,10 +393,7 @@ impl RedisBroker {
                 tokio::spawn(subscriber::run(inner.clone(), shutdown.clone()));
             }
         }
-        let queue: batch::Queue = Arc::new(tokio::sync::Mutex::new(queue));
-        for _ in 0..config.redis_pool_size.max(1) {
-            tokio::spawn(batch::run(inner.clone(), queue.clone(), shutdown.clone()));
-        }
+        tokio::spawn(batch::run(inner.clone(), queue, shutdown.clone()));
         tokio::spawn(presence::run(inner.clone(), shutdown));
         Ok(RedisBroker { inner })
     }

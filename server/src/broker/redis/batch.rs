@@ -1,26 +1,31 @@
-//! Publishes share script calls. Every publish of an instance joins one queue, and as many
-//! tasks as the command pool has connections each take what has gathered there (all of it,
-//! up to [`MAX_BATCH`] publishes or [`MAX_BATCH_BYTES`]) and run it as one call of the
-//! publish script. An idle instance so sends each publish at once, alone; a busy one, whose
-//! tasks are all waiting on Redis, sends what arrived meanwhile in one call. The publishes
-//! of a call share its fixed cost (in Redis 7.0, a third of a lone publish's), its clock read
-//! and the failover fence's `INFO` (`lua/publish.lua`).
+//! Publishes share script calls. Every publish of an instance goes to one task, which puts
+//! it in its lane and runs each lane's waiting publishes as calls of the publish script: at
+//! once while the lane has fewer calls in Redis than it may, else in one call (up to
+//! [`MAX_BATCH`] publishes or [`MAX_BATCH_BYTES`]) as soon as one of its calls returns. An
+//! idle instance so sends each publish at once, alone; a busy one sends what gathered
+//! meanwhile together. The publishes of a call share its fixed cost (in Redis 7.0, a third
+//! of a lone publish's), its clock read and the failover fence's `INFO`
+//! (`lua/publish.lua`).
+//!
+//! With one Redis, all publishes share one lane, with as many calls in flight as the
+//! command pool has connections. In a Redis Cluster a script touches one slot: each slot is
+//! a lane with one call in flight, so a busy room's publishes gather behind its call while
+//! other slots' go their own way.
 //!
 //! Each publish of a call stays its own atomic step with its own answer: a duplicate, a
 //! publish whose deadline passed while it waited, or one Redis refused (a key of another
 //! type under the prefix, out of memory) answers for itself only. An error of the call
 //! itself (Redis unreachable, a timeout, a reply this server cannot read) answers every
 //! publish in it.
-//!
-//! In a Redis Cluster a script touches one slot: a batch goes out as one call per slot, all
-//! at once.
 
-use std::collections::BTreeMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use futures_util::future::join_all;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::scripts::{self, Outcome, Published};
@@ -53,35 +58,93 @@ impl Job {
     }
 }
 
-/// The queue the tasks take from.
-pub(super) type Queue = Arc<Mutex<mpsc::UnboundedReceiver<Job>>>;
+/// Publishes that go to Redis together: all of them with one Redis, one slot's in a Cluster.
+#[derive(Default)]
+struct Lane {
+    waiting: VecDeque<Job>,
+    in_flight: usize,
+}
 
-/// One of the tasks running the queue's publishes, until `shutdown`.
-pub(super) async fn run(inner: Arc<Inner>, queue: Queue, shutdown: CancellationToken) {
+/// The task running the publishes sent on `jobs`, until `shutdown`. Calls in Redis then
+/// finish and are answered; publishes still waiting are answered `unavailable`.
+pub(super) async fn run(
+    inner: Arc<Inner>,
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+    shutdown: CancellationToken,
+) {
+    let cluster = inner.config.redis_cluster;
+    let calls_per_lane = if cluster {
+        1
+    } else {
+        inner.config.redis_pool_size.max(1)
+    };
+    let mut lanes: HashMap<u16, Lane> = HashMap::new();
+    let mut calls: FuturesUnordered<BoxFuture<'static, u16>> = FuturesUnordered::new();
+    let mut touched = Vec::new();
     loop {
-        let jobs = tokio::select! {
-            () = shutdown.cancelled() => return,
-            jobs = take(&queue) => jobs,
-        };
-        match jobs {
-            Some(jobs) => inner.publish_batch(jobs).await,
-            None => return,
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            job = jobs.recv() => {
+                let Some(job) = job else { break };
+                // Everything sent meanwhile, so that a burst goes out in as few calls as
+                // the lanes allow.
+                let mut next = Some(job);
+                while let Some(job) = next {
+                    let lane = if cluster { inner.keys.slot(&job.room) } else { 0 };
+                    lanes.entry(lane).or_default().waiting.push_back(job);
+                    touched.push(lane);
+                    next = jobs.try_recv().ok();
+                }
+                for lane in touched.drain(..) {
+                    start(&inner, &mut lanes, lane, calls_per_lane, &mut calls);
+                }
+            }
+            Some(lane) = calls.next(), if !calls.is_empty() => {
+                if let Some(state) = lanes.get_mut(&lane) {
+                    state.in_flight -= 1;
+                }
+                start(&inner, &mut lanes, lane, calls_per_lane, &mut calls);
+            }
         }
+    }
+    while calls.next().await.is_some() {}
+    for job in lanes.into_values().flat_map(|lane| lane.waiting) {
+        inner.answer(job, Err(unavailable("shutting down")));
     }
 }
 
-/// The next publish, and those waiting behind it, up to a call's limits.
-async fn take(queue: &Mutex<mpsc::UnboundedReceiver<Job>>) -> Option<Vec<Job>> {
-    let mut queue = queue.lock().await;
-    let first = queue.recv().await?;
-    let mut bytes = first.bytes();
-    let mut jobs = vec![first];
-    while jobs.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
-        let Ok(job) = queue.try_recv() else { break };
-        bytes += job.bytes();
-        jobs.push(job);
+/// Start calls of `lane`'s waiting publishes while it may have more in flight; forget the
+/// lane once it has neither.
+fn start(
+    inner: &Arc<Inner>,
+    lanes: &mut HashMap<u16, Lane>,
+    lane: u16,
+    calls_per_lane: usize,
+    calls: &mut FuturesUnordered<BoxFuture<'static, u16>>,
+) {
+    let Some(state) = lanes.get_mut(&lane) else {
+        return;
+    };
+    while state.in_flight < calls_per_lane && !state.waiting.is_empty() {
+        let mut bytes = 0;
+        let mut batch = Vec::new();
+        while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
+            let Some(job) = state.waiting.pop_front() else {
+                break;
+            };
+            bytes += job.bytes();
+            batch.push(job);
+        }
+        state.in_flight += 1;
+        let inner = inner.clone();
+        calls.push(Box::pin(async move {
+            inner.publish_call(batch).await;
+            lane
+        }));
     }
-    Some(jobs)
+    if state.in_flight == 0 && state.waiting.is_empty() {
+        lanes.remove(&lane);
+    }
 }
 
 fn unix_ms() -> u64 {
@@ -101,8 +164,8 @@ impl Inner {
         let _ = job.answer.send(result);
     }
 
-    /// Run `jobs` and answer each.
-    async fn publish_batch(&self, jobs: Vec<Job>) {
+    /// Run `jobs` (of one slot) in one call of the publish script, and answer each.
+    async fn publish_call(&self, jobs: Vec<Job>) {
         // Never sent to a Redis known to be down (see `PUBLISH_DEADLINE`).
         if !self.is_up() {
             for job in jobs {
@@ -119,21 +182,6 @@ impl Inner {
         if jobs.is_empty() {
             return;
         }
-        if !self.config.redis_cluster {
-            return self.publish_call(jobs).await;
-        }
-        let mut slots: BTreeMap<u16, Vec<Job>> = BTreeMap::new();
-        for job in jobs {
-            slots
-                .entry(self.keys.slot(&job.room))
-                .or_default()
-                .push(job);
-        }
-        join_all(slots.into_values().map(|jobs| self.publish_call(jobs))).await;
-    }
-
-    /// Run `jobs`, all of one slot, in one call of the publish script, and answer each.
-    async fn publish_call(&self, jobs: Vec<Job>) {
         match self.try_publish_call(&jobs).await {
             Ok(outcomes) => {
                 for (job, outcome) in jobs.into_iter().zip(outcomes) {

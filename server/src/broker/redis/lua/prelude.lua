@@ -60,7 +60,11 @@ local MESSAGE, RESET = '\1', '\3'
 local replid
 local function history_id()
   if not replid then
-    replid = string.match(redis.call('INFO', 'replication'), 'master_replid:(%x+)')
+    -- A plain find rather than a pattern, which Lua tries at every offset of the text;
+    -- replication ids are 40 hex digits.
+    local info = redis.call('INFO', 'replication')
+    local at = string.find(info, 'master_replid:', 1, true)
+    replid = string.sub(info, at + 14, at + 53)
   end
   return replid
 end
@@ -76,12 +80,13 @@ end
 -- goes on in a new epoch, which continues the old one: `prev` is the old epoch and `base`
 -- the sequence this copy reached, up to which both histories hold the same messages.
 --
--- Also returns `kept` (publish.lua): until when meta and log are known to be kept.
+-- Also returns `kept` (publish.lua: until when meta and log are known to be kept) and the
+-- room's last sequence number.
 local function ensure_meta(meta, log, channel, new_epoch, keep_ms)
   local found = redis.call('HMGET', meta, 'epoch', 'rid', 'seq', 'kept')
   local here = history_id()
   if found[1] and found[2] == here then
-    return found[1], found[4]
+    return found[1], found[4], found[3]
   end
   if found[1] then
     redis.call('HSET', meta, 'epoch', new_epoch, 'rid', here, 'prev', found[1],
@@ -92,7 +97,7 @@ local function ensure_meta(meta, log, channel, new_epoch, keep_ms)
     redis.call('PEXPIRE', meta, keep_ms)
   end
   redis.call(PUBLISH, channel, RESET .. varint(tonumber(new_epoch)))
-  return new_epoch
+  return new_epoch, nil, found[3] or 0
 end
 
 -- Whether position (epoch, seq) of an earlier history is the same message as `seq` of the

@@ -30,6 +30,9 @@ end
 local at = now_ms_text()
 local now = tonumber(at)
 
+-- The dedupe key the publish under way has claimed.
+local claimed
+
 local function publish(k, a)
   local meta, log, dedupe, channel = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
   local size, ttl, window, keep_ms = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
@@ -37,23 +40,30 @@ local function publish(k, a)
     return {0, 0, 2}
   end
 
-  local epoch, kept = ensure_meta(meta, log, channel, ARGV[a + 1], tonumber(keep_ms))
-  local seen = redis.call('GET', dedupe)
-  if seen then
-    local seen_epoch, seen_seq = string.match(seen, '^(%d+):(%d+)$')
-    -- The same message, in this epoch or in the one it continues.
-    if seen_epoch == epoch or carried(meta, seen_epoch, tonumber(seen_seq)) then
-      -- A write all the same, after the original's in the replication stream: an instance
-      -- that waits for replicas (WAIT) to acknowledge this call then knows they have both.
-      if window ~= '0' then
-        redis.call('PEXPIRE', dedupe, window)
-      end
-      return {epoch, tonumber(seen_seq), 1}
-    end
-  end
-
-  local seq = redis.call('HINCRBY', meta, 'seq', '1')
+  local epoch, kept, last = ensure_meta(meta, log, channel, ARGV[a + 1], tonumber(keep_ms))
+  local seq = tonumber(last or 0) + 1
   local seq_text, seq_varint = int(seq), varint(seq)
+  if window ~= '0' then
+    -- Claimed for this publish in the same command that finds an earlier one's: SET NX GET
+    -- (Redis 7.0) sets the key only if missing, and answers what it held.
+    local claim = epoch .. ':' .. seq_text
+    local seen = redis.call('SET', dedupe, claim, 'NX', 'GET', 'PX', window)
+    if seen then
+      local seen_epoch, seen_seq = string.match(seen, '^(%d+):(%d+)$')
+      -- The same message, in this epoch or in the one it continues.
+      if seen_epoch == epoch or carried(meta, seen_epoch, tonumber(seen_seq)) then
+        -- A write all the same, after the original's in the replication stream: an
+        -- instance that waits for replicas (WAIT) to acknowledge this call then knows
+        -- they have both.
+        redis.call('PEXPIRE', dedupe, window)
+        return {epoch, tonumber(seen_seq), 1}
+      end
+      -- Of a history this room no longer continues: this publish is new.
+      redis.call('SET', dedupe, claim, 'PX', window)
+    end
+    -- Released if this publish fails after all (below).
+    claimed = dedupe
+  end
   -- Byte for byte the postcard encoding of ServerMessage::Message (envelope.rs proves it).
   local message = ARGV[a + 2] .. seq_varint .. ARGV[a + 3]
   local keep = tonumber(keep_ms)
@@ -64,8 +74,8 @@ local function publish(k, a)
     -- node, which every later XADD and XRANGE of the head then walks over. Approximate
     -- trimming drops whole nodes only: the same memory, without the walk. Readers never see
     -- more than `size` entries: they read from lowest_kept(seq, size).
-    -- NOMKSTREAM: a log this call creates gets its expiry here, so the PEXPIRE ... GT below
-    -- (which never sets one on a key without) finds one on every log.
+    -- NOMKSTREAM: a log this call creates gets its expiry here, so the PEXPIREAT ... GT
+    -- below (which never sets one on a key without) finds one on every log.
     if not redis.call('XADD', log, 'NOMKSTREAM', 'MAXLEN', '~', size, id, 't', at, 'f', message) then
       redis.call('XADD', log, id, 't', at, 'f', message)
       redis.call('PEXPIRE', log, keep_ms)
@@ -78,12 +88,11 @@ local function publish(k, a)
       trim_expired(log, now - tonumber(ttl))
     end
   end
+  -- The seq is taken once the message is in the log: a publish the log refuses takes none.
+  redis.call('HSET', meta, 'seq', seq_text)
   -- Published from inside the script: the channel carries one room's messages in seq order,
   -- whichever instance published them.
   redis.call(PUBLISH, channel, MESSAGE .. varint(tonumber(epoch)) .. seq_varint .. message)
-  if window ~= '0' then
-    redis.call('SET', dedupe, epoch .. ':' .. seq_text, 'PX', window)
-  end
   -- The room outlives this publish by `keep` at least. Not a PEXPIRE of both keys by every
   -- publish: `kept` (in meta) records until when both are kept, and they are renewed, to a
   -- sixteenth of `keep` beyond, only once fewer than `keep` remain. GT never shortens an
@@ -95,6 +104,7 @@ local function publish(k, a)
     redis.call('PEXPIREAT', log, until_ms, 'GT')
     redis.call('HSET', meta, 'kept', until_ms)
   end
+  claimed = nil
   return {epoch, seq, 0}
 end
 
@@ -103,6 +113,11 @@ end
 local outcomes = {}
 for i = 0, #KEYS / 4 - 1 do
   local ok, outcome = pcall(publish, 4 * i, 8 * i)
+  if not ok and claimed then
+    -- A resend must not be answered as a duplicate of what was not published.
+    redis.pcall('DEL', claimed)
+    claimed = nil
+  end
   if not ok then
     outcome = {0, 0, 3, type(outcome) == 'table' and outcome.err or tostring(outcome)}
   end
