@@ -873,13 +873,12 @@ async fn a_publish_redis_refuses_takes_no_seq_and_a_resend_is_published() {
     let instance = Instance::start(&redis.url(), |_| {}).await;
     instance.wait_health("ok").await;
     let room = "chat:damaged-log";
-    let mut member = instance.connect("bob").await;
-    member.join(room, None).await;
+    assert_eq!(instance.http_publish(room, 1, "first").await.0, 200);
     // Another program's key where the room's log goes: the publish's XADD fails, after the
     // publish claimed its dedupe key.
     let log = format!("chorus:{{{room}}}:log");
     assert_eq!(redis_command(redis.port, &["SET", &log, "x"]).await, "OK");
-    let (status, body) = instance.http_publish(room, 1, "refused").await;
+    let (status, body) = instance.http_publish(room, 2, "refused").await;
     assert_eq!(status, 503, "{body}");
     assert!(
         body["error"].as_str().unwrap().contains("WRONGTYPE"),
@@ -887,13 +886,16 @@ async fn a_publish_redis_refuses_takes_no_seq_and_a_resend_is_published() {
     );
 
     // Once the key is gone, the resend is published (not answered as a duplicate of what
-    // never was), with the first seq.
+    // never was), with the next seq.
     assert_eq!(redis_command(redis.port, &["DEL", &log]).await, "1");
-    let (status, body) = instance.http_publish(room, 1, "published").await;
+    let mut member = instance.connect("bob").await;
+    let (position, _, _) = position_of(&member.join(room, None).await);
+    assert_eq!(position.seq, 1);
+    let (status, body) = instance.http_publish(room, 2, "published").await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["seq"], 1, "{body}");
-    let got = member.recv_through(|m| is_message(m, 1)).await;
-    assert_eq!(seqs(&got), vec![1]);
+    assert_eq!(body["seq"], 2, "{body}");
+    let got = member.recv_through(|m| is_message(m, 2)).await;
+    assert_eq!(seqs(&got), vec![2]);
     assert!(
         matches!(&got[0], ServerMessage::Message { body: Body::Text(t), .. } if t == "published"),
         "{got:?}"
