@@ -655,8 +655,9 @@ async fn members_of_a_vanished_instance_leave_once_within_the_presence_ttl() {
     assert!(matches!(joined, ServerMessage::MemberJoined { user, .. } if user == "alice"));
 }
 
-#[tokio::test]
-async fn a_room_published_to_outlives_its_keep_time_many_times_over() {
+/// A Redis, and an instance on it whose rooms are kept 200 ms after their last use (history
+/// ttl, dedupe window and presence ttl all 200 ms), up.
+async fn short_lived_rooms() -> (RedisServer, Instance) {
     let redis = RedisServer::start().await.unwrap();
     let short = |c: &mut Config| {
         c.dedupe_window = Duration::from_millis(200);
@@ -665,6 +666,12 @@ async fn a_room_published_to_outlives_its_keep_time_many_times_over() {
     };
     let instance = Instance::start(&redis.url(), short).await;
     instance.wait_health("ok").await;
+    (redis, instance)
+}
+
+#[tokio::test]
+async fn a_room_published_to_outlives_its_keep_time_many_times_over() {
+    let (redis, instance) = short_lived_rooms().await;
     // Only publishes keep this room: no member joins or renews it. For five times its
     // keep time (200 ms), one publish every 40 ms: one epoch, one sequence throughout.
     let room = "chat:busy";
@@ -682,14 +689,7 @@ async fn a_room_published_to_outlives_its_keep_time_many_times_over() {
 
 #[tokio::test]
 async fn an_idle_room_is_forgotten_by_expiry_and_starts_a_new_epoch() {
-    let redis = RedisServer::start().await.unwrap();
-    let short = |c: &mut Config| {
-        c.dedupe_window = Duration::from_millis(200);
-        c.presence_ttl = Duration::from_millis(200);
-        c.default_namespace.history_ttl = Duration::from_millis(200);
-    };
-    let instance = Instance::start(&redis.url(), short).await;
-    instance.wait_health("ok").await;
+    let (redis, instance) = short_lived_rooms().await;
     let room = "chat:idle";
     let mut alice = instance.connect("alice").await;
     let (start, _, _) = position_of(&alice.join(room, None).await);
