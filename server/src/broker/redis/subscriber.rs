@@ -3,6 +3,7 @@
 //! delivers the rooms' envelopes to the hub in channel order, filling any gap from the
 //! room's log before going on.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -52,12 +53,12 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
             attempt = inner.open_link() => attempt,
         };
         match attempt {
-            Ok((sink, stream)) => {
+            Ok((sink, stream, stale)) => {
                 if failures > 0 {
                     tracing::info!("connected to Redis again");
                 }
                 failures = 0;
-                inner.serve_link(sink, stream, &shutdown).await;
+                inner.serve_link(sink, stream, stale, &shutdown).await;
                 inner.link_lost();
                 if shutdown.is_cancelled() {
                     break;
@@ -94,8 +95,9 @@ fn backoff(failures: u32) -> Duration {
 impl Inner {
     /// Connect, subscribe to every room with local members, restore presence and catch the
     /// members up. Messages arriving meanwhile wait in the stream, so each room's catch-up
-    /// comes before them.
-    async fn open_link(&self) -> Result<(PubSubSink, PubSubStream), BrokerError> {
+    /// comes before them. Also answers the rooms whose own catch-up failed (see
+    /// [`Inner::room_failed`]), to retry.
+    async fn open_link(&self) -> Result<(PubSubSink, PubSubStream, BTreeSet<String>), BrokerError> {
         let client = self
             .client
             .as_ref()
@@ -128,15 +130,33 @@ impl Inner {
         // Presence first (Redis may have restarted empty), so the members listed in a
         // catch-up's `Joined` include this instance's.
         self.refresh_presence().await?;
+        let mut stale = BTreeSet::new();
         for room in &rooms {
-            if self.events.has_local_members(room) {
-                self.catch_up(room).await?;
+            if self.events.has_local_members(room)
+                && let Err(e) = self.catch_up(room).await
+            {
+                if !self.room_failed(room, &e) {
+                    return Err(e);
+                }
+                stale.insert(room.clone());
             }
         }
         self.metrics.connects.inc();
         self.subscriber_up.store(true, Ordering::Relaxed);
         self.set_health();
-        Ok((sink, stream))
+        Ok((sink, stream, stale))
+    }
+
+    /// Whether a failed catch-up of `room` was the room's own failure (Redis refused its
+    /// script, or answered it unreadably: keys of another program under the prefix, say)
+    /// rather than the connection's: the commands still answer. The link then serves the
+    /// other rooms on, and the room is caught up again every second until it can be.
+    fn room_failed(&self, room: &str, error: &BrokerError) -> bool {
+        let own = self.commands_up.load(Ordering::Relaxed);
+        if own {
+            tracing::warn!(error = %error, room, "cannot catch a room up; retrying every second");
+        }
+        own
     }
 
     /// The connection is gone: joins must wait for the next one.
@@ -155,11 +175,14 @@ impl Inner {
         self.set_health();
     }
 
-    /// Deliver envelopes until the connection ends, fails a ping, or a catch-up fails.
+    /// Deliver envelopes until the connection ends, fails a ping, or a catch-up fails for
+    /// want of Redis. `stale` rooms (whose own catch-up failed) are caught up again every
+    /// second; their messages meanwhile try it too.
     async fn serve_link(
         &self,
         mut sink: PubSubSink,
         mut stream: PubSubStream,
+        mut stale: BTreeSet<String>,
         shutdown: &CancellationToken,
     ) {
         let mut tick = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
@@ -170,8 +193,17 @@ impl Inner {
                 message = stream.next() => {
                     let Some(message) = message else { return };
                     if let Err(e) = self.on_message(&message).await {
-                        tracing::warn!(error = %e, "cannot catch a room up");
-                        return;
+                        let room = self.keys.room_of_channel(message.get_channel_name());
+                        match room {
+                            Some(room) if stale.contains(room) => {}
+                            Some(room) if self.room_failed(room, &e) => {
+                                stale.insert(room.to_owned());
+                            }
+                            _ => {
+                                tracing::warn!(error = %e, "cannot catch a room up");
+                                return;
+                            }
+                        }
                     }
                 }
                 _ = tick.tick() => {
@@ -181,6 +213,21 @@ impl Inner {
                         return;
                     }
                     self.ping_pool().await;
+                    for room in std::mem::take(&mut stale) {
+                        if !self.events.has_local_members(&room) {
+                            continue;
+                        }
+                        match self.catch_up(&room).await {
+                            Ok(()) => tracing::info!(room, "caught a room up again"),
+                            Err(_) if self.commands_up.load(Ordering::Relaxed) => {
+                                stale.insert(room);
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "cannot catch a room up");
+                                return;
+                            }
+                        }
+                    }
                 }
             }
         }

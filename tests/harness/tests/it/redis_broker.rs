@@ -868,6 +868,49 @@ async fn messages_past_the_history_ttl_are_neither_paged_nor_replayed() {
 }
 
 #[tokio::test]
+async fn a_room_with_damaged_keys_does_not_take_the_other_rooms_down() {
+    let redis = RedisServer::start().await.unwrap();
+    let instance = Instance::start(&redis.url(), |_| {}).await;
+    instance.wait_health("ok").await;
+    let (damaged, healthy) = ("chat:damaged", "chat:healthy");
+    let mut bob = instance.connect("bob").await;
+    bob.join(damaged, None).await;
+    let mut carol = instance.connect("carol").await;
+    carol.join(healthy, None).await;
+
+    // Another program's key where the room's log goes, then an epoch change announced on
+    // the room's channel: the instance reads the log to catch the room up, and Redis
+    // refuses.
+    let log = format!("chorus:{{{damaged}}}:log");
+    assert_eq!(redis_command(redis.port, &["SET", &log, "x"]).await, "OK");
+    let channel = format!("chorus:{{{damaged}}}:ch");
+    let reset = "\u{3}\u{5}"; // envelope tag 3 (reset), epoch 5
+    assert_eq!(
+        redis_command(redis.port, &["PUBLISH", &channel, reset]).await,
+        "1"
+    );
+    let deadline = Instant::now() + WAIT;
+    while instance.metric("chorus_redis_errors_total").await < 1.0 {
+        assert!(Instant::now() < deadline, "the catch-up never ran");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // The other room is served throughout.
+    let (status, body) = instance.http_publish(healthy, 1, "still served").await;
+    assert_eq!(status, 200, "{body}");
+    let got = carol.recv_through(|m| is_message(m, 1)).await;
+    assert_eq!(seqs(&got), vec![1]);
+    assert_eq!(instance.health().await.1["status"], "ok");
+
+    // Repaired, the room is served again.
+    assert_eq!(redis_command(redis.port, &["DEL", &log]).await, "1");
+    let (status, body) = instance.http_publish(damaged, 1, "served again").await;
+    assert_eq!(status, 200, "{body}");
+    let got = bob.recv_through(|m| is_message(m, 1)).await;
+    assert_eq!(seqs(&got).last(), Some(&1));
+}
+
+#[tokio::test]
 async fn a_publish_redis_refuses_takes_no_seq_and_a_resend_is_published() {
     let redis = RedisServer::start().await.unwrap();
     let instance = Instance::start(&redis.url(), |_| {}).await;
