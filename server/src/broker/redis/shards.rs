@@ -71,6 +71,14 @@ struct Link {
     rooms: HashSet<String>,
 }
 
+/// Where a room is subscribed.
+struct Subscription {
+    /// The node address of its link.
+    node: String,
+    /// The room's slot.
+    slot: u16,
+}
+
 /// Which primary serves each slot: `(first slot, last slot, "host:port")`.
 #[derive(Debug, Default, PartialEq)]
 struct SlotMap(Vec<(u16, u16, String)>);
@@ -91,8 +99,10 @@ struct Shards {
     slots: SlotMap,
     /// Links by node address.
     links: HashMap<String, Link>,
-    /// Subscribed rooms → the node address of their link.
-    subscribed: HashMap<String, String>,
+    /// Link ids → node address, for the pushes (tagged by link id).
+    link_nodes: HashMap<u64, String>,
+    /// Subscribed rooms → where.
+    subscribed: HashMap<String, Subscription>,
     /// Rooms with local members that lost their subscription (moved, node lost) and must be
     /// subscribed again.
     pending: BTreeSet<String>,
@@ -131,6 +141,7 @@ pub(super) async fn run(
         base,
         slots: SlotMap::default(),
         links: HashMap::new(),
+        link_nodes: HashMap::new(),
         subscribed: HashMap::new(),
         pending: BTreeSet::new(),
         stale: BTreeSet::new(),
@@ -194,10 +205,10 @@ impl Shards {
             Request::Unsubscribe { room } => {
                 self.pending.remove(&room);
                 self.stale.remove(&room);
-                let Some(node) = self.subscribed.remove(&room) else {
+                let Some(subscription) = self.subscribed.remove(&room) else {
                     return;
                 };
-                self.unsubscribe_on(&node, &room).await;
+                self.unsubscribe_on(&subscription.node, &room).await;
             }
         }
     }
@@ -233,7 +244,8 @@ impl Shards {
             let failure = match reply {
                 Ok(Ok(reply)) if confirms(&reply, &PushKind::SSubscribe, &channel) => {
                     link.rooms.insert(room.to_owned());
-                    self.subscribed.insert(room.to_owned(), node);
+                    self.subscribed
+                        .insert(room.to_owned(), Subscription { node, slot });
                     return Ok(());
                 }
                 Ok(Ok(reply)) => {
@@ -290,6 +302,7 @@ impl Shards {
     async fn link(&mut self, node: &str) -> Result<&mut Link, BrokerError> {
         if !self.links.contains_key(node) {
             let link = self.connect(node).await?;
+            self.link_nodes.insert(link.id, node.to_owned());
             self.links.insert(node.to_owned(), link);
         }
         Ok(self.links.get_mut(node).expect("inserted above"))
@@ -337,6 +350,7 @@ impl Shards {
         let Some(link) = self.links.remove(node) else {
             return;
         };
+        self.link_nodes.remove(&link.id);
         for room in link.rooms {
             self.subscribed.remove(&room);
             self.pending.insert(room);
@@ -370,12 +384,7 @@ impl Shards {
     }
 
     async fn on_push(&mut self, id: u64, push: PushInfo) {
-        let Some(node) = self
-            .links
-            .iter()
-            .find(|(_, link)| link.id == id)
-            .map(|(node, _)| node.clone())
-        else {
+        let Some(node) = self.link_nodes.get(&id).cloned() else {
             // From a link dropped since.
             return;
         };
@@ -387,7 +396,7 @@ impl Shards {
                 else {
                     return;
                 };
-                if self.subscribed.get(&room) != Some(&node) {
+                if self.subscribed.get(&room).map(|s| &s.node) != Some(&node) {
                     return;
                 }
                 if let Err(e) = self.inner.on_envelope(&room, payload, id).await {
@@ -466,7 +475,7 @@ impl Shards {
                 continue;
             };
             if link.rooms.is_empty() {
-                self.links.remove(&node);
+                self.drop_link(&node);
                 continue;
             }
             let ping = redis::cmd("PING");
@@ -489,10 +498,8 @@ impl Shards {
             let moved: Vec<(String, String)> = self
                 .subscribed
                 .iter()
-                .filter(|(room, node)| {
-                    self.slots.owner(self.inner.keys.slot(room)) != Some(node.as_str())
-                })
-                .map(|(room, node)| (room.clone(), node.clone()))
+                .filter(|(_, s)| self.slots.owner(s.slot) != Some(s.node.as_str()))
+                .map(|(room, s)| (room.clone(), s.node.clone()))
                 .collect();
             for (room, node) in moved {
                 tracing::info!(room, from = node, "a room's slot moved; following it");
