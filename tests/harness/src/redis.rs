@@ -126,6 +126,11 @@ impl RedisServer {
         command(self.port, args).await
     }
 
+    /// `INFO replication`, as text (read fields with [`info_field`]).
+    pub async fn replication(&self) -> Result<String> {
+        self.command(&["INFO", "replication"]).await?.into_text()
+    }
+
     /// Start again on the same port after a [`RedisServer::kill`]: empty, unless it was
     /// started with [`RedisServer::start_persistent`] (then from the last `SAVE`); a replica
     /// not promoted since starts as a replica of the same primary again (without waiting for
@@ -185,11 +190,7 @@ impl RedisServer {
     /// Wait until this replica has processed everything `primary` had written when this
     /// was called (its `master_repl_offset` reaches the primary's).
     pub async fn wait_replicated(&self, primary: &RedisServer) -> Result<()> {
-        let info = primary
-            .command(&["INFO", "replication"])
-            .await?
-            .into_text()?;
-        let target = repl_offset(&info)?;
+        let target = repl_offset(&primary.replication().await?)?;
         self.wait_until(
             SYNCED_WITHIN,
             &format!("replicated up to offset {target}"),
@@ -211,10 +212,7 @@ impl RedisServer {
         let deadline = tokio::time::Instant::now() + within;
         let mut last = String::new();
         loop {
-            if let Ok(Ok(reply)) =
-                tokio::time::timeout(POLL * 50, self.command(&["INFO", "replication"])).await
-                && let Ok(info) = reply.into_text()
-            {
+            if let Ok(Ok(info)) = tokio::time::timeout(POLL * 50, self.replication()).await {
                 if done(&info) {
                     return Ok(());
                 }

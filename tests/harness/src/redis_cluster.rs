@@ -719,20 +719,9 @@ fn free_port_with_bus() -> Result<u16> {
     )))
 }
 
-/// CRC16-CCITT (XMODEM): polynomial 0x1021, initial value 0, as Redis Cluster hashes keys.
+/// CRC16-CCITT (XMODEM), as Redis Cluster hashes keys (the `crc16` crate, as the server).
 fn crc16_xmodem(bytes: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &byte in bytes {
-        crc ^= u16::from(byte) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
+    crc16::State::<crc16::XMODEM>::calculate(bytes)
 }
 
 #[cfg(test)]

@@ -63,12 +63,7 @@ async fn a_promoted_replica_has_the_data_and_takes_writes() {
         ok()
     );
     let mut replica = RedisServer::start_replica_of(&primary).await.unwrap();
-    let info = replica
-        .command(&["INFO", "replication"])
-        .await
-        .unwrap()
-        .into_text()
-        .unwrap();
+    let info = replica.replication().await.unwrap();
     assert_eq!(info_field(&info, "role"), Some("slave"));
     assert_eq!(info_field(&info, "master_link_status"), Some("up"));
     assert_eq!(
@@ -89,12 +84,7 @@ async fn a_promoted_replica_has_the_data_and_takes_writes() {
     replica.promote().await.unwrap();
     assert_eq!(replica.command(&["SET", "x", "1"]).await.unwrap(), ok());
     assert_eq!(replica.command(&["GET", "after"]).await.unwrap(), bulk("2"));
-    let info = replica
-        .command(&["INFO", "replication"])
-        .await
-        .unwrap()
-        .into_text()
-        .unwrap();
+    let info = replica.replication().await.unwrap();
     assert_eq!(info_field(&info, "role"), Some("master"));
 }
 

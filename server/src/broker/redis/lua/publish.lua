@@ -40,7 +40,8 @@ local function publish(k, a)
     return {0, 0, 2}
   end
 
-  local epoch, kept, last = ensure_meta(meta, log, channel, ARGV[a + 1], tonumber(keep_ms))
+  local keep = tonumber(keep_ms)
+  local epoch, kept, last = ensure_meta(meta, log, channel, ARGV[a + 1], keep)
   local seq = tonumber(last or 0) + 1
   local seq_text, seq_varint = int(seq), varint(seq)
   if window ~= '0' then
@@ -66,7 +67,6 @@ local function publish(k, a)
   end
   -- Byte for byte the postcard encoding of ServerMessage::Message (envelope.rs proves it).
   local message = ARGV[a + 2] .. seq_varint .. ARGV[a + 3]
-  local keep = tonumber(keep_ms)
   if size ~= '0' and ttl ~= '0' then
     local id = seq_text .. '-0'
     -- MAXLEN ~: Redis frees a stream's memory a whole node at a time (stream-node-max-entries,
